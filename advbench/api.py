@@ -1,0 +1,102 @@
+"""The Python API: ``load_model``, ``load_dataset`` and ``evaluate`` (the CLI's ``run`` in one call)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pandas as pd
+import torch
+
+from .engine.config import DEFAULT_ATTACKS, DEFAULT_DATASET, DEFAULT_EPS, DEFAULT_SPLIT, RunConfig
+from .plugins import get_host
+from .threat import Norm, parse_eps
+
+
+def load_model(name: str, device: str = "cpu", **options: Any) -> torch.nn.Module:
+    """A model by registry name or timm architecture.
+
+    Returns:
+        An ``nn.Module`` in eval mode with frozen parameters that maps [B, C, H, W] inputs in [0, 1] to
+        logits [B, K] (normalisation is inside).
+    """
+    from .engine.executor import resolve_device
+
+    spec = get_host().model_spec(name, options)
+    return spec.load(device=resolve_device(device), **options)
+
+
+def load_dataset(name: str, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
+    """Images float32 [N, C, H, W] in [0, 1] and labels int64 [N] of a registered dataset."""
+    from .engine.samples import select_samples
+
+    spec = get_host().registry.datasets.get(name)
+    _, x, y = select_samples(spec, split, None, 0)
+    return x, y
+
+
+def _names(value: str | Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return tuple(value)
+
+
+def evaluate(
+    models: str | Iterable[str] | None = None,
+    attacks: str | Iterable[str] = DEFAULT_ATTACKS,
+    eps: Iterable[float | str] | float | str = DEFAULT_EPS,
+    *,
+    norm: str = "linf",
+    dataset: str = DEFAULT_DATASET,
+    split: str = DEFAULT_SPLIT,
+    n_samples: int | None = None,
+    batch_size: int = 500,
+    device: str = "auto",
+    seed: int = 0,
+    attack_options: Mapping[str, Mapping[str, Any]] | None = None,
+    model_options: Mapping[str, Mapping[str, Any]] | None = None,
+    out: str | Path | None = None,
+    save_adversarials: bool = True,
+) -> pd.DataFrame:
+    """Run models x attacks x eps and return the per-sample rows (see README, "Results").
+
+    ``models=None`` takes every registered model trained on ``dataset``. With ``out`` the run directory is
+    written as by ``advbench run --out``. Raises :class:`advbench.errors.CellFailed` if any cell failed
+    (the rows of the others are on disk when ``out`` is set).
+    """
+    from .engine.executor import execute, resolve_device
+    from .errors import CellFailed
+
+    host = get_host()
+    model_names = _names(models) if models is not None else default_models(dataset)
+    eps_values = (eps,) if isinstance(eps, (int, float, str)) else tuple(eps)
+    config = RunConfig(
+        models=model_names,
+        attacks=_names(attacks),
+        eps=tuple(parse_eps(e) for e in eps_values),
+        norm=Norm.parse(norm),
+        dataset=dataset,
+        split=split,
+        n_samples=n_samples,
+        batch_size=batch_size,
+        device=resolve_device(device),
+        seed=seed,
+        attack_options={k: dict(v) for k, v in (attack_options or {}).items()},
+        model_options={k: dict(v) for k, v in (model_options or {}).items()},
+        out=Path(out) if out is not None else None,
+        save_adversarials=save_adversarials and out is not None,
+    )
+    outcome = execute(config, host)
+    if outcome.failures:
+        raise CellFailed(f"{len(outcome.failures)} cell group(s) failed; first: {outcome.failures[0].message}")
+    return outcome.rows
+
+
+def default_models(dataset: str) -> tuple[str, ...]:
+    """Every registered model trained on ``dataset`` (the embedded default run uses this)."""
+    from .errors import ConfigError
+
+    names = tuple(s.name for s in get_host().registry.models if s.dataset == dataset)
+    if not names:
+        raise ConfigError(f"no registered model was trained on {dataset!r}: pass --models")
+    return names

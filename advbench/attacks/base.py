@@ -1,0 +1,164 @@
+"""The attack contract.
+
+An :class:`Attack` holds hyperparameters only: the model (as an oracle), the inputs, the goal and the threat
+model are arguments of :meth:`Attack.run`, so one instance serves every (model, eps) cell. Subclasses are
+dataclasses whose fields are their options (``--attack-opt pgd.steps=40`` sets ``PGD.steps``).
+
+The harness never trusts what ``run`` returns: it checks the shape and finiteness, projects the result into
+the epsilon ball and the input bounds, re-runs the model and decides success itself
+(:func:`advbench.engine.runner.execute_attack`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from ..errors import ConfigError
+from ..specs import AttackSpec
+
+if typing.TYPE_CHECKING:  # pragma: no cover
+    from ..oracles import Oracle
+    from ..threat import ThreatModel
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What counts as adversarial for a batch.
+
+    Attributes:
+        labels: int64 [B], the true labels.
+        targets: int64 [B] target classes for a targeted attack, else ``None``.
+    """
+
+    labels: torch.Tensor
+    targets: torch.Tensor | None = None
+
+    @property
+    def targeted(self) -> bool:
+        return self.targets is not None
+
+    def is_adversarial(self, logits: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """bool [N]: whether each row of ``logits`` [N, K] meets the goal (rows = ``index`` of the batch)."""
+        pred = logits.argmax(dim=1)
+        if self.targets is not None:
+            tgt = self.targets if index is None else self.targets[index]
+            return pred == tgt
+        lab = self.labels if index is None else self.labels[index]
+        return pred != lab
+
+    def subset(self, index: torch.Tensor) -> "Goal":
+        """The goal for rows ``index`` of the batch."""
+        return Goal(self.labels[index], None if self.targets is None else self.targets[index])
+
+
+@dataclass
+class Attack:
+    """Base class of every attack. Subclass as a dataclass and implement :meth:`run`.
+
+    Class attributes describe the family: ``name``, ``access`` (``gradient``, ``score`` or ``label``: the
+    oracle the harness hands over), ``norms`` it supports, a one-line ``description`` and the paper in
+    ``reference``.
+    """
+
+    name: ClassVar[str] = ""
+    access: ClassVar[str] = "gradient"
+    norms: ClassVar[tuple[str, ...]] = ("linf", "l2")
+    description: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
+
+    def run(
+        self,
+        oracle: "Oracle",
+        x: torch.Tensor,
+        goal: Goal,
+        threat: "ThreatModel",
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """Craft adversarials for one batch.
+
+        Args:
+            oracle: the model as this attack's access level allows (counts queries per sample).
+            x: clean inputs [B, C, H, W] in [0, 1].
+            goal: true labels (and targets, for a targeted run).
+            threat: the norm and epsilon; the harness projects the result into it anyway.
+            generator: the only source of randomness allowed (seeded per cell, on x's device).
+        Returns:
+            Candidate adversarials [B, C, H, W].
+        """
+        raise NotImplementedError(f"{type(self).__name__}.run")
+
+    # -- options -------------------------------------------------------------------------------------
+    def options(self) -> dict[str, Any]:
+        """The hyperparameters as plain data (recorded in the run manifest)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_options(cls, **options: Any) -> "Attack":
+        """Build from option values, converting strings (from the command line) to the field types."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for key, value in options.items():
+            if key not in fields:
+                valid = ", ".join(fields) or "none"
+                raise ConfigError(f"attack {cls.name!r} has no option {key!r}; its options are: {valid}")
+            kwargs[key] = _convert(value, hints.get(key, Any), f"{cls.name}.{key}")
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"attack {cls.name!r}: {exc}") from None
+
+    @classmethod
+    def spec(cls) -> AttackSpec:
+        """The registry record for this attack class."""
+        return AttackSpec(
+            name=cls.name,
+            factory=cls.from_options,
+            norms=tuple(cls.norms),
+            access=cls.access,  # type: ignore[arg-type]
+            description=cls.description,
+            reference=cls.reference,
+        )
+
+
+def _convert(value: Any, hint: Any, label: str) -> Any:
+    """Convert a command-line string to ``hint`` (bool, int, float, str, Optional[...], Literal[...])."""
+    if not isinstance(value, str):
+        return value
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union or (origin is not None and type(None) in args):
+        inner = [a for a in args if a is not type(None)]
+        if value.strip().lower() in {"none", "null", ""}:
+            return None
+        return _convert(value, inner[0] if len(inner) == 1 else Any, label)
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"invalid value {value!r} for {label}: use one of {', '.join(map(str, args))}")
+        return value
+    try:
+        if hint is bool:
+            low = value.strip().lower()
+            if low in {"1", "true", "yes", "on"}:
+                return True
+            if low in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if hint is int:
+            return int(value)
+        if hint is float:
+            from ..threat import parse_eps
+
+            return float(value) if not "/" in value else parse_eps(value)
+    except ValueError:
+        raise ConfigError(f"invalid value {value!r} for {label}: expected {hint.__name__}") from None
+    return value

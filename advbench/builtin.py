@@ -1,0 +1,43 @@
+"""advbench's own plugin: built-in attacks, datasets, the embedded zoo and the timm model source.
+
+Registered through exactly the hooks a third-party plugin implements.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .hookspecs import hookimpl
+
+
+@hookimpl
+def advbench_register_attacks(registrar) -> None:
+    from .attacks import BUILTIN_ATTACKS
+
+    for attack_cls in BUILTIN_ATTACKS:
+        registrar.add(attack_cls.spec())
+
+
+@hookimpl
+def advbench_register_datasets(registrar) -> None:
+    from .data import builtin_datasets
+
+    for spec in builtin_datasets():
+        registrar.add(spec)
+
+
+@hookimpl
+def advbench_register_models(registrar) -> None:
+    from .models.zoo import zoo_specs
+
+    for spec in zoo_specs():
+        registrar.add(spec)
+
+
+@hookimpl
+def advbench_resolve_model(name: str, options: dict[str, Any]):
+    if "." in name and not name.startswith("timm:") and name.split(".", 1)[0] in {"cnn", "linear"}:
+        return None  # a zoo-style name that is not registered: not a timm architecture either
+    from .models.timm_source import resolve
+
+    return resolve(name, options)

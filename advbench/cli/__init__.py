@@ -1,0 +1,1 @@
+"""The ``advbench`` command line (typer); rendering with rich lives in :mod:`advbench.cli.render`."""

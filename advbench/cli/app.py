@@ -1,0 +1,255 @@
+"""``advbench`` commands. Thin: parse options, call the engine, render. Heavy imports happen inside
+commands so that ``advbench --help`` and ``advbench list`` stay fast."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .._version import __version__
+from .errors import AdvbenchGroup
+
+app = typer.Typer(
+    cls=AdvbenchGroup,
+    name="advbench",
+    help="Robustness benchmarking for image classifiers: models x attacks x epsilons -> leaderboards.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors.")]
+Fmt = Annotated[str, typer.Option("--format", "-f", help="table (rich, default), csv, md or json (to stdout).")]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"advbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
+    ] = None,
+) -> None:
+    """advbench: robustness benchmarking for image classifiers."""
+
+
+def _host():
+    from ..plugins import get_host, warn_failed
+    from .render import note
+
+    host = get_host()
+    warn_failed(host, note)
+    return host
+
+
+@app.command()
+def run(
+    models: Annotated[Optional[str], typer.Option("--models", "-m", help="Comma-separated model names (default: every shipped model of the dataset).")] = None,
+    attacks: Annotated[str, typer.Option("--attacks", "-a", help="Comma-separated attack names.")] = "fgsm,pgd",
+    eps: Annotated[str, typer.Option("--eps", "-e", help="Comma-separated budgets in [0, 1] pixel space: 0.3, 8/255.")] = "0.1,0.2,0.3",
+    norm: Annotated[str, typer.Option("--norm", "-n", help="linf or l2.")] = "linf",
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (see `advbench list datasets`).")] = "mnist-5k",
+    split: Annotated[str, typer.Option("--split", help="Dataset split to evaluate on.")] = "test",
+    n_samples: Annotated[Optional[int], typer.Option("--n-samples", help="Evaluate a seeded subset of this many samples (default: the whole split).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Samples per attack batch.")] = 500,
+    device: Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda, cuda:N.")] = "auto",
+    seed: Annotated[int, typer.Option("--seed", help="Seeds the sample subset and every attack's randomness.")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/<timestamp>).")] = None,
+    fmt: Fmt = "table",
+    attack_opt: Annotated[Optional[list[str]], typer.Option("--attack-opt", help="ATTACK.OPTION=VALUE, repeatable (e.g. pgd.steps=40).")] = None,
+    weights: Annotated[Optional[list[str]], typer.Option("--weights", help="Local weights for a timm model: PATH, or MODEL=PATH with several models.")] = None,
+    save_adversarials: Annotated[bool, typer.Option("--save-adversarials/--no-save-adversarials", help="Write each cell's adversarial images to the run directory.")] = True,
+    resume: Annotated[bool, typer.Option("--resume", help="Reuse the cells already written in --out.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Evaluate models x attacks x epsilons and print the leaderboard.
+
+    With no options: the embedded default (mnist-5k test split, every shipped mnist-5k model, fgsm and pgd,
+    linf eps 0.1, 0.2, 0.3).
+    """
+    from ..api import default_models
+    from ..engine.config import RunConfig
+    from ..engine.executor import execute, resolve_device
+    from ..errors import CellFailed
+    from ..leaderboard import leaderboard
+    from ..leaderboard.render import FORMATS, print_leaderboard, render
+    from ..threat import Norm, parse_eps_list
+    from .options import parse_attack_options, parse_weights, split_names
+    from .render import RichReporter, note, out_console
+
+    if fmt not in FORMATS:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"unknown --format {fmt!r}: use one of {', '.join(FORMATS)}")
+    host = _host()
+    host.registry.datasets.get(dataset)  # an unknown dataset is the first thing to report
+    model_names = split_names(models, "models") if models is not None else default_models(dataset)
+    out_dir = out if out is not None else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    config = RunConfig(
+        models=model_names,
+        attacks=split_names(attacks, "attacks"),
+        eps=tuple(parse_eps_list(eps)),
+        norm=Norm.parse(norm),
+        dataset=dataset,
+        split=split,
+        n_samples=n_samples,
+        batch_size=batch_size,
+        device=resolve_device(device),
+        seed=seed,
+        attack_options=parse_attack_options(attack_opt),
+        model_options=parse_weights(weights, model_names),
+        out=out_dir,
+        save_adversarials=save_adversarials,
+        resume=resume,
+    )
+    outcome = execute(config, host, RichReporter(quiet=quiet))
+    if len(outcome.rows):
+        board = leaderboard(outcome.rows)
+        if fmt == "table":
+            print_leaderboard(board, out_console, title=f"{config.dataset}/{config.split}, {len(outcome.rows['sample_id'].unique())} samples, {config.norm.value}")
+        else:
+            typer.echo(render(board, fmt), nl=False)
+    if not quiet:
+        note(f"results: {out_dir}")
+    if outcome.failures:
+        for failure in outcome.failures:
+            note(f"error: {failure.message}")
+            if verbose and failure.traceback:
+                note(failure.traceback)
+        if not outcome.plan.cells or not len(outcome.rows):
+            raise CellFailed(outcome.failures[0].message)
+        raise CellFailed(f"{sum(len(f.cells) for f in outcome.failures)} of {len(outcome.plan.cells)} cells failed; finished cells are in {out_dir}")
+    if not outcome.plan.cells:
+        from ..errors import ConfigError
+
+        raise ConfigError("nothing to run: every model x attack cell was skipped (reasons above)")
+
+
+@app.command("list")
+def list_(
+    kind: Annotated[str, typer.Argument(help="models, attacks or datasets.")] = "models",
+    pattern: Annotated[Optional[str], typer.Argument(help="Name filter: a glob (cnn.*) or a substring.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON to stdout.")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """List registered models, attacks or datasets."""
+    from ..errors import ConfigError
+    from .render import listing_table, out_console
+
+    kinds = {"models": "model", "attacks": "attack", "datasets": "dataset", "model": "model", "attack": "attack", "dataset": "dataset"}
+    if kind not in kinds:
+        raise ConfigError(f"unknown list kind {kind!r}: use models, attacks or datasets")
+    specs = _host().registry.table(kinds[kind]).match(pattern)
+    records = [_spec_record(s) for s in specs]
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+        return
+    columns = list(records[0]) if records else ["name"]
+    out_console.print(listing_table(f"{kinds[kind]}s" + (f" matching {pattern!r}" if pattern else ""), columns,
+                                    ([r[c] for c in columns] for r in records)))
+
+
+def _spec_record(spec) -> dict:
+    from ..specs import AttackSpec, DatasetSpec
+
+    if isinstance(spec, AttackSpec):
+        return {"name": spec.name, "access": spec.access, "norms": ",".join(spec.norms), "plugin": spec.plugin, "description": spec.description}
+    if isinstance(spec, DatasetSpec):
+        return {"name": spec.name, "shape": "x".join(map(str, spec.input_shape)), "classes": spec.num_classes,
+                "splits": ",".join(spec.splits), "plugin": spec.plugin, "description": spec.description}
+    shape = "x".join("*" if v is None else str(v) for v in spec.input_shape) if spec.input_shape else "?"
+    return {"name": spec.name, "dataset": spec.dataset or "", "shape": shape, "plugin": spec.plugin, "description": spec.description}
+
+
+@app.command()
+def plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON to stdout.")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Show every plugin advbench found, its version, its hooks, and the error of any that failed."""
+    from ..plugins import get_host
+    from .render import listing_table, out_console
+
+    host = get_host()
+    host.registry  # build it so that failures inside register hooks are recorded too
+    records = [
+        {"name": p.name, "source": p.source, "distribution": p.distribution, "version": p.version,
+         "status": "ok" if p.ok else "failed", "hooks": ",".join(h.replace("advbench_", "") for h in p.hooks),
+         "error": p.error or ""}
+        for p in host.plugins
+    ]
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+        return
+    out_console.print(listing_table("plugins", list(records[0]), ([r[c] for c in r] for r in records)))
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (--out of `advbench run`).")],
+    fmt: Fmt = "table",
+    verbose: Verbose = False,
+) -> None:
+    """Rebuild the leaderboard of a run from its rows on disk."""
+    from ..errors import ConfigError
+    from ..leaderboard import leaderboard
+    from ..leaderboard.render import FORMATS, print_leaderboard, render
+    from ..results import load_rows
+    from .render import out_console
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown --format {fmt!r}: use one of {', '.join(FORMATS)}")
+    rows = load_rows(run_dir)
+    board = leaderboard(rows)
+    if fmt == "table":
+        print_leaderboard(board, out_console, title=str(run_dir))
+    else:
+        typer.echo(render(board, fmt), nl=False)
+
+
+@app.command()
+def train(
+    name: Annotated[str, typer.Option("--name", help="Model name in arch.tag style, e.g. cnn.mnist5k_std.")],
+    arch: Annotated[str, typer.Option("--arch", help="cnn, linear, or a timm architecture (e.g. test_resnet).")] = "cnn",
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset to train on (its train split).")] = "mnist-5k",
+    recipe: Annotated[str, typer.Option("--recipe", help="Training recipe.")] = "std",
+    epochs: Annotated[int, typer.Option("--epochs")] = 10,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 128,
+    lr: Annotated[float, typer.Option("--lr")] = 2e-3,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: Annotated[str, typer.Option("--device")] = "auto",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for <name>.safetensors and <name>.json.")] = Path("zoo"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Train a model with a seeded recipe; writes safetensors weights and a model card."""
+    from ..engine.executor import resolve_device
+    from ..errors import ConfigError
+    from ..train import train_classifier
+    from .render import note
+
+    if epochs < 1:
+        raise ConfigError(f"--epochs must be >= 1, got {epochs}")
+    spec = _host().registry.datasets.get(dataset)
+    out_dir = out
+    card = train_classifier(
+        dataset=spec, arch=arch, name=name, out_dir=out_dir, recipe=recipe, epochs=epochs, batch_size=batch_size,
+        lr=lr, seed=seed, device=resolve_device(device), progress=not quiet,
+    )
+    note(f"{name}: clean accuracy {100 * card['clean_accuracy']:.2f}% on {dataset}/test, "
+         f"{card['wall_time_s']:.1f} s; wrote {Path(out_dir) / (name + '.safetensors')} and {name}.json")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

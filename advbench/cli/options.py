@@ -1,0 +1,49 @@
+"""Parsing of the CLI's compound options (names lists, --attack-opt, --weights)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+
+def split_names(text: str | None, what: str) -> tuple[str, ...]:
+    """``"a,b, c"`` -> ``("a", "b", "c")``; empty -> ConfigError naming the option."""
+    if text is None:
+        return ()
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise ConfigError(f"empty --{what}: give at least one name (see `advbench list {what}`)")
+    return names
+
+
+def parse_attack_options(items: list[str] | None) -> dict[str, dict[str, Any]]:
+    """``["pgd.steps=40", "pgd.restarts=2"]`` -> ``{"pgd": {"steps": "40", "restarts": "2"}}``."""
+    options: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        attack, dot, option = key.partition(".")
+        if not sep or not dot or not attack.strip() or not option.strip():
+            raise ConfigError(f"invalid --attack-opt {item!r}: write ATTACK.OPTION=VALUE, e.g. pgd.steps=40")
+        options.setdefault(attack.strip(), {})[option.strip()] = value.strip()
+    return options
+
+
+def parse_weights(items: list[str] | None, models: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``--weights PATH`` (one model) or ``--weights NAME=PATH`` -> ``{model: {"weights": path}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep:
+            if len(models) != 1:
+                raise ConfigError("--weights PATH is ambiguous with several models: write --weights MODEL=PATH")
+            name, path = models[0], item
+        name, path = name.strip(), path.strip()
+        if name not in models:
+            raise ConfigError(f"--weights names model {name!r}, which is not in --models")
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise ConfigError(f"weights file not found: {p} (--weights expects a .safetensors or state-dict file)")
+        out.setdefault(name, {})["weights"] = str(p)
+    return out

@@ -1,0 +1,90 @@
+"""Everything the CLI shows a person, with rich: progress, plan notes, listings. Human output goes to
+stderr; machine output (``--format``, ``--json``) and the leaderboard table go to stdout."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False)
+
+
+def note(message: str) -> None:
+    err_console.print(message, markup=False)
+
+
+class RichReporter:
+    """Progress bars for models, cells and batches, plus one summary line per finished cell."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=quiet,
+        )
+        self._models = self._cells = self._batches = None
+
+    def _print(self, message: str, style: str | None = None) -> None:
+        if not self.quiet:
+            self.progress.console.print(message, style=style, markup=False, highlight=False)
+
+    def run_started(self, plan, n_samples: int) -> None:
+        for d in plan.dropped:
+            self._print(f"skipped: {d.reason}", style="yellow")
+        models = sorted({c.model for c in plan.cells}, key=[c.model for c in plan.cells].index)
+        self._print(f"plan: {len(plan.cells)} cells ({len(models)} models) on {n_samples} samples")
+        self.progress.start()
+        self._models = self.progress.add_task("models", total=len(models))
+        self._cells = self.progress.add_task("cells", total=len(plan.cells))
+
+    def model_started(self, model: str, n_cells: int) -> None:
+        self.progress.update(self._models, description=f"model {model}")
+
+    def cell_started(self, cell, n_attacked: int) -> None:
+        if self._batches is not None:
+            self.progress.remove_task(self._batches)
+        self._batches = self.progress.add_task(f"  {cell.attack} {cell.norm.value} eps={_eps(cell.eps)}", total=n_attacked)
+
+    def batch_done(self, n: int) -> None:
+        if self._batches is not None:
+            self.progress.advance(self._batches, n)
+
+    def cell_finished(self, cell, rows, seconds: float, reused: bool) -> None:
+        self.progress.advance(self._cells)
+        acc = 100.0 * float(rows["robust"].mean()) if len(rows) else float("nan")
+        how = "reused" if reused else f"{seconds:.1f} s"
+        self._print(f"  {cell}: robust {acc:.1f}% ({how})")
+
+    def cell_failed(self, cell, message: str) -> None:
+        self.progress.advance(self._cells)
+        self._print(f"  failed: {message}", style="red")
+
+    def model_finished(self, model: str) -> None:
+        self.progress.advance(self._models)
+
+    def run_finished(self) -> None:
+        self.progress.stop()
+
+
+def _eps(eps: float) -> str:
+    from ..threat import format_eps
+
+    return format_eps(eps)
+
+
+def listing_table(title: str, columns: list[str], rows: Iterable[list[Any]]) -> Table:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    return table

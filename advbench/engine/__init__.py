@@ -1,0 +1,1 @@
+"""The evaluation engine: plan (models x attacks x eps), run cells in batches, write rows."""

@@ -1,0 +1,188 @@
+"""Run a whole plan on one machine: per model, clean predictions once, then every cell in batches."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from ..errors import AdvbenchError
+from ..plugins import PluginHost
+from ..results import RunStore, environment, now_utc
+from ..specs import DatasetSpec
+from .config import RunConfig
+from .plan import Cell, Plan, make_plan
+from .runner import ROW_COLUMNS, cell_seed, predict, run_cell
+from .samples import select_samples
+
+
+class Reporter:
+    """Receives progress events; the CLI renders them with rich, the Python API ignores them."""
+
+    def run_started(self, plan: Plan, n_samples: int) -> None: ...
+    def model_started(self, model: str, n_cells: int) -> None: ...
+    def cell_started(self, cell: Cell, n_attacked: int) -> None: ...
+    def batch_done(self, n: int) -> None: ...
+    def cell_finished(self, cell: Cell, rows: pd.DataFrame, seconds: float, reused: bool) -> None: ...
+    def cell_failed(self, cell: Cell, message: str) -> None: ...
+    def model_finished(self, model: str) -> None: ...
+    def run_finished(self) -> None: ...
+
+
+@dataclass
+class Failure:
+    """A cell (or every cell of a model) that could not run."""
+
+    cells: list[str]
+    message: str
+    traceback: str = ""
+
+
+@dataclass
+class RunOutcome:
+    rows: pd.DataFrame
+    plan: Plan
+    failures: list[Failure] = field(default_factory=list)
+    run_dir: Path | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; an unavailable device is an error."""
+    from ..errors import ConfigError
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"invalid --device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device} asked for, but no CUDA device is available: use --device cpu")
+    return str(dev)
+
+
+def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = None) -> RunOutcome:
+    """Resolve every name, plan, and run. Names are all checked before any compute starts."""
+    reporter = reporter or Reporter()
+    registry = host.registry
+    dataset: DatasetSpec = registry.datasets.get(config.dataset)
+    attack_specs = [registry.attacks.get(a) for a in config.attacks]
+    model_specs = [host.model_spec(m, config.model_options.get(m)) for m in config.models]
+    attacks = {s.name: s.build(**config.attack_options.get(s.name, {})) for s in attack_specs}
+    unknown_opts = sorted(set(config.attack_options) - set(attacks))
+    if unknown_opts:
+        raise AdvbenchError(f"--attack-opt names attack {unknown_opts[0]!r}, which is not in --attacks")
+    plan = make_plan(model_specs, attack_specs, config.norm, list(config.eps), dataset)
+    device = torch.device(config.device)
+    sample_ids, x, y = select_samples(dataset, config.split, config.n_samples, config.seed)
+
+    store = RunStore(config.out) if config.out is not None else None
+    manifest: dict[str, Any] = {
+        "started": now_utc(),
+        "environment": environment(),
+        "device": _device_name(device),
+        "seed": config.seed,
+        "config": config.to_json(),
+        "attacks": {name: {"options": a.options(), "plugin": registry.attacks.get(name).plugin} for name, a in attacks.items()},
+        "models": {s.name: {"plugin": s.plugin, "card": s.card} for s in model_specs},
+        "plugins": [{"name": p.name, "distribution": p.distribution, "version": p.version, "error": p.error} for p in host.plugins],
+        "n_samples": int(sample_ids.numel()),
+        "sample_ids_sha256": _ids_digest(sample_ids),
+        "plan": {
+            "cells": [str(c) for c in plan.cells],
+            "dropped": [{"model": d.model, "attack": d.attack, "reason": d.reason} for d in plan.dropped],
+        },
+        "failures": [],
+    }
+    if store is not None:
+        store.write_manifest(manifest)
+        host.notify("advbench_run_started", config=config.to_json(), run_dir=store.run_dir)
+
+    reporter.run_started(plan, int(sample_ids.numel()))
+    frames: list[pd.DataFrame] = []
+    failures: list[Failure] = []
+    for spec in model_specs:
+        cells = plan.cells_for(spec.name)
+        if not cells:
+            continue
+        reporter.model_started(spec.name, len(cells))
+        pending = [c for c in cells if not (config.resume and store is not None and store.has_cell(c.key))]
+        for c in cells:
+            if c not in pending:
+                rows = store.read_cell(c.key)  # type: ignore[union-attr]
+                frames.append(rows)
+                reporter.cell_finished(c, rows, 0.0, reused=True)
+        if not pending:
+            reporter.model_finished(spec.name)
+            continue
+        try:
+            model = spec.load(device=str(device), **config.model_options.get(spec.name, {}))
+            num_classes = int(getattr(model, "num_classes", dataset.num_classes))
+            clean_pred = predict(model, x, config.batch_size, device)
+        except AdvbenchError as exc:
+            failures.append(Failure([str(c) for c in pending], str(exc)))
+            for c in pending:
+                reporter.cell_failed(c, str(exc))
+            reporter.model_finished(spec.name)
+            continue
+        for cell in pending:
+            n_attacked = int((clean_pred == y).sum())
+            reporter.cell_started(cell, n_attacked)
+            try:
+                result = run_cell(
+                    cell, attacks[cell.attack], model,
+                    sample_ids=sample_ids, x=x, y=y, clean_pred=clean_pred, num_classes=num_classes,
+                    batch_size=config.batch_size, device=device, seed=config.seed,
+                    dataset=dataset.name, split=config.split, on_batch=reporter.batch_done,
+                )
+            except Exception as exc:  # noqa: BLE001 - one failing cell (often a plugin's bug) must not stop the run
+                message = str(exc) if isinstance(exc, AdvbenchError) else f"{type(exc).__name__}: {exc}"
+                message = f"cell {cell} failed: {message.splitlines()[0] if message else type(exc).__name__}"
+                failures.append(Failure([str(cell)], message, traceback.format_exc()))
+                reporter.cell_failed(cell, message)
+                continue
+            if store is not None:
+                store.write_cell(
+                    cell.key, result.rows,
+                    result.x_adv if config.save_adversarials else None, sample_ids,
+                )
+                host.notify(
+                    "advbench_cell_finished",
+                    cell={"model": cell.model, "attack": cell.attack, "norm": cell.norm.value, "eps": cell.eps, "seconds": result.seconds},
+                    rows=result.rows,
+                )
+            frames.append(result.rows)
+            reporter.cell_finished(cell, result.rows, result.seconds, reused=False)
+        del model
+        reporter.model_finished(spec.name)
+
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(ROW_COLUMNS))
+    manifest["failures"] = [{"cells": f.cells, "message": f.message} for f in failures]
+    manifest["finished"] = now_utc()
+    if store is not None:
+        store.write_results(rows)
+        store.write_manifest(manifest)
+        host.notify("advbench_run_finished", run_dir=store.run_dir, rows=rows)
+    reporter.run_finished()
+    return RunOutcome(rows, plan, failures, store.run_dir if store else None, manifest)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+def _ids_digest(ids: torch.Tensor) -> str:
+    import hashlib
+
+    return hashlib.sha256(ids.numpy().astype("<i8").tobytes()).hexdigest()
+
+
+__all__ = ["execute", "resolve_device", "Reporter", "RunOutcome", "Failure", "cell_seed"]

@@ -1,0 +1,42 @@
+"""Leaderboards: pure pandas views over per-sample result rows, and their renderers."""
+
+from __future__ import annotations
+
+from .render import FORMATS, format_percent, print_leaderboard, render, render_table, to_csv, to_json, to_markdown
+from .views import (
+    CLEAN,
+    REQUIRED_COLUMNS,
+    WORST,
+    clean_accuracy,
+    column_name,
+    eps_curve,
+    eps_labels,
+    leaderboard,
+    robust_accuracy,
+    split_column,
+    validate_rows,
+    worst_case,
+)
+
+__all__ = [
+    "CLEAN",
+    "FORMATS",
+    "REQUIRED_COLUMNS",
+    "WORST",
+    "clean_accuracy",
+    "column_name",
+    "eps_curve",
+    "eps_labels",
+    "format_percent",
+    "leaderboard",
+    "print_leaderboard",
+    "render",
+    "render_table",
+    "robust_accuracy",
+    "split_column",
+    "to_csv",
+    "to_json",
+    "to_markdown",
+    "validate_rows",
+    "worst_case",
+]

@@ -1,0 +1,1 @@
+"""Model sources: the wrapper every attack sees, the embedded zoo, timm, safe weight loading."""

@@ -1,0 +1,226 @@
+"""The plugin host: built-ins first, then entry points one at a time, failures captured.
+
+pluggy's ``load_setuptools_entrypoints`` stops at the first plugin that raises; here each entry point is
+loaded on its own so one broken plugin is reported (``advbench plugins``) and skipped while the others load.
+A plugin whose hook names are misspelt is rejected with its name, and ``check_pending()`` runs afterwards
+so nothing unverified slips through. The only process-wide state is the cached host (:func:`get_host`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable, Iterable
+
+import pluggy
+
+from . import hookspecs
+from .errors import AdvbenchError, PluginError, RegistryError
+from .registry import Registrar, Registry
+from .specs import ModelSpec
+
+ENTRY_POINT_GROUP = "advbench"
+#: Set to 1/true to skip entry-point discovery (the test suite does; built-ins still load).
+AUTOLOAD_ENV = "ADVBENCH_DISABLE_PLUGIN_AUTOLOAD"
+BUILTIN_NAME = "advbench"
+
+_REGISTER_HOOKS = {
+    "attack": "advbench_register_attacks",
+    "model": "advbench_register_models",
+    "dataset": "advbench_register_datasets",
+}
+
+
+@dataclass
+class PluginInfo:
+    """What ``advbench plugins`` shows for one plugin."""
+
+    name: str
+    source: str  # "builtin", "entry point", or "explicit"
+    distribution: str = ""
+    version: str = ""
+    module: str = ""
+    error: str | None = None
+    hooks: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def autoload_disabled() -> bool:
+    return os.environ.get(AUTOLOAD_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _unknown_hooks(plugin: object) -> list[str]:
+    """Names of functions marked as advbench hookimpls that match no hookspec."""
+    known = {n for n in dir(hookspecs) if n.startswith("advbench_")}
+    bad = []
+    for attr in dir(plugin):
+        value = getattr(plugin, attr, None)
+        if callable(value) and getattr(value, f"{hookspecs.PROJECT}_impl", None) is not None:
+            if attr not in known:
+                bad.append(attr)
+    return bad
+
+
+class PluginHost:
+    """A pluggy manager plus the registry built from its plugins."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: list[PluginInfo] = []
+        self._registry: Registry | None = None
+
+    # -- loading -------------------------------------------------------------------------------------
+    def register(self, plugin: object, name: str, *, source: str = "explicit", **info: str) -> PluginInfo:
+        """Register one plugin object; a misspelt hook name makes it fail with its name (recorded)."""
+        record = PluginInfo(name=name, source=source, **info)
+        self.plugins.append(record)
+        bad = _unknown_hooks(plugin)
+        if bad:
+            known = sorted(n for n in dir(hookspecs) if n.startswith("advbench_"))
+            hints = "; ".join(
+                f"unknown hook {b!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(b, known, 1)) else "")
+                for b in bad
+            )
+            record.error = f"plugin {name!r}: {hints}"
+            return record
+        try:
+            self.pm.register(plugin, name=name)
+        except Exception as exc:  # pluggy validation (bad signature), duplicate plugin name
+            record.error = _one_line(exc)
+            return record
+        record.hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or ()))
+        self._registry = None
+        return record
+
+    def load_builtins(self) -> None:
+        from . import builtin
+
+        self.register(builtin, BUILTIN_NAME, source="builtin", module=builtin.__name__)
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
+        """Load every entry point of ``group``, one at a time, recording failures."""
+        for ep in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
+            dist = getattr(ep, "dist", None)
+            info = {
+                "distribution": dist.metadata["Name"] if dist is not None else "",
+                "version": dist.version if dist is not None else "",
+                "module": ep.value,
+            }
+            if self.pm.get_plugin(ep.name) is not None or any(p.name == ep.name for p in self.plugins):
+                self.plugins.append(
+                    PluginInfo(ep.name, "entry point", error=f"a plugin named {ep.name!r} is already loaded", **info)
+                )
+                continue
+            try:
+                plugin = ep.load()
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - a plugin's import (even sys.exit) must not stop the host
+                self.plugins.append(PluginInfo(ep.name, "entry point", error=f"import failed: {_one_line(exc)}", **info))
+                continue
+            self.register(plugin, ep.name, source="entry point", **info)
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:  # pragma: no cover - _unknown_hooks catches these first
+            raise PluginError(f"plugin {exc.plugin!r}: {_one_line(exc)}") from exc
+
+    # -- registry ------------------------------------------------------------------------------------
+    @property
+    def failed(self) -> list[PluginInfo]:
+        return [p for p in self.plugins if not p.ok]
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = self._build_registry()
+        return self._registry
+
+    def _build_registry(self) -> Registry:
+        registry = Registry()
+        for kind, hook_name in _REGISTER_HOOKS.items():
+            table = registry.table(kind)
+            hook = getattr(self.pm.hook, hook_name)
+            # Call each implementation ourselves so every spec is attributed to its plugin. pluggy calls
+            # hookimpls last-registered first; reverse that so built-ins register first.
+            for impl in reversed(hook.get_hookimpls()):
+                try:
+                    impl.function(registrar=Registrar(table, impl.plugin_name))
+                except RegistryError:
+                    raise  # duplicate names are the user's to resolve: never hide one
+                except Exception as exc:  # noqa: BLE001 - a failing plugin is skipped, not fatal
+                    record = self.info(impl.plugin_name)
+                    if record is not None and record.error is None:
+                        record.error = f"{hook_name} failed: {_one_line(exc)}"
+        broken = tuple(p.name for p in self.failed)
+        for kind in _REGISTER_HOOKS:
+            registry.table(kind).broken_plugins = broken
+        return registry
+
+    def info(self, name: str) -> PluginInfo | None:
+        return next((p for p in self.plugins if p.name == name), None)
+
+    # -- lookups -------------------------------------------------------------------------------------
+    def model_spec(self, name: str, options: dict[str, Any] | None = None) -> ModelSpec:
+        """A registered model, else the first plugin that resolves the name (timm architectures)."""
+        models = self.registry.models
+        if name in models:
+            return models.get(name)
+        spec = self.pm.hook.advbench_resolve_model(name=name, options=dict(options or {}))
+        if spec is None:
+            raise RegistryError(models.unknown_message(name).replace("; see", " and no timm architecture has that name; see"))
+        return spec
+
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call an observer hook (run started / cell finished / run finished)."""
+        getattr(self.pm.hook, hook_name)(**kwargs)
+
+
+def make_host(*, autoload: bool | None = None, extra: Iterable[tuple[str, object]] = ()) -> PluginHost:
+    """Build a fresh host: built-ins, ``extra`` (name, plugin) pairs, then entry points unless disabled."""
+    host = PluginHost()
+    host.load_builtins()
+    for name, plugin in extra:
+        host.register(plugin, name)
+    if autoload is None:
+        autoload = not autoload_disabled()
+    if autoload:
+        host.load_entry_points()
+    return host
+
+
+_HOST: PluginHost | None = None
+
+
+def get_host() -> PluginHost:
+    """The process-wide host, built on first use."""
+    global _HOST
+    if _HOST is None:
+        _HOST = make_host()
+    return _HOST
+
+
+def set_host(host: PluginHost | None) -> None:
+    """Replace (or with ``None`` reset) the cached host; for tests and embedding applications."""
+    global _HOST
+    _HOST = host
+
+
+def warn_failed(host: PluginHost, emit: Callable[[str], None]) -> None:
+    """Emit one line per plugin that failed to load."""
+    for p in host.failed:
+        emit(f"warning: plugin {p.name!r} was skipped: {p.error} (see `advbench plugins`)")
+
+
+__all__ = ["PluginHost", "PluginInfo", "make_host", "get_host", "set_host", "AdvbenchError"]

@@ -1,0 +1,112 @@
+"""Name -> spec tables for attacks, models and datasets.
+
+Duplicate names are an error naming both plugins (lm-evaluation-harness' registry); a miss suggests close
+names ("did you mean ..."); ``match("cnn.*")`` filters like timm's ``list_models``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass, field, replace
+from typing import Generic, Iterator, TypeVar
+
+from .errors import RegistryError
+from .specs import AttackSpec, DatasetSpec, ModelSpec
+
+SpecT = TypeVar("SpecT", AttackSpec, ModelSpec, DatasetSpec)
+
+
+def suggest(name: str, candidates: list[str]) -> str:
+    """`` (did you mean 'x' or 'y'?)`` or an empty string."""
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in candidates}
+        close = [lowered[name.lower()]] if name.lower() in lowered else []
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+
+
+@dataclass
+class SpecTable(Generic[SpecT]):
+    """The specs of one kind, by name."""
+
+    kind: str
+    specs: dict[str, SpecT] = field(default_factory=dict)
+    #: names of plugins that failed to load, mentioned on a miss (they may have provided the name)
+    broken_plugins: tuple[str, ...] = ()
+
+    def add(self, spec: SpecT, plugin: str) -> None:
+        if not spec.name or spec.name != spec.name.strip() or "," in spec.name:
+            raise RegistryError(
+                f"plugin {plugin!r} registered an invalid {self.kind} name {spec.name!r}: "
+                "names must be non-empty, without commas or surrounding spaces"
+            )
+        if spec.name in self.specs:
+            other = self.specs[spec.name].plugin
+            raise RegistryError(
+                f"duplicate {self.kind} name {spec.name!r}: registered by plugin {other!r} and by plugin "
+                f"{plugin!r}; uninstall one of them or rename the {self.kind}"
+            )
+        self.specs[spec.name] = replace(spec, plugin=plugin)
+
+    def get(self, name: str) -> SpecT:
+        try:
+            return self.specs[name]
+        except KeyError:
+            raise RegistryError(self.unknown_message(name)) from None
+
+    def unknown_message(self, name: str) -> str:
+        msg = f"unknown {self.kind} {name!r}{suggest(name, sorted(self.specs))}"
+        msg += f"; see `advbench list {self.kind}s`"
+        if self.broken_plugins:
+            msg += f" (plugins that failed to load: {', '.join(self.broken_plugins)}; see `advbench plugins`)"
+        return msg
+
+    def match(self, pattern: str | None = None) -> list[SpecT]:
+        """Specs whose name matches a glob pattern (``*`` when omitted), sorted by name."""
+        names = sorted(self.specs)
+        if pattern:
+            pat = pattern if any(ch in pattern for ch in "*?[") else f"*{pattern}*"
+            names = [n for n in names if fnmatch.fnmatchcase(n.lower(), pat.lower())]
+        return [self.specs[n] for n in names]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.specs
+
+    def __iter__(self) -> Iterator[SpecT]:
+        return iter(self.specs.values())
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+
+class Registrar(Generic[SpecT]):
+    """Handed to a plugin's ``register`` hook; records which plugin added each spec."""
+
+    def __init__(self, table: SpecTable[SpecT], plugin: str) -> None:
+        self._table = table
+        self.plugin = plugin
+
+    def add(self, spec: SpecT) -> None:
+        """Register one spec. Raises :class:`RegistryError` on a duplicate or invalid name."""
+        expected = {"attack": AttackSpec, "model": ModelSpec, "dataset": DatasetSpec}[self._table.kind]
+        if not isinstance(spec, expected):
+            raise RegistryError(
+                f"plugin {self.plugin!r} passed a {type(spec).__name__} to the {self._table.kind} registrar; "
+                f"expected advbench.{expected.__name__}"
+            )
+        self._table.add(spec, self.plugin)
+
+
+@dataclass
+class Registry:
+    """Everything the loaded plugins registered."""
+
+    attacks: SpecTable[AttackSpec] = field(default_factory=lambda: SpecTable("attack"))
+    models: SpecTable[ModelSpec] = field(default_factory=lambda: SpecTable("model"))
+    datasets: SpecTable[DatasetSpec] = field(default_factory=lambda: SpecTable("dataset"))
+
+    def table(self, kind: str) -> SpecTable:
+        return {"attack": self.attacks, "model": self.models, "dataset": self.datasets}[kind]

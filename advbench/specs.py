@@ -1,0 +1,96 @@
+"""The specs plugins register: what an attack, a model and a dataset are to the host.
+
+Specs are small frozen records with a loader; nothing heavy happens until the loader is called, so
+``advbench list`` stays fast however many plugins are installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+    from .attacks.base import Attack
+
+#: What an attack may see of the model (enforced by the oracle it is handed).
+Access = Literal["gradient", "score", "label"]
+ACCESS_LEVELS: tuple[str, ...] = ("gradient", "score", "label")
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """An attack family.
+
+    Attributes:
+        name: registry name, lower case (``"pgd"``).
+        factory: called with the attack's options (keyword arguments) to build an :class:`Attack`.
+        norms: norms the attack supports (``"linf"``, ``"l2"``); other cells are dropped from the plan.
+        access: ``"gradient"``, ``"score"`` or ``"label"``: the oracle the harness hands it.
+        description: one line for ``advbench list attacks``.
+        reference: the paper, for the docs.
+    """
+
+    name: str
+    factory: Callable[..., "Attack"]
+    norms: tuple[str, ...] = ("linf", "l2")
+    access: Access = "gradient"
+    description: str = ""
+    reference: str = ""
+    plugin: str = field(default="", compare=False)
+
+    def build(self, **options: Any) -> "Attack":
+        return self.factory(**options)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model source.
+
+    Attributes:
+        name: registry name in timm's ``arch.tag`` style (``"cnn.mnist5k_std"``).
+        load: ``load(device=..., **options)`` returning an ``nn.Module`` that takes [B, C, H, W] inputs in
+            [0, 1] and returns logits [B, num_classes] (normalisation inside, eval mode, frozen); use
+            :class:`advbench.models.wrapper.ClassifierWrapper`.
+        input_shape: (C, H, W) the model expects, when known without loading it; H and W may be ``None``
+            for a model that takes any image size (convolutional nets).
+        num_classes: number of output classes, when known without loading it.
+        dataset: the dataset it was trained on, when it has one (for the default run and ``list``).
+        description: one line for ``advbench list models``.
+        card: the model card (recipe, seed, accuracy, sha256 ...), when there is one.
+    """
+
+    name: str
+    load: Callable[..., "nn.Module"]
+    input_shape: tuple[int | None, int | None, int | None] | None = None
+    num_classes: int | None = None
+    dataset: str | None = None
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    card: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    plugin: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """An image classification dataset.
+
+    Attributes:
+        name: registry name (``"mnist-5k"``).
+        load: ``load(split)`` returning ``(x, y)``: x float32 [N, C, H, W] in [0, 1], y int64 [N].
+        num_classes: number of classes.
+        input_shape: (C, H, W).
+        splits: the split names ``load`` accepts.
+        class_names: optional names of the classes.
+    """
+
+    name: str
+    load: Callable[[str], "tuple[torch.Tensor, torch.Tensor]"]
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    splits: tuple[str, ...] = ("train", "test")
+    description: str = ""
+    class_names: tuple[str, ...] | None = None
+    plugin: str = field(default="", compare=False)

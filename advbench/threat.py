@@ -1,0 +1,130 @@
+"""Threat models: norms, epsilons in [0, 1] pixel space, and the projection the harness applies.
+
+Every attack output is passed through :func:`project` before it is judged, so an attack can never claim a
+success outside its budget (Foolbox's ``FixedEpsilonAttack`` contract). Inputs are images in [0, 1]; the
+model wrapper owns normalisation, so an epsilon here always means the same thing for every model.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from enum import Enum
+from fractions import Fraction
+
+import torch
+
+from .errors import ConfigError
+
+#: Lower and upper bound of every input pixel.
+BOUNDS: tuple[float, float] = (0.0, 1.0)
+
+
+class Norm(str, Enum):
+    """The norm that measures a perturbation."""
+
+    LINF = "linf"
+    L2 = "l2"
+
+    @classmethod
+    def parse(cls, text: str) -> "Norm":
+        key = str(text).strip().lower().replace("_", "").replace("-", "")
+        aliases = {"linf": cls.LINF, "inf": cls.LINF, "li": cls.LINF, "l2": cls.L2, "2": cls.L2}
+        if key not in aliases:
+            raise ConfigError(f"unknown norm {text!r}: use one of linf, l2")
+        return aliases[key]
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.value
+
+
+@dataclass(frozen=True)
+class ThreatModel:
+    """A perturbation budget: ``||x_adv - x||_norm <= eps`` and ``x_adv`` in [0, 1]."""
+
+    norm: Norm
+    eps: float
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.eps) or self.eps < 0:
+            raise ConfigError(f"epsilon must be a finite number >= 0, got {self.eps!r}")
+
+    def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Project ``x_adv`` into this ball around ``x`` and into the input bounds. Shapes [B, ...]."""
+        return project(x_adv, x, self.norm, self.eps)
+
+    def __str__(self) -> str:
+        return f"{self.norm.value} eps={format_eps(self.eps)}"
+
+
+_EPS_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?:/\s*([0-9]*\.?[0-9]+))?\s*$")
+
+
+def parse_eps(text: str | float) -> float:
+    """Parse one epsilon: ``0.3``, ``8/255``, ``1e-2``. Raises :class:`ConfigError` on anything else."""
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        match = _EPS_RE.match(str(text))
+        if match is None:
+            raise ConfigError(f"invalid epsilon {text!r}: write a number in [0, 1] such as 0.3 or 8/255")
+        num, den = match.groups()
+        if den is not None and float(den) == 0:
+            raise ConfigError(f"invalid epsilon {text!r}: division by zero")
+        value = float(num) / float(den) if den else float(num)
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"invalid epsilon {text!r}: it must be >= 0 (pixel space, inputs in [0, 1])")
+    return value
+
+
+def parse_eps_list(text: str) -> list[float]:
+    """Parse a comma-separated epsilon list (``"0.1,0.2,8/255"``); duplicates are dropped, order kept."""
+    parts = [p for p in str(text).split(",") if p.strip()]
+    if not parts:
+        raise ConfigError("empty --eps: give at least one epsilon, e.g. --eps 0.1,0.3 or --eps 8/255")
+    values: list[float] = []
+    for part in parts:
+        value = parse_eps(part)
+        if value not in values:
+            values.append(value)
+    return values
+
+
+def format_eps(eps: float) -> str:
+    """A short label: ``8/255`` style when the value is k/255, else up to 4 significant digits."""
+    frac = Fraction(eps).limit_denominator(255)
+    if eps > 0 and frac.denominator == 255 and abs(float(frac) - eps) < 1e-12:
+        return f"{frac.numerator}/255"
+    return f"{eps:.4g}"
+
+
+def flat_norm(delta: torch.Tensor, norm: Norm) -> torch.Tensor:
+    """Per-sample norm of ``delta`` [B, ...] -> [B]."""
+    flat = delta.reshape(delta.shape[0], -1)
+    if norm is Norm.LINF:
+        return flat.abs().amax(dim=1) if flat.shape[1] else flat.new_zeros(flat.shape[0])
+    return flat.norm(p=2, dim=1)
+
+
+def project(x_adv: torch.Tensor, x: torch.Tensor, norm: Norm, eps: float) -> torch.Tensor:
+    """Project into the ``norm`` ball of radius ``eps`` around ``x``, then clip to [0, 1].
+
+    Clipping after the ball projection keeps the point in the ball: since ``x`` is inside [0, 1], clipping
+    moves every coordinate of the perturbation toward zero, which can only shrink an Lp norm.
+
+    Args:
+        x_adv: candidate adversarials, [B, C, H, W].
+        x: clean inputs in [0, 1], same shape.
+    Returns:
+        [B, C, H, W], within the ball and the bounds.
+    """
+    delta = x_adv - x
+    if norm is Norm.LINF:
+        delta = delta.clamp(-eps, eps)
+    else:
+        norms = flat_norm(delta, Norm.L2).view(-1, *([1] * (delta.dim() - 1)))
+        # factor <= 1; where the norm is 0 the factor is irrelevant (delta is 0).
+        factor = torch.where(norms > eps, eps / norms.clamp_min(1e-12), torch.ones_like(norms))
+        delta = delta * factor
+    return (x + delta).clamp(*BOUNDS)

@@ -1,0 +1,62 @@
+"""Access is enforced: score and label oracles give no route to gradients, logits or the module; every
+query is counted per sample."""
+
+import pytest
+import torch
+from torch import nn
+
+from advbench.errors import AttackError
+from advbench.models.wrapper import ClassifierWrapper
+from advbench.oracles import GradientOracle, LabelOracle, ScoreOracle
+
+
+def _model():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    return ClassifierWrapper(net, input_shape=(3, 2, 2), num_classes=3)
+
+
+def test_gradient_oracle_counts_forward_and_backward_by_index():
+    model = _model()
+    oracle = GradientOracle(model, batch_size=4, num_classes=3, device="cpu")
+    x = torch.rand(4, 3, 2, 2, requires_grad=True)
+    oracle(x).sum().backward()  # 1 fwd + 1 bwd for every sample
+    sub = torch.rand(3, 3, 2, 2, requires_grad=True)
+    logits = oracle(sub, index=torch.tensor([2, 2, 0]))  # repeats count twice
+    torch.autograd.grad(logits.sum(), sub)
+    oracle.logits(torch.rand(1, 3, 2, 2), index=torch.tensor([3]))  # forward only
+    assert oracle.n_forward.tolist() == [2, 1, 3, 2]
+    assert oracle.n_backward.tolist() == [2, 1, 3, 1]
+
+
+def test_subset_query_without_index_is_an_error():
+    oracle = GradientOracle(_model(), batch_size=4, num_classes=3, device="cpu")
+    with pytest.raises(AttackError, match="index"):
+        oracle(torch.rand(2, 3, 2, 2))
+
+
+def test_score_oracle_gives_probabilities_without_gradients():
+    model = _model()
+    oracle = ScoreOracle(model, batch_size=2, num_classes=3, device="cpu")
+    x = torch.rand(2, 3, 2, 2, requires_grad=True)
+    probs = oracle(x)
+    assert probs.requires_grad is False and probs.grad_fn is None
+    assert torch.allclose(probs.sum(1), torch.ones(2))
+    assert torch.allclose(probs, model(x).softmax(1).detach())
+    with pytest.raises(RuntimeError):
+        probs.sum().backward()
+    assert oracle.n_forward.tolist() == [1, 1]
+
+
+def test_label_oracle_gives_top1_only_and_hides_the_model():
+    model = _model()
+    oracle = LabelOracle(model, batch_size=2, num_classes=3, device="cpu")
+    x = torch.rand(2, 3, 2, 2)
+    labels = oracle(x)
+    assert labels.dtype == torch.int64 and labels.shape == (2,)
+    assert torch.equal(labels, model(x).argmax(1))
+    # no attribute of a black-box oracle is (or holds) a module or its parameters
+    for value in vars(oracle).values():
+        assert not isinstance(value, nn.Module)
+    assert not hasattr(oracle, "model")
+    assert oracle.n_backward.tolist() == [0, 0]

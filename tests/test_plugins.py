@@ -1,0 +1,124 @@
+"""The plugin host: entry-point discovery, isolation of broken plugins, misspelt hooks, duplicates."""
+
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+import advbench
+from advbench.errors import RegistryError
+from advbench.plugins import make_host
+
+FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
+
+
+@pytest.fixture
+def fake_entry_points(monkeypatch):
+    """Make ``advbench`` entry points resolve to the fixture modules (plus the real installed ones)."""
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    real = metadata.entry_points
+
+    def install(*names):
+        fakes = [metadata.EntryPoint(n, n, "advbench") for n in names]
+
+        def entry_points(**kw):
+            eps = list(real(**kw))
+            return eps + fakes if kw.get("group") == "advbench" else eps
+
+        monkeypatch.setattr("advbench.plugins.metadata.entry_points", entry_points)
+        for n in names:
+            sys.modules.pop(n, None)
+
+    return install
+
+
+def test_first_party_plugin_is_found_through_its_entry_point():
+    eps = [ep for ep in metadata.entry_points(group="advbench") if ep.name == "noise"]
+    assert eps, "advbench-noise must be installed (pip install -e plugins/advbench-noise)"
+    assert make_host(autoload=False).registry.attacks.specs.get("noise") is None
+    host = make_host(autoload=True)
+    spec = host.registry.attacks.get("noise")
+    assert spec.plugin == "noise" and spec.access == "label"
+    info = host.info("noise")
+    assert info.ok and info.distribution == "advbench-noise" and info.source == "entry point"
+
+
+def test_builtins_register_through_the_hooks():
+    host = make_host(autoload=False)
+    assert host.registry.attacks.get("fgsm").plugin == "advbench"
+    assert {"fgsm", "pgd"} <= set(host.registry.attacks.specs)
+    assert {"mnist-5k", "digits"} <= set(host.registry.datasets.specs)
+    assert "cnn.mnist5k_std" in host.registry.models
+
+
+def test_a_plugin_that_raises_at_import_is_recorded_and_the_others_load(fake_entry_points):
+    fake_entry_points("raises_at_import", "bad_attacks")
+    host = make_host(autoload=True)
+    broken = host.info("raises_at_import")
+    assert not broken.ok and "ImportError" in broken.error and "not installed" in broken.error
+    assert "returns_nan" in host.registry.attacks  # the other plugin loaded
+    assert "noise" in host.registry.attacks
+    # a miss mentions the broken plugin, which may be the one that provides the name
+    with pytest.raises(RegistryError, match="raises_at_import"):
+        host.registry.attacks.get("whatever")
+
+
+def test_misspelt_hook_fails_with_the_plugin_name(fake_entry_points):
+    fake_entry_points("misspelt_hook")
+    host = make_host(autoload=True)
+    info = host.info("misspelt_hook")
+    assert not info.ok
+    assert "misspelt_hook" in info.error and "advbench_register_atacks" in info.error
+    assert "did you mean 'advbench_register_attacks'" in info.error
+    assert host.pm.get_plugin("misspelt_hook") is None  # not registered: nothing half-loaded
+
+
+def test_duplicate_attack_name_is_an_error_naming_both_plugins(fake_entry_points):
+    fake_entry_points("duplicate_fgsm")
+    host = make_host(autoload=True)
+    with pytest.raises(RegistryError) as info:
+        host.registry
+    message = str(info.value)
+    assert "'fgsm'" in message and "'advbench'" in message and "'duplicate_fgsm'" in message
+
+
+def test_importing_a_plugin_registers_nothing_by_side_effect(monkeypatch):
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    import bad_attacks  # noqa: F401
+
+    assert "returns_nan" not in make_host(autoload=False).registry.attacks
+
+
+def test_did_you_mean_on_unknown_names():
+    host = make_host(autoload=False)
+    with pytest.raises(RegistryError, match="did you mean 'pgd'"):
+        host.registry.attacks.get("pdg")
+    with pytest.raises(RegistryError, match="did you mean 'cnn.mnist5k_std'"):
+        host.model_spec("cnn.mnist5k_sdt")
+
+
+def test_registry_match_filters_with_globs_and_substrings():
+    models = make_host(autoload=False).registry.models
+    assert [s.name for s in models.match("cnn.*")] == ["cnn.mnist5k_std"]
+    assert all("mnist5k" in s.name for s in models.match("mnist5k"))
+
+
+def test_every_hookspec_is_documented_in_the_readme():
+    import advbench.hookspecs as hs
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    hooks = [n for n in dir(hs) if n.startswith("advbench_")]
+    assert len(hooks) >= 7
+    for name in hooks:
+        assert getattr(hs, name).__doc__, name
+        assert name in readme, f"{name} is not in the README's hook reference"
+
+
+def test_autoload_env_var_turns_entry_points_off(monkeypatch):
+    from advbench.plugins import make_host as mk
+
+    monkeypatch.setenv("ADVBENCH_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert "noise" not in mk().registry.attacks
+    monkeypatch.setenv("ADVBENCH_DISABLE_PLUGIN_AUTOLOAD", "0")
+    assert "noise" in mk().registry.attacks
