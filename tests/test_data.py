@@ -7,8 +7,7 @@ from collections import Counter
 import pytest
 import torch
 
-from advbench.data import builtin_datasets
-from advbench.data import embedded
+from advbench.data import builtin_datasets, embedded
 from advbench.errors import ConfigError
 
 SPECS = {spec.name: spec for spec in builtin_datasets()}
@@ -33,7 +32,7 @@ def test_builtin_specs():
 def test_shapes_dtypes_ranges(name, shape, sizes):
     spec = SPECS[name]
     assert spec.input_shape == shape
-    for split, size in zip(("train", "test"), sizes):
+    for split, size in zip(("train", "test"), sizes, strict=True):
         x, y = spec.load(split)
         assert x.shape == (size, *shape) and x.dtype == torch.float32
         assert y.shape == (size,) and y.dtype == torch.int64

@@ -16,14 +16,39 @@ from advbench.train.trainer import random_shift
 
 DIGITS = {d.name: d for d in builtin_datasets()}["digits"]
 CARD_KEYS = {
-    "name", "arch", "arch_options", "dataset", "train_split", "eval_split", "input_shape", "num_classes", "mean",
-    "std", "recipe", "seed", "epochs", "clean_accuracy", "wall_time_s", "sha256", "versions", "created", "command",
+    "name",
+    "arch",
+    "arch_options",
+    "dataset",
+    "train_split",
+    "eval_split",
+    "input_shape",
+    "num_classes",
+    "mean",
+    "std",
+    "recipe",
+    "seed",
+    "epochs",
+    "clean_accuracy",
+    "wall_time_s",
+    "sha256",
+    "versions",
+    "created",
+    "command",
 }
 
 
 def _train(out_dir, **overrides):
-    args = dict(dataset=DIGITS, arch="linear", name="linear.digits_std", out_dir=out_dir, epochs=2, lr=1e-2,
-                seed=0, progress=False)
+    args = dict(
+        dataset=DIGITS,
+        arch="linear",
+        name="linear.digits_std",
+        out_dir=out_dir,
+        epochs=2,
+        lr=1e-2,
+        seed=0,
+        progress=False,
+    )
     return train_classifier(**{**args, **overrides})
 
 
@@ -69,8 +94,13 @@ def test_cnn_handles_8x8_inputs(tmp_path):
 
 def test_bad_arguments_are_config_errors(tmp_path):
     assert RECIPES == ("std",)
-    for overrides in ({"recipe": "nope"}, {"epochs": 0}, {"name": "../escape"}, {"arch": "no_such_arch"},
-                      {"recipe_options": {"eps": 0.3}}):
+    for overrides in (
+        {"recipe": "nope"},
+        {"epochs": 0},
+        {"name": "../escape"},
+        {"arch": "no_such_arch"},
+        {"recipe_options": {"eps": 0.3}},
+    ):
         with pytest.raises(ConfigError):
             _train(tmp_path, **overrides)
     assert not list(tmp_path.iterdir())  # nothing written on a rejected configuration

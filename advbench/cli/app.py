@@ -116,7 +116,7 @@ def run(
     if len(outcome.rows):
         board = leaderboard(outcome.rows)
         if fmt == "table":
-            print_leaderboard(board, out_console, title=f"{config.dataset}/{config.split}, {len(outcome.rows['sample_id'].unique())} samples, {config.norm.value}")
+            print_leaderboard(board, out_console(), title=f"{config.dataset}/{config.split}, {len(outcome.rows['sample_id'].unique())} samples, {config.norm.value}")
         else:
             typer.echo(render(board, fmt), nl=False)
     if not quiet:
@@ -155,7 +155,7 @@ def list_(
         typer.echo(json.dumps(records, indent=2))
         return
     columns = list(records[0]) if records else ["name"]
-    out_console.print(listing_table(f"{kinds[kind]}s" + (f" matching {pattern!r}" if pattern else ""), columns,
+    out_console().print(listing_table(f"{kinds[kind]}s" + (f" matching {pattern!r}" if pattern else ""), columns,
                                     ([r[c] for c in columns] for r in records)))
 
 
@@ -191,7 +191,7 @@ def plugins(
     if as_json:
         typer.echo(json.dumps(records, indent=2))
         return
-    out_console.print(listing_table("plugins", list(records[0]), ([r[c] for c in r] for r in records)))
+    out_console().print(listing_table("plugins", list(records[0]), ([r[c] for c in r] for r in records)))
 
 
 @app.command("leaderboard")
@@ -212,7 +212,7 @@ def leaderboard_cmd(
     rows = load_rows(run_dir)
     board = leaderboard(rows)
     if fmt == "table":
-        print_leaderboard(board, out_console, title=str(run_dir))
+        print_leaderboard(board, out_console(), title=str(run_dir))
     else:
         typer.echo(render(board, fmt), nl=False)
 
@@ -223,9 +223,10 @@ def train(
     arch: Annotated[str, typer.Option("--arch", help="cnn, linear, or a timm architecture (e.g. test_resnet).")] = "cnn",
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset to train on (its train split).")] = "mnist-5k",
     recipe: Annotated[str, typer.Option("--recipe", help="Training recipe.")] = "std",
-    epochs: Annotated[int, typer.Option("--epochs")] = 10,
+    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the train split.")] = 10,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 128,
-    lr: Annotated[float, typer.Option("--lr")] = 2e-3,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, cosine decay).")] = 2e-3,
+    shift: Annotated[int, typer.Option("--shift", help="Augmentation: random translation by up to this many pixels.")] = 0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device")] = "auto",
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for <name>.safetensors and <name>.json.")] = Path("zoo"),
@@ -244,7 +245,7 @@ def train(
     out_dir = out
     card = train_classifier(
         dataset=spec, arch=arch, name=name, out_dir=out_dir, recipe=recipe, epochs=epochs, batch_size=batch_size,
-        lr=lr, seed=seed, device=resolve_device(device), progress=not quiet,
+        lr=lr, shift=shift, seed=seed, device=resolve_device(device), progress=not quiet,
     )
     note(f"{name}: clean accuracy {100 * card['clean_accuracy']:.2f}% on {dataset}/test, "
          f"{card['wall_time_s']:.1f} s; wrote {Path(out_dir) / (name + '.safetensors')} and {name}.json")

@@ -10,7 +10,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False)
+
+
+def out_console() -> Console:
+    """A console on the current stdout. Piped output is not a terminal, where rich would assume 80
+    columns and squeeze the leaderboard; give it room instead (tables are never truncated in files)."""
+    import sys
+
+    tty = sys.stdout.isatty()
+    return Console(highlight=False, width=None if tty else 240)
 
 
 def note(message: str) -> None:

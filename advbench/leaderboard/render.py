@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -64,7 +65,12 @@ def render_table(board: pd.DataFrame, title: str | None = None) -> Table:
     Returns:
         A :class:`rich.table.Table` ready for ``console.print``.
     """
-    table = Table(title=title or _DEFAULT_TITLE, caption=_CAPTION if any(map(_is_worst, board.columns)) else None)
+    table = Table(
+        title=title or _DEFAULT_TITLE,
+        caption=_CAPTION if any(map(_is_worst, board.columns)) else None,
+        box=box.SIMPLE_HEAD,  # light rules keep a models x (eps x attacks) board within a normal terminal
+        padding=(0, 1),
+    )
     table.add_column("#", justify="right", style="dim")
     # The model name is what a reader looks for: never truncate it; narrow terminals squeeze the numbers.
     longest = max((len(str(m)) for m in board.index), default=5)

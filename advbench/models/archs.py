@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 ARCHS: tuple[str, ...] = ("cnn", "linear")
 
 
-def _cnn(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 16, hidden: int = 128) -> "nn.Module":
+def _cnn(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 16, hidden: int = 128) -> nn.Module:
     """conv5(width)-ReLU-pool2 - conv5(2*width)-ReLU-pool2 - fc(hidden)-ReLU - fc(K).
 
     Padding 2 keeps the spatial size through each conv, so the flattened size is
@@ -42,7 +42,7 @@ def _cnn(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 16
     )
 
 
-def _linear(input_shape: tuple[int, int, int], num_classes: int) -> "nn.Module":
+def _linear(input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     """Multinomial logistic regression: flatten -> Linear(C*H*W, K)."""
     from torch import nn
 
@@ -50,7 +50,7 @@ def _linear(input_shape: tuple[int, int, int], num_classes: int) -> "nn.Module":
     return nn.Sequential(nn.Flatten(), nn.Linear(channels * height * width, num_classes))
 
 
-def build_arch(arch: str, input_shape: tuple[int, int, int], num_classes: int, **options: Any) -> "nn.Module":
+def build_arch(arch: str, input_shape: tuple[int, int, int], num_classes: int, **options: Any) -> nn.Module:
     """Build an untrained network.
 
     Args:

@@ -37,7 +37,7 @@ def _list(keys: list[str]) -> str:
     return shown + (f", ... ({len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else "")
 
 
-def _shape(tensor: "torch.Tensor") -> str:
+def _shape(tensor: torch.Tensor) -> str:
     return "x".join(str(d) for d in tensor.shape) or "scalar"
 
 
@@ -60,9 +60,7 @@ def sha256_file(path: str | Path) -> str:
 def _corrupt(path: Path, exc: BaseException) -> WeightsError:
     # First sentence only: torch's messages go on for paragraphs; the type helps with terse ones (KeyError: 101).
     detail = _one_line(exc).split(". ")[0].rstrip(".")
-    return WeightsError(
-        f"{path} is truncated or corrupt ({type(exc).__name__}: {detail}); re-download or re-train it"
-    )
+    return WeightsError(f"{path} is truncated or corrupt ({type(exc).__name__}: {detail}); re-download or re-train it")
 
 
 def _check_file(path: Path) -> None:
@@ -73,7 +71,7 @@ def _check_file(path: Path) -> None:
         raise WeightsError(f"weights path {path} is not a file; pass the checkpoint file itself")
 
 
-def _as_tensor_dict(obj: Any, path: Path) -> "dict[str, torch.Tensor]":
+def _as_tensor_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     """Unnest ``{"state_dict": ...}`` / ``{"model": ...}`` and check that every value is a tensor."""
     import torch
 
@@ -91,7 +89,7 @@ def _as_tensor_dict(obj: Any, path: Path) -> "dict[str, torch.Tensor]":
     return dict(obj)
 
 
-def load_state_dict(path: str | Path) -> "dict[str, torch.Tensor]":
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a state dict without running code from the file.
 
     Args:
@@ -136,7 +134,7 @@ def load_state_dict(path: str | Path) -> "dict[str, torch.Tensor]":
     return _as_tensor_dict(obj, path)
 
 
-def load_into(module: "nn.Module", state_dict: "Mapping[str, torch.Tensor]", *, source: str) -> "nn.Module":
+def load_into(module: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: str) -> nn.Module:
     """Strictly load ``state_dict`` into ``module`` (in place), with a one-line error on any mismatch.
 
     Args:

@@ -107,7 +107,7 @@ def _describe(card: dict[str, Any]) -> str:
     return line
 
 
-def load_zoo_model(card: dict[str, Any], weights: Path, device: str = "cpu", **options: Any) -> "nn.Module":
+def load_zoo_model(card: dict[str, Any], weights: Path, device: str = "cpu", **options: Any) -> nn.Module:
     """Load one zoo model from its card and weights file.
 
     Args:
@@ -141,9 +141,7 @@ def load_zoo_model(card: dict[str, Any], weights: Path, device: str = "cpu", **o
     input_shape = tuple(card["input_shape"])
     net = build_arch(card["arch"], input_shape, card["num_classes"], **card.get("arch_options", {}))
     load_into(net, load_state_dict(weights), source=str(weights))
-    model = ClassifierWrapper(
-        net, card["mean"], card["std"], input_shape=input_shape, num_classes=card["num_classes"]
-    )
+    model = ClassifierWrapper(net, card["mean"], card["std"], input_shape=input_shape, num_classes=card["num_classes"])
     return model.to(device).freeze()
 
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from safetensors.torch import save_file
 from torch import nn
 
+from .._version import __version__
 from ..errors import ConfigError
 from ..models.archs import build_arch
 from ..models.weights import load_into, load_state_dict, sha256_file
@@ -157,6 +159,72 @@ def _save_state_dict(net: nn.Module, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _accelerator_indices(device: str) -> list[int]:
+    """Devices whose RNG state fork_rng must save besides the CPU's (the CUDA device trained on, if any)."""
+    dev = torch.device(device)
+    return [dev.index or 0] if dev.type == "cuda" else []
+
+
+def _fit(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    *,
+    loss_fn: LossFn,
+    options: Mapping[str, Any],
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    shift: int,
+    seed: int,
+    device: str,
+    title: str,
+    progress: bool,
+) -> None:
+    """Train ``model`` ([B, C, H, W] in [0, 1] -> logits) in place with AdamW and a per-step cosine schedule.
+
+    Shuffling and augmentation draw from a generator seeded with ``seed``, independent of the global RNG.
+    Leaves the model in eval mode.
+    """
+    for param in model.parameters():
+        param.requires_grad_(True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
+    batches = -(-len(y_train) // batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * batches)
+    generator = torch.Generator().manual_seed(seed)
+    x_dev, y_dev = x_train.to(device), y_train.to(device)
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not progress,
+    )
+    with bar:
+        task = bar.add_task(title, total=epochs * batches, status="")
+        for epoch in range(epochs):
+            model.train()  # BatchNorm/dropout in training mode for the updates
+            order = torch.randperm(len(y_train), generator=generator).to(device)
+            total_loss, seen = 0.0, 0
+            for start in range(0, len(order), batch_size):
+                index = order[start : start + batch_size]
+                if len(index) < 2:  # BatchNorm cannot train on a batch of one; skip the trailing sample
+                    bar.advance(task)
+                    continue
+                x_batch = random_shift(x_dev[index], shift, generator)
+                loss = loss_fn(model, x_batch, y_dev[index], options)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                total_loss += loss.item() * len(index)
+                seen += len(index)
+                bar.update(task, advance=1, status=f"epoch {epoch + 1}/{epochs} loss {total_loss / seen:.4f}")
+    model.eval()
+
+
 def _command(
     dataset: str, arch: str, name: str, recipe: str, epochs: int, batch_size: int, lr: float, shift: int, seed: int
 ) -> str:
@@ -189,8 +257,9 @@ def train_classifier(
     """Train ``arch`` on ``dataset``'s train split and write ``<name>.safetensors`` and ``<name>.json``.
 
     Optimiser: AdamW (``lr``, weight decay :data:`WEIGHT_DECAY`) with a per-step cosine decay to 0. Everything
-    random is seeded from ``seed`` (initialisation under a forked global RNG, shuffling by its own generator), so
-    the same arguments on the same machine give byte-identical weights on CPU.
+    random is seeded from ``seed`` (initialisation and dropout from the global RNG, forked so the caller's stream
+    is untouched; shuffling and augmentation from their own generator), so the same arguments on the same
+    machine give byte-identical weights on CPU.
 
     Args:
         dataset: the dataset; trains on ``"train"``, reports clean accuracy on ``"test"``.
@@ -234,61 +303,36 @@ def train_classifier(
     x_test, y_test = dataset.load("test")
     mean, std = _normalisation(dataset, x_train, mean, std)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     weights_path = out_dir / f"{name}.safetensors"
 
-    # fork_rng: seeding must not change the caller's global RNG stream.
-    with torch.random.fork_rng(devices=[]):
+    # One seed drives everything random (init, dropout, a recipe's random starts) inside fork_rng, so the
+    # caller's global RNG stream is left exactly as it was.
+    with torch.random.fork_rng(devices=_accelerator_indices(device)):
         torch.manual_seed(seed)
         net = build_arch(arch, dataset.input_shape, dataset.num_classes, **arch_options)
-    model = _Normalised(net, mean, std).to(device)
-    for param in model.parameters():
-        param.requires_grad_(True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
-    batches = -(-len(y_train) // batch_size)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * batches)
-    generator = torch.Generator().manual_seed(seed)
-    x_dev, y_dev = x_train.to(device), y_train.to(device)
-
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not progress,
-    )
-    with bar:
-        task = bar.add_task(f"train {name}", total=epochs * batches, status="")
-        for epoch in range(epochs):
-            model.train()  # BatchNorm/dropout in training mode for the updates
-            order = torch.randperm(len(y_train), generator=generator).to(device)
-            total_loss, seen = 0.0, 0
-            for start in range(0, len(order), batch_size):
-                index = order[start : start + batch_size]
-                if len(index) < 2:  # BatchNorm cannot train on a batch of one; skip the trailing sample
-                    bar.advance(task)
-                    continue
-                x_batch = random_shift(x_dev[index], shift, generator)
-                loss = spec.loss(model, x_batch, y_dev[index], options)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                total_loss += loss.item() * len(index)
-                seen += len(index)
-                bar.update(task, advance=1, status=f"epoch {epoch + 1}/{epochs} loss {total_loss / seen:.4f}")
-
-    model.eval()
-    _save_state_dict(model.net, weights_path)
-    # Accuracy of the weights as saved and as the zoo will load them (fresh build, strict load, wrapper).
-    fresh = build_arch(arch, dataset.input_shape, dataset.num_classes, **arch_options)
+        model = _Normalised(net, mean, std).to(device)
+        _fit(
+            model,
+            x_train,
+            y_train,
+            loss_fn=spec.loss,
+            options=options,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            shift=shift,
+            seed=seed,
+            device=device,
+            title=f"train {name}",
+            progress=progress,
+        )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _save_state_dict(model.net, weights_path)
+        # Accuracy of the weights as saved and as the zoo loads them (fresh build, strict load, wrapper).
+        fresh = build_arch(arch, dataset.input_shape, dataset.num_classes, **arch_options)
     load_into(fresh, load_state_dict(weights_path), source=str(weights_path))
-    wrapped = ClassifierWrapper(
-        fresh, mean, std, input_shape=dataset.input_shape, num_classes=dataset.num_classes
-    ).to(device)
-    clean_accuracy = accuracy(wrapped, x_test, y_test)
+    wrapped = ClassifierWrapper(fresh, mean, std, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
+    clean_accuracy = accuracy(wrapped.to(device), x_test, y_test)
     wall_time = time.perf_counter() - started
 
     card: dict[str, Any] = {
@@ -320,7 +364,7 @@ def train_classifier(
         "wall_time_s": round(wall_time, 2),
         "sha256": sha256_file(weights_path),
         "versions": {
-            "advbench": _version("advbench", "0.1.0"),
+            "advbench": _version("advbench", __version__),
             "torch": torch.__version__,
             "timm": _version("timm", "unknown"),
         },

@@ -1,0 +1,71 @@
+"""timm models offline: local weights, preprocessing from the pretrained config, clear errors."""
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+import advbench
+from advbench._compat import import_timm
+from advbench.cli.app import app
+from advbench.errors import WeightsError
+
+
+@pytest.fixture(scope="module")
+def timm_weights(tmp_path_factory):
+    """A test_resnet with 1 input channel and 10 classes, saved as safetensors and as a .pth state dict."""
+    timm = import_timm()
+    torch.manual_seed(0)
+    net = timm.create_model("test_resnet", pretrained=False, in_chans=1, num_classes=10).eval()
+    folder = tmp_path_factory.mktemp("timm")
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(folder / "test_resnet.safetensors"))
+    torch.save(state, folder / "test_resnet.pth")
+    return net, folder
+
+
+@pytest.mark.parametrize("filename", ["test_resnet.safetensors", "test_resnet.pth"])
+def test_load_model_with_local_weights_applies_the_models_own_normalisation(timm_weights, filename):
+    net, folder = timm_weights
+    model = advbench.load_model("test_resnet", weights=str(folder / filename))
+    cfg = import_timm().models.get_pretrained_cfg("test_resnet")
+    # in_chans and num_classes were read off the checkpoint; mean/std from timm's config (3 -> 1 channel)
+    assert model.num_classes == 10 and model.input_shape[0] == 1
+    assert model.mean.flatten().tolist() == pytest.approx([sum(cfg.mean) / 3])
+    assert model.std.flatten().tolist() == pytest.approx([sum(cfg.std) / 3])
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        expected = net((x - model.mean) / model.std)
+    assert torch.allclose(model(x), expected, atol=1e-5)
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+
+
+def test_cli_evaluates_a_timm_architecture_with_local_weights(timm_weights, tmp_path):
+    _, folder = timm_weights
+    result = CliRunner().invoke(app, [
+        "run", "--models", "test_resnet", "--weights", str(folder / "test_resnet.safetensors"),
+        "--attacks", "fgsm", "--eps", "0.1", "--n-samples", "20", "--device", "cpu", "--out", str(tmp_path), "--quiet",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "test_resnet" in result.stdout
+
+
+def test_state_dict_for_another_architecture_is_a_clear_error(timm_weights):
+    _, folder = timm_weights
+    with pytest.raises(WeightsError) as info:
+        advbench.load_model("test_efficientnet", weights=str(folder / "test_resnet.safetensors"), in_chans=1, num_classes=10)
+    message = str(info.value)
+    assert "\n" not in message and "test_resnet.safetensors" in message
+
+
+def test_offline_without_weights_never_builds_a_random_network(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsError, match="--weights PATH"):
+        advbench.load_model("resnet18")
+
+
+def test_unknown_architecture_is_unknown_model():
+    from advbench.errors import RegistryError
+
+    with pytest.raises(RegistryError, match="no timm architecture"):
+        advbench.load_model("resnet5000")
