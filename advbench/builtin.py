@@ -29,9 +29,20 @@ def advbench_register_datasets(registrar) -> None:
 @hookimpl
 def advbench_register_models(registrar) -> None:
     from .models.zoo import zoo_specs
+    from .specs import ModelSpec
 
-    for spec in zoo_specs():
+    errors: list = []
+    for spec in zoo_specs(errors=errors):
         registrar.add(spec)
+    # A broken card stays visible under its file name: asking for that model reports the real problem
+    # (bad card, missing weights) instead of "unknown model".
+    for exc in errors:
+        name = exc.card_path.stem
+
+        def load(*_, _exc=exc, **__):
+            raise _exc
+
+        registrar.add(ModelSpec(name=name, load=load, description=f"BROKEN: {exc}"))
 
 
 @hookimpl

@@ -106,8 +106,10 @@ class PluginHost:
 
     def load_builtins(self) -> None:
         from . import builtin
+        from ._version import __version__
 
-        self.register(builtin, BUILTIN_NAME, source="builtin", module=builtin.__name__)
+        self.register(builtin, BUILTIN_NAME, source="builtin", module=builtin.__name__,
+                      distribution="advbench", version=__version__)
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
         """Load every entry point of ``group``, one at a time, recording failures."""

@@ -87,3 +87,21 @@ def test_bad_cards_are_skipped_and_reported(zoo_copy):
     messages = sorted(str(e) for e in errors)
     assert len(messages) == 3 and all("\n" not in m for m in messages)
     assert "not valid JSON" in messages[0] and "sha256" in messages[1] and "no weights file" in messages[2]
+
+
+def test_a_broken_card_is_reported_under_its_name(tmp_path, monkeypatch):
+    """Asking for a model whose card is broken gives the real error, not 'unknown model'."""
+    import shutil
+
+    import advbench
+    from advbench.models import zoo
+    from advbench.plugins import make_host, set_host
+
+    broken = tmp_path / "zoo"
+    broken.mkdir()
+    shutil.copy(zoo.ZOO_DIR / "linear.mnist5k_std.json", broken / "linear.mnist5k_std.json")  # no weights file
+    monkeypatch.setattr(zoo, "ZOO_DIR", broken)
+    monkeypatch.setattr(zoo.zoo_specs, "__defaults__", (broken, None))
+    set_host(make_host(autoload=False))
+    with pytest.raises(WeightsError, match="no weights file"):
+        advbench.load_model("linear.mnist5k_std")

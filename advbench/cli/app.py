@@ -191,6 +191,8 @@ def plugins(
     if as_json:
         typer.echo(json.dumps(records, indent=2))
         return
+    for r in records:  # one hook per line keeps the table narrow
+        r["hooks"] = r["hooks"].replace(",", "\n")
     out_console().print(listing_table("plugins", list(records[0]), ([r[c] for c in r] for r in records)))
 
 

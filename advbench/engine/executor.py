@@ -125,14 +125,16 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
             model = spec.load(device=str(device), **config.model_options.get(spec.name, {}))
             num_classes = int(getattr(model, "num_classes", dataset.num_classes))
             clean_pred = predict(model, x, config.batch_size, device)
-        except AdvbenchError as exc:
-            failures.append(Failure([str(c) for c in pending], str(exc)))
+        except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its cells, not the run
+            message = str(exc) if isinstance(exc, AdvbenchError) else f"model {spec.name!r} failed to load: {type(exc).__name__}: {exc}"
+            message = message.splitlines()[0] if message else type(exc).__name__
+            failures.append(Failure([str(c) for c in pending], message, traceback.format_exc()))
             for c in pending:
-                reporter.cell_failed(c, str(exc))
+                reporter.cell_failed(c, message)
             reporter.model_finished(spec.name)
             continue
+        n_attacked = int((clean_pred == y).sum())
         for cell in pending:
-            n_attacked = int((clean_pred == y).sum())
             reporter.cell_started(cell, n_attacked)
             try:
                 result = run_cell(

@@ -168,6 +168,7 @@ def zoo_specs(directory: str | Path = ZOO_DIR, errors: list[WeightsError] | None
             if not weights.is_file():
                 raise WeightsError(f"model card {card_path} has no weights file {weights.name}; re-train or reinstall")
         except WeightsError as exc:
+            exc.card_path = card_path  # type: ignore[attr-defined] - lets the caller name the broken model
             if errors is not None:
                 errors.append(exc)
             continue
