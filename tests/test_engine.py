@@ -123,3 +123,60 @@ def test_a_contract_breaking_attack_fails_its_cell_and_keeps_the_others(tmp_path
     kept = load_rows(tmp_path)
     assert set(kept.attack) == {"fgsm"} and len(kept) == 20
     assert load_manifest(tmp_path)["failures"][0]["cells"][0].startswith("cnn.mnist5k_std / " + attack)
+
+
+def test_observer_hooks_are_called(tmp_path):
+    from advbench.plugins import make_host, set_host
+
+    calls = []
+
+    class Observer:
+        @advbench.hookimpl
+        def advbench_run_started(self, config, run_dir):
+            calls.append(("started", config["models"], run_dir))
+
+        @advbench.hookimpl
+        def advbench_cell_finished(self, cell, rows):
+            calls.append(("cell", cell["attack"], cell["eps"], len(rows)))
+
+        @advbench.hookimpl
+        def advbench_run_finished(self, run_dir, rows):
+            calls.append(("finished", len(rows)))
+
+    set_host(make_host(autoload=False, extra=[("observer", Observer())]))
+    advbench.evaluate(models="linear.mnist5k_std", attacks="fgsm", eps=[0.1, 0.2], n_samples=10, device="cpu", out=tmp_path)
+    assert calls == [
+        ("started", ["linear.mnist5k_std"], tmp_path),
+        ("cell", "fgsm", 0.1, 10), ("cell", "fgsm", 0.2, 10),
+        ("finished", 20),
+    ]
+
+
+def test_resume_reuses_finished_cells(tmp_path):
+    from typer.testing import CliRunner
+
+    from advbench.cli.app import app
+
+    args = ["run", "--models", "linear.mnist5k_std", "--eps", "0.1", "--n-samples", "20", "--device", "cpu",
+            "--out", str(tmp_path), "--quiet"]
+    assert CliRunner().invoke(app, args + ["--attacks", "fgsm"]).exit_code == 0
+    fgsm_cell = next((tmp_path / "cells").glob("*fgsm*"))
+    before = fgsm_cell.stat().st_mtime_ns
+    result = CliRunner().invoke(app, args + ["--attacks", "fgsm,pgd", "--attack-opt", "pgd.steps=2", "--resume"])
+    assert result.exit_code == 0, result.output
+    assert fgsm_cell.stat().st_mtime_ns == before  # not recomputed
+    assert set(load_rows(tmp_path).attack) == {"fgsm", "pgd"}
+
+
+def test_resume_refuses_cells_from_other_settings(tmp_path):
+    from typer.testing import CliRunner
+
+    from advbench.cli.app import app
+
+    args = ["run", "--models", "linear.mnist5k_std", "--eps", "0.1", "--n-samples", "20", "--device", "cpu",
+            "--out", str(tmp_path), "--quiet", "--attacks", "pgd"]
+    assert CliRunner().invoke(app, args + ["--attack-opt", "pgd.steps=2"]).exit_code == 0
+    result = CliRunner().invoke(app, args + ["--attack-opt", "pgd.steps=3", "--resume"])
+    assert result.exit_code == 1 and "cannot --resume" in result.stderr and "'pgd'" in result.stderr
+    result = CliRunner().invoke(app, args + ["--attack-opt", "pgd.steps=2", "--resume", "--seed", "1"])
+    assert result.exit_code == 1 and "its seed was 0" in result.stderr

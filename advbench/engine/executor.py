@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -83,6 +84,8 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
     sample_ids, x, y = select_samples(dataset, config.split, config.n_samples, config.seed)
 
     store = RunStore(config.out) if config.out is not None else None
+    if config.resume and store is not None:
+        _check_resumable(store.run_dir, config, {n: a.options() for n, a in attacks.items()})
     manifest: dict[str, Any] = {
         "started": now_utc(),
         "environment": environment(),
@@ -173,6 +176,29 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
         host.notify("advbench_run_finished", run_dir=store.run_dir, rows=rows)
     reporter.run_finished()
     return RunOutcome(rows, plan, failures, store.run_dir if store else None, manifest)
+
+
+def _check_resumable(run_dir: Path, config: RunConfig, attack_options: dict[str, dict[str, Any]]) -> None:
+    """Refuse to mix cells computed under other settings into this run."""
+    from ..errors import ConfigError
+    from ..results import load_manifest
+
+    old = load_manifest(run_dir)
+    if not old:
+        return
+    before = old.get("config", {})
+    now = config.to_json()
+    for key in ("dataset", "split", "n_samples", "seed", "batch_size", "norm", "model_options"):
+        if key in before and before[key] != now[key]:
+            raise ConfigError(
+                f"cannot --resume {run_dir}: its {key} was {before[key]!r}, now {now[key]!r}; use another --out"
+            )
+    for name, options in attack_options.items():
+        previous = old.get("attacks", {}).get(name, {}).get("options")
+        if previous is not None and previous != json.loads(json.dumps(options)):
+            raise ConfigError(
+                f"cannot --resume {run_dir}: attack {name!r} ran with other options ({previous}); use another --out"
+            )
 
 
 def _device_name(device: torch.device) -> str:
