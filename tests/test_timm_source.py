@@ -69,3 +69,29 @@ def test_unknown_architecture_is_unknown_model():
 
     with pytest.raises(RegistryError, match="no timm architecture"):
         advbench.load_model("resnet5000")
+
+
+def test_pretrained_weights_come_from_a_populated_hf_cache_offline(tmp_path, monkeypatch):
+    """The real hub loading path, offline: timm finds the checkpoint in the Hugging Face cache."""
+    import huggingface_hub.constants as hf_constants
+
+    timm = import_timm()
+    cfg = timm.models.get_pretrained_cfg("test_resnet")
+    torch.manual_seed(1)
+    reference = timm.create_model("test_resnet", pretrained=False).eval()
+    repo = tmp_path / ("models--" + cfg.hf_hub_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(snapshot / "model.safetensors"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+
+    model = advbench.load_model("test_resnet")
+    assert model.num_classes == 1000 and model.input_shape == tuple(cfg.input_size)
+    assert model.mean.flatten().tolist() == pytest.approx(list(cfg.mean))
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x), reference((x - model.mean) / model.std), atol=1e-5)
