@@ -57,11 +57,16 @@ def evaluate(
     model_options: Mapping[str, Mapping[str, Any]] | None = None,
     out: str | Path | None = None,
     save_adversarials: bool = True,
+    targeted: str | int | None = None,
+    min_confidence: float | None = None,
+    sanity_checks: bool = False,
 ) -> pd.DataFrame:
     """Run models x attacks x eps and return the per-sample rows (see README, "Results").
 
     ``models=None`` takes every registered model trained on ``dataset``. With ``out`` the run directory is
-    written as by ``advbench run --out``. Raises :class:`advbench.errors.CellFailed` if any cell failed
+    written as by ``advbench run --out``. ``targeted`` is ``"least-likely"``, ``"random"`` or a class index;
+    ``min_confidence`` makes success also need that probability; ``sanity_checks`` runs the
+    gradient-masking probes (off by default here, on in the CLI; see ``advbench.engine.sanity``). Raises :class:`advbench.errors.CellFailed` if any cell failed
     (the rows of the others are on disk when ``out`` is set).
     """
     from .engine.executor import execute, resolve_device
@@ -85,6 +90,9 @@ def evaluate(
         model_options={k: dict(v) for k, v in (model_options or {}).items()},
         out=Path(out) if out is not None else None,
         save_adversarials=save_adversarials and out is not None,
+        targeted=None if targeted is None else str(targeted),
+        min_confidence=min_confidence,
+        sanity_checks=sanity_checks,
     )
     outcome = execute(config, host)
     if outcome.failures:
@@ -93,10 +101,19 @@ def evaluate(
 
 
 def default_models(dataset: str) -> tuple[str, ...]:
-    """Every registered model trained on ``dataset`` (the embedded default run uses this)."""
+    """Every registered model trained on ``dataset`` (the embedded default run uses this); for a dataset no
+    model was trained on (``noise``), every registered model that fits its image shape and class count."""
+    from .engine.plan import model_incompatibility
     from .errors import ConfigError
 
-    names = tuple(s.name for s in get_host().registry.models if s.dataset == dataset)
+    registry = get_host().registry
+    names = tuple(s.name for s in registry.models if s.dataset == dataset)
     if not names:
-        raise ConfigError(f"no registered model was trained on {dataset!r}: pass --models")
+        spec = registry.datasets.get(dataset)
+        names = tuple(
+            m.name for m in registry.models
+            if m.input_shape is not None and m.num_classes is not None and model_incompatibility(m, spec) is None
+        )
+    if not names:
+        raise ConfigError(f"no registered model fits dataset {dataset!r}: pass --models")
     return names

@@ -21,8 +21,9 @@ def advbench_register_attacks(registrar) -> None:
 @hookimpl
 def advbench_register_datasets(registrar) -> None:
     from .data import builtin_datasets
+    from .data.noise import noise_datasets
 
-    for spec in builtin_datasets():
+    for spec in [*builtin_datasets(), *noise_datasets()]:
         registrar.add(spec)
 
 

@@ -84,6 +84,18 @@ class GradientOracle(Oracle):
         with torch.no_grad():
             return self(x, index)
 
+    def restricted(self, access: str) -> "Oracle":
+        """An oracle of ``access`` level over the same model and batch that shares this one's counters.
+
+        A composite attack (the ensemble) hands each member exactly the access it declared, while every
+        query still counts against the same samples.
+        """
+        if access == "gradient":
+            return self
+        view = ORACLES[access](self.model, self.batch_size, self.num_classes, self.device)
+        view.n_forward, view.n_backward = self.n_forward, self.n_backward
+        return view
+
 
 class _BlackBoxOracle(Oracle):
     def __init__(self, model: torch.nn.Module, batch_size: int, num_classes: int, device: torch.device | str) -> None:

@@ -8,6 +8,7 @@ Layout::
                                failed cell later in the run loses nothing)
       adversarials/<cell key>.safetensors   x_adv [n, C, H, W] float32 and sample_id [n]
       results.parquet          all rows, written at the end of the run
+      flags.json               gradient-masking and sanity flags per (model, attack)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .errors import AdvbenchError
 
 RESULTS_FILE = "results.parquet"
 MANIFEST_FILE = "manifest.json"
+FLAGS_FILE = "flags.json"
 CELLS_DIR = "cells"
 ADV_DIR = "adversarials"
 
@@ -103,6 +105,12 @@ class RunStore:
         _atomic_parquet(rows, path)
         return path
 
+    def write_flags(self, flags: list[dict[str, Any]]) -> None:
+        path = self.run_dir / FLAGS_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(flags, indent=2) + "\n")
+        os.replace(tmp, path)
+
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         path = self.run_dir / MANIFEST_FILE
         tmp = path.with_suffix(".tmp")
@@ -140,6 +148,12 @@ def load_adversarials(run_dir: str | Path, key: str):
 
     data = load_file(str(Path(run_dir) / ADV_DIR / f"{key}.safetensors"))
     return data["x_adv"], data["sample_id"]
+
+
+def load_flags(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The gradient-masking and sanity flags of a run (empty when none were recorded)."""
+    path = Path(run_dir) / FLAGS_FILE
+    return json.loads(path.read_text()) if path.is_file() else []
 
 
 def load_manifest(run_dir: str | Path) -> dict[str, Any]:

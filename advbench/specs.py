@@ -31,6 +31,8 @@ class AttackSpec:
         access: ``"gradient"``, ``"score"`` or ``"label"``: the oracle the harness hands it.
         description: one line for ``advbench list attacks``.
         reference: the paper, for the docs.
+        minimum_norm: the attack finds each sample's smallest adversarial (run once with eps = inf; every
+            eps cell is derived from it).
     """
 
     name: str
@@ -39,6 +41,7 @@ class AttackSpec:
     access: Access = "gradient"
     description: str = ""
     reference: str = ""
+    minimum_norm: bool = False
     plugin: str = field(default="", compare=False)
 
     def build(self, **options: Any) -> "Attack":

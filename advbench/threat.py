@@ -47,8 +47,9 @@ class ThreatModel:
     eps: float
 
     def __post_init__(self) -> None:
-        if not math.isfinite(self.eps) or self.eps < 0:
-            raise ConfigError(f"epsilon must be a finite number >= 0, got {self.eps!r}")
+        # inf is allowed (a minimum-norm attack runs unbounded); users cannot type it (parse_eps refuses).
+        if math.isnan(self.eps) or self.eps < 0:
+            raise ConfigError(f"epsilon must be a number >= 0, got {self.eps!r}")
 
     def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Project ``x_adv`` into this ball around ``x`` and into the input bounds. Shapes [B, ...]."""

@@ -60,3 +60,14 @@ def test_label_oracle_gives_top1_only_and_hides_the_model():
         assert not isinstance(value, nn.Module)
     assert not hasattr(oracle, "model")
     assert oracle.n_backward.tolist() == [0, 0]
+
+
+def test_restricted_views_share_counters_and_enforce_access():
+    model = _model()
+    oracle = GradientOracle(model, batch_size=2, num_classes=3, device="cpu")
+    labels_only = oracle.restricted("label")
+    assert isinstance(labels_only, LabelOracle) and not hasattr(labels_only, "model")
+    labels_only(torch.rand(2, 3, 2, 2))
+    oracle.restricted("score")(torch.rand(1, 3, 2, 2), index=torch.tensor([1]))
+    assert oracle.n_forward.tolist() == [1, 2]
+    assert oracle.restricted("gradient") is oracle

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -31,29 +31,53 @@ class Goal:
     """What counts as adversarial for a batch.
 
     Attributes:
-        labels: int64 [B], the true labels.
+        labels: int64 [B], the true labels (-1 for unlabelled data such as the ``noise`` dataset).
         targets: int64 [B] target classes for a targeted attack, else ``None``.
+        min_confidence: if set, success also needs the adversarial (or target) class at probability >= this.
     """
 
     labels: torch.Tensor
     targets: torch.Tensor | None = None
+    min_confidence: float | None = None
 
     @property
     def targeted(self) -> bool:
         return self.targets is not None
 
     def is_adversarial(self, logits: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        """bool [N]: whether each row of ``logits`` [N, K] meets the goal (rows = ``index`` of the batch)."""
+        """bool [N]: whether each row of ``logits`` [N, K] meets the goal (rows = ``index`` of the batch).
+
+        Untargeted: the top-1 class differs from the label; targeted: it is the target. With
+        ``min_confidence``, the softmax probability of that class must also reach it.
+        """
         pred = logits.argmax(dim=1)
         if self.targets is not None:
             tgt = self.targets if index is None else self.targets[index]
-            return pred == tgt
-        lab = self.labels if index is None else self.labels[index]
-        return pred != lab
+            ok = pred == tgt
+        else:
+            lab = self.labels if index is None else self.labels[index]
+            ok = pred != lab
+        if self.min_confidence is not None:
+            ok = ok & (logits.softmax(dim=1).gather(1, pred[:, None]).squeeze(1) >= self.min_confidence)
+        return ok
 
     def subset(self, index: torch.Tensor) -> "Goal":
         """The goal for rows ``index`` of the batch."""
-        return Goal(self.labels[index], None if self.targets is None else self.targets[index])
+        return Goal(self.labels[index], None if self.targets is None else self.targets[index], self.min_confidence)
+
+
+@dataclass
+class AttackOutput:
+    """What :meth:`Attack.run` may return instead of a bare tensor.
+
+    Attributes:
+        x_adv: [B, C, H, W] candidate adversarials (checked and projected by the harness like a tensor).
+        extras: per-sample values that become extra columns of the rows, each a list or tensor of length B
+            (the ensemble records ``broken_by``, the member that broke each sample).
+    """
+
+    x_adv: torch.Tensor
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -70,6 +94,22 @@ class Attack:
     norms: ClassVar[tuple[str, ...]] = ("linf", "l2")
     description: ClassVar[str] = ""
     reference: ClassVar[str] = ""
+    #: A minimum-norm attack (C&W, DeepFool, FAB, L-BFGS) runs once per (model, norm) with ``threat.eps ==
+    #: inf`` and returns each sample's smallest adversarial; the harness derives every eps cell from it.
+    minimum_norm: ClassVar[bool] = False
+    #: An attack that learns from the train split first (a universal perturbation) sets this and
+    #: implements :meth:`fit`.
+    needs_fit: ClassVar[bool] = False
+
+    def fit(
+        self, oracle: "Oracle", x: torch.Tensor, goal: Goal, threat: "ThreatModel", generator: torch.Generator
+    ) -> None:
+        """Learn from training data before :meth:`run` (only called when ``needs_fit``).
+
+        Args:
+            oracle: this attack's access to the model, over the training batch ``x``.
+            x: training images [N, C, H, W] in [0, 1]; goal: their labels.
+        """
 
     def run(
         self,
@@ -127,6 +167,7 @@ class Attack:
             access=cls.access,  # type: ignore[arg-type]
             description=cls.description,
             reference=cls.reference,
+            minimum_norm=cls.minimum_norm,
         )
 
 

@@ -69,6 +69,9 @@ def run(
     weights: Annotated[Optional[list[str]], typer.Option("--weights", help="Local weights for a timm model: PATH, or MODEL=PATH with several models.")] = None,
     save_adversarials: Annotated[bool, typer.Option("--save-adversarials/--no-save-adversarials", help="Write each cell's adversarial images to the run directory.")] = True,
     resume: Annotated[bool, typer.Option("--resume", help="Reuse the cells already written in --out.")] = False,
+    targeted: Annotated[Optional[str], typer.Option("--targeted", help="Targeted attacks: least-likely, random, or a class index.")] = None,
+    min_confidence: Annotated[Optional[float], typer.Option("--min-confidence", help="Success also needs the adversarial (or target) class at this probability.")] = None,
+    sanity_checks: Annotated[bool, typer.Option("--sanity-checks/--no-sanity-checks", help="Gradient-masking probes and flags.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     verbose: Verbose = False,
 ) -> None:
@@ -81,11 +84,10 @@ def run(
     from ..engine.config import RunConfig
     from ..engine.executor import execute, resolve_device
     from ..errors import CellFailed
-    from ..leaderboard import leaderboard
-    from ..leaderboard.render import FORMATS, print_leaderboard, render
+    from ..leaderboard.render import FORMATS
     from ..threat import Norm, parse_eps_list
     from .options import parse_attack_options, parse_weights, split_names
-    from .render import RichReporter, note, out_console
+    from .render import RichReporter, note, show_results
 
     if fmt not in FORMATS:
         from ..errors import ConfigError
@@ -111,14 +113,15 @@ def run(
         out=out_dir,
         save_adversarials=save_adversarials,
         resume=resume,
+        targeted=targeted,
+        min_confidence=min_confidence,
+        sanity_checks=sanity_checks,
     )
     outcome = execute(config, host, RichReporter(quiet=quiet))
     if len(outcome.rows):
-        board = leaderboard(outcome.rows)
-        if fmt == "table":
-            print_leaderboard(board, out_console(), title=f"{config.dataset}/{config.split}, {len(outcome.rows['sample_id'].unique())} samples, {config.norm.value}")
-        else:
-            typer.echo(render(board, fmt), nl=False)
+        n = outcome.rows["sample_id"].nunique()
+        show_results(outcome.rows, outcome.flags, fmt, f"{config.dataset}/{config.split}, {n} samples",
+                     always_success=min_confidence is not None)
     if not quiet:
         note(f"results: {out_dir}")
     if outcome.failures:
@@ -204,19 +207,13 @@ def leaderboard_cmd(
 ) -> None:
     """Rebuild the leaderboard of a run from its rows on disk."""
     from ..errors import ConfigError
-    from ..leaderboard import leaderboard
-    from ..leaderboard.render import FORMATS, print_leaderboard, render
-    from ..results import load_rows
-    from .render import out_console
+    from ..leaderboard.render import FORMATS
+    from ..results import load_flags, load_rows
+    from .render import show_results
 
     if fmt not in FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}: use one of {', '.join(FORMATS)}")
-    rows = load_rows(run_dir)
-    board = leaderboard(rows)
-    if fmt == "table":
-        print_leaderboard(board, out_console(), title=str(run_dir))
-    else:
-        typer.echo(render(board, fmt), nl=False)
+    show_results(load_rows(run_dir), load_flags(run_dir), fmt, str(run_dir))
 
 
 @app.command()

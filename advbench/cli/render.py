@@ -96,3 +96,47 @@ def listing_table(title: str, columns: list[str], rows: Iterable[list[Any]]) -> 
     for row in rows:
         table.add_row(*(str(v) for v in row))
     return table
+
+
+def show_results(rows, flags: list[dict], fmt: str, title: str, *, always_success: bool = False) -> None:
+    """Print a run's results: the robust-accuracy board, then (when they say something) the success-rate
+    board, minimum-norm medians and gradient-masking flags. Machine formats print the robust board only
+    (plus the flags as notes on stderr)."""
+    import typer
+
+    from ..leaderboard import leaderboard, minimum_norms, success_rates
+    from ..leaderboard.render import print_leaderboard, render
+
+    board = leaderboard(rows)
+    if fmt != "table":
+        typer.echo(render(board, fmt), nl=False)
+        for f in flags:
+            note(f"flag: {_flag_text(f)}")
+        return
+    console = out_console()
+    unlabelled = bool(len(rows)) and bool((rows["label"] < 0).all())
+    if not unlabelled:
+        print_leaderboard(board, console, title=f"{title}: robust accuracy (%)")
+    targeted = "target" in rows.columns and bool((rows["target"] >= 0).any())
+    if always_success or targeted or unlabelled:
+        success = success_rates(rows)
+        if len(success):
+            goal = "targeted success" if targeted else "success"
+            print_leaderboard(success, console, title=f"{title}: {goal} rate (%) over attacked samples")
+    norms = minimum_norms(rows)
+    if len(norms):
+        console.print(listing_table(
+            "minimum-norm attacks: median smallest adversarial (inf = not found for half the samples)",
+            ["model", "attack", "norm", "median norm", "found %"],
+            ([r.model, r.attack, r.norm, f"{r.median_min_norm:.4g}", f"{100 * r.found:.1f}"] for r in norms.itertuples()),
+        ))
+    if flags:
+        console.print(listing_table(
+            "flags (possible gradient masking or a weak evaluation: investigate)",
+            ["model", "attack", "flag", "detail"],
+            ([f["model"], f["attack"], f["flag"], f["detail"]] for f in flags),
+        ))
+
+
+def _flag_text(flag: dict) -> str:
+    return f"{flag['model']} / {flag['attack']}: {flag['flag']}: {flag['detail']}"

@@ -35,6 +35,9 @@ class RunConfig:
         out: run directory (``None``: keep rows in memory only).
         save_adversarials: write each cell's adversarial images next to the rows.
         resume: reuse cells already written in ``out``.
+        targeted: ``None`` (untargeted), ``"least-likely"``, ``"random"`` or a class index (as a string).
+        min_confidence: success also needs the adversarial/target class at this probability or more.
+        sanity_checks: run the gradient-masking probes and flags (cheap; on by default).
     """
 
     models: tuple[str, ...]
@@ -52,6 +55,9 @@ class RunConfig:
     out: Path | None = None
     save_adversarials: bool = True
     resume: bool = False
+    targeted: str | None = None
+    min_confidence: float | None = None
+    sanity_checks: bool = True
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -70,6 +76,10 @@ class RunConfig:
             raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
         if any(e < 0 for e in self.eps):
             raise ConfigError("epsilons must be >= 0")
+        if self.targeted is not None and self.targeted not in ("least-likely", "random") and not str(self.targeted).isdigit():
+            raise ConfigError(f"invalid --targeted {self.targeted!r}: use least-likely, random or a class index")
+        if self.min_confidence is not None and not 0 < self.min_confidence <= 1:
+            raise ConfigError(f"--min-confidence must be in (0, 1], got {self.min_confidence}")
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-compatible data (for manifest.json and the run_started hook)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -16,9 +17,13 @@ from ..errors import AdvbenchError
 from ..plugins import PluginHost
 from ..results import RunStore, environment, now_utc
 from ..specs import DatasetSpec
+from ..threat import ThreatModel
 from .config import RunConfig
 from .plan import Cell, Plan, make_plan
-from .runner import ROW_COLUMNS, cell_seed, predict, run_cell
+from .runner import (
+    ROW_COLUMNS, CellResult, ModelInputs, cell_rows, cell_seed, choose_targets, judge, minimum_norms,
+    predict_logits, run_attack,
+)
 from .samples import select_samples
 
 
@@ -51,6 +56,7 @@ class RunOutcome:
     failures: list[Failure] = field(default_factory=list)
     run_dir: Path | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
+    flags: list[dict[str, Any]] = field(default_factory=list)
 
 
 def resolve_device(device: str) -> str:
@@ -110,6 +116,7 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
     reporter.run_started(plan, int(sample_ids.numel()))
     frames: list[pd.DataFrame] = []
     failures: list[Failure] = []
+    flags: list[dict[str, Any]] = []
     for spec in model_specs:
         cells = plan.cells_for(spec.name)
         if not cells:
@@ -127,7 +134,13 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
         try:
             model = spec.load(device=str(device), **config.model_options.get(spec.name, {}))
             num_classes = int(getattr(model, "num_classes", dataset.num_classes))
-            clean_pred = predict(model, x, config.batch_size, device)
+            clean_logits = predict_logits(model, x, config.batch_size, device)
+            inputs = ModelInputs(
+                sample_ids=sample_ids, x=x, y=y, clean_logits=clean_logits,
+                targets=choose_targets(config.targeted, y, clean_logits, config.seed),
+                min_confidence=config.min_confidence, num_classes=num_classes,
+                dataset=dataset.name, split=config.split, seed=config.seed,
+            )
         except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its cells, not the run
             message = str(exc) if isinstance(exc, AdvbenchError) else f"model {spec.name!r} failed to load: {type(exc).__name__}: {exc}"
             message = message.splitlines()[0] if message else type(exc).__name__
@@ -136,16 +149,14 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
                 reporter.cell_failed(c, message)
             reporter.model_finished(spec.name)
             continue
-        n_attacked = int((clean_pred == y).sum())
+        if config.sanity_checks:
+            flags.extend(_probe(model, spec.name, inputs, config, device))
+        n_attacked = int(inputs.attacked.sum())
+        unbounded: dict[str, tuple] = {}  # minimum-norm attacks: one unbounded run serves every eps
         for cell in pending:
             reporter.cell_started(cell, n_attacked)
             try:
-                result = run_cell(
-                    cell, attacks[cell.attack], model,
-                    sample_ids=sample_ids, x=x, y=y, clean_pred=clean_pred, num_classes=num_classes,
-                    batch_size=config.batch_size, device=device, seed=config.seed,
-                    dataset=dataset.name, split=config.split, on_batch=reporter.batch_done,
-                )
+                result = _run_cell(cell, attacks[cell.attack], model, inputs, config, device, dataset, unbounded, reporter)
             except Exception as exc:  # noqa: BLE001 - one failing cell (often a plugin's bug) must not stop the run
                 message = str(exc) if isinstance(exc, AdvbenchError) else f"{type(exc).__name__}: {exc}"
                 message = f"cell {cell} failed: {message.splitlines()[0] if message else type(exc).__name__}"
@@ -168,14 +179,67 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
         reporter.model_finished(spec.name)
 
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(ROW_COLUMNS))
+    if config.sanity_checks:
+        from .sanity import row_flags
+
+        flags.extend(row_flags(rows, {name: a.access for name, a in attacks.items()}))
+    manifest["flags"] = flags
     manifest["failures"] = [{"cells": f.cells, "message": f.message} for f in failures]
     manifest["finished"] = now_utc()
     if store is not None:
         store.write_results(rows)
+        store.write_flags(flags)
         store.write_manifest(manifest)
         host.notify("advbench_run_finished", run_dir=store.run_dir, rows=rows)
     reporter.run_finished()
-    return RunOutcome(rows, plan, failures, store.run_dir if store else None, manifest)
+    return RunOutcome(rows, plan, failures, store.run_dir if store else None, manifest, flags)
+
+
+def _probe(model, name: str, inputs: ModelInputs, config: RunConfig, device: torch.device, n_probe: int = 100) -> list[dict[str, Any]]:
+    """Gradient-masking probes on up to ``n_probe`` clean-correct samples (skipped for unlabelled data)."""
+    from .sanity import probe_model
+
+    correct = ((inputs.clean_pred == inputs.y) & (inputs.y >= 0)).nonzero().squeeze(1)[:n_probe]
+    gen = torch.Generator(device=device).manual_seed(config.seed)
+    return probe_model(model, name, inputs.x[correct], inputs.y[correct], device, gen)
+
+
+def _run_cell(cell: Cell, attack, model, inputs: ModelInputs, config: RunConfig, device: torch.device,
+              dataset: DatasetSpec, unbounded: dict[str, tuple], reporter: Reporter) -> CellResult:
+    """Attack (or reuse the unbounded run of a minimum-norm attack), then judge at the cell's eps."""
+    threat = ThreatModel(cell.norm, cell.eps)
+    common = dict(batch_size=config.batch_size, device=device)
+    if attack.minimum_norm:
+        if cell.attack not in unbounded:
+            free = ThreatModel(cell.norm, math.inf)
+            gen = torch.Generator(device=device).manual_seed(cell_seed(config.seed, Cell(cell.model, cell.attack, cell.norm, math.inf)))
+            attacked = run_attack(attack, model, inputs, free, generator=gen, on_batch=reporter.batch_done, **common)
+            unbounded[cell.attack] = (attacked, minimum_norms(inputs, attacked, judge(model, inputs, attacked.x_adv, free, **common), cell.norm))
+        attacked, min_norm = unbounded[cell.attack]
+        judged = judge(model, inputs, attacked.x_adv, threat, **common)
+        return CellResult(cell_rows(cell, inputs, attacked, judged, min_norm), judged.x_adv, attacked.wall)
+    gen = torch.Generator(device=device).manual_seed(cell_seed(config.seed, cell))
+    if attack.needs_fit:
+        _fit(attack, model, inputs, dataset, threat, gen, device)
+    attacked = run_attack(attack, model, inputs, threat, generator=gen, on_batch=reporter.batch_done, **common)
+    judged = judge(model, inputs, attacked.x_adv, threat, **common)
+    return CellResult(cell_rows(cell, inputs, attacked, judged, None), judged.x_adv, attacked.wall)
+
+
+def _fit(attack, model, inputs: ModelInputs, dataset: DatasetSpec, threat: ThreatModel, gen: torch.Generator,
+         device: torch.device) -> None:
+    """Let an attack that learns (a universal perturbation) see the train split first."""
+    from ..attacks.base import Goal
+    from ..errors import ConfigError
+    from ..oracles import make_oracle
+
+    if "train" not in dataset.splits:
+        raise ConfigError(f"attack {attack.name!r} learns from a train split, which dataset {dataset.name!r} lacks")
+    x_train, y_train = dataset.load("train")
+    oracle = make_oracle(attack.access, model, x_train.shape[0], inputs.num_classes, device)
+    goal = Goal(labels=y_train.to(device), min_confidence=inputs.min_confidence)
+    with torch.enable_grad():
+        attack.fit(oracle, x_train.to(device), goal, threat, gen)
 
 
 def _check_resumable(run_dir: Path, config: RunConfig, attack_options: dict[str, dict[str, Any]]) -> None:

@@ -38,6 +38,8 @@ def _check_images(dataset: DatasetSpec, x: torch.Tensor, y: torch.Tensor) -> Non
         raise ConfigError(
             f"dataset {dataset.name!r} returned images of shape {tuple(x.shape)}, expected [N, {', '.join(map(str, dataset.input_shape))}]"
         )
+    if y.numel() and (y.max() >= dataset.num_classes or y.min() < -1):
+        raise ConfigError(f"dataset {dataset.name!r} has labels outside 0..{dataset.num_classes - 1} (or -1 for unlabelled)")
     if x.shape[0] != y.shape[0]:
         raise ConfigError(f"dataset {dataset.name!r} returned {x.shape[0]} images but {y.shape[0]} labels")
     if x.numel() and (x.min() < 0 or x.max() > 1 or not torch.isfinite(x).all()):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
 from advbench.errors import AdvbenchError
@@ -318,3 +319,51 @@ def _sort_board(board: pd.DataFrame, threats: list[tuple[str, float]], labels: d
     by = list(keys.columns)
     order = keys.sort_values(by, ascending=[False] * (len(by) - 1) + [True], na_position="last", kind="stable")
     return board.loc[order.index]
+
+
+def _attacked(rows: pd.DataFrame) -> pd.Series:
+    """Samples an attack ran on: clean-correct ones, and unlabelled ones (label -1, e.g. noise images)."""
+    return rows["clean_correct"].astype(bool) | (rows["label"] < 0)
+
+
+def success_rates(rows: pd.DataFrame) -> pd.DataFrame:
+    """The attacker's view: per model, the fraction of attacked samples on which each attack met its goal.
+
+    The goal is the run's: untargeted misclassification, the target class for ``--targeted`` runs, at the
+    ``--min-confidence`` probability when one was set; for a universal perturbation this is its fooling rate.
+    Columns are named like the leaderboard's (``"linf 0.3 fgsm"``), values are fractions; rows without a
+    ``success`` column (older runs) give an empty frame.
+
+    Args:
+        rows: per-sample rows.
+    Returns:
+        Frame indexed by ``model``.
+    """
+    rows = validate_rows(rows)
+    if rows.empty or "success" not in rows.columns:
+        return pd.DataFrame(index=pd.Index([], name="model", dtype=str))
+    attacked = rows[_attacked(rows)]
+    long = attacked.groupby(_CELL, observed=True)["success"].mean().rename("robust_accuracy").reset_index()
+    labels = eps_labels(long["eps"].unique())
+    wide = _wide(long, labels)
+    order = [column_name(n, labels[e], a) for n, e in _threat_models(long) for a in sorted(long.loc[(long["norm"] == n) & (long["eps"] == e), "attack"].unique())]
+    wide = wide.reindex(columns=order).astype("float64")
+    wide.index.name = "model"
+    return wide
+
+
+def minimum_norms(rows: pd.DataFrame) -> pd.DataFrame:
+    """For minimum-norm attacks (rows with a finite or infinite ``min_norm``): per (model, attack, norm) the
+    median smallest adversarial norm over attacked samples (a sample the attack never broke counts as
+    infinitely far, so the median is honest), the fraction found, and the number of samples."""
+    rows = validate_rows(rows)
+    if rows.empty or "min_norm" not in rows.columns:
+        return pd.DataFrame(columns=["model", "attack", "norm", "median_min_norm", "found", "n_samples"])
+    sel = rows[rows["min_norm"].notna() & _attacked(rows)].drop_duplicates(["model", "attack", "norm", "sample_id"])
+    grouped = sel.groupby(["model", "attack", "norm"], observed=True)["min_norm"]
+    out = pd.DataFrame({
+        "median_min_norm": grouped.median(),
+        "found": grouped.apply(lambda s: float(np.isfinite(s).mean())),
+        "n_samples": grouped.size(),
+    })
+    return out.reset_index()

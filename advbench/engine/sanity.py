@@ -1,0 +1,100 @@
+"""Gradient-masking and sanity flags (AutoAttack's checks and more).
+
+A robustness number is only as good as the attack behind it. These checks catch the usual ways an evaluation
+reports false robustness; each flag is recorded per (model, attack) in ``flags.json`` and shown under the
+leaderboard. Flags are warnings to investigate, not verdicts.
+
+Model probes (a few forward/backward passes on up to ``n_probe`` clean-correct samples):
+
+* ``zero_gradients``: a large fraction of samples whose input gradient of the loss is exactly zero;
+* ``randomised``: two identical forward passes give different logits (a randomised defence: use EOT);
+* ``probability_outputs``: outputs look like probabilities (rows in [0, 1] summing to 1), not logits, which
+  flattens the cross-entropy gradient;
+* ``large_eps_not_broken``: PGD at linf eps 0.5 (where any image can be turned grey) leaves more than 5% of
+  samples robust.
+
+Row checks (over the run's results):
+
+* ``robust_rises_with_eps``: an attack's robust accuracy goes up as eps grows;
+* ``weaker_beats_stronger``: an attack known to be weaker (FGSM < BIM < PGD < APGD < ensemble) breaks more
+  samples than a stronger one at the same eps, or a black-box attack beats a white-box one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+#: Known strength order of white-box attacks (weaker first); the ensemble contains the APGDs.
+STRENGTH_ORDER = ("fgsm", "bim", "mifgsm", "pgd", "apgd_ce", "ensemble")
+MARGIN = 0.005  # 0.5 percentage points: differences below this are noise from random starts
+
+
+def _flag(model: str, attack: str, flag: str, detail: str, eps: float | None = None) -> dict[str, Any]:
+    return {"model": model, "attack": attack, "eps": eps, "flag": flag, "detail": detail}
+
+
+def probe_model(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+                generator: torch.Generator) -> list[dict[str, Any]]:
+    """Model-level probes on clean-correct samples x [n, C, H, W] (n small), labels y [n]."""
+    from ..attacks.base import Goal
+    from ..attacks.pgd import PGD
+    from ..oracles import GradientOracle
+    from ..threat import Norm, ThreatModel
+
+    flags: list[dict[str, Any]] = []
+    if x.shape[0] == 0:
+        return flags
+    x, y = x.to(device), y.to(device)
+    xg = x.clone().requires_grad_(True)
+    logits = model(xg)
+    (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), xg)
+    zero = (grad.flatten(1).abs().amax(dim=1) == 0).float().mean().item()
+    if zero > 0.1:
+        flags.append(_flag(name, "*", "zero_gradients", f"{100 * zero:.0f}% of samples have an all-zero input gradient"))
+    with torch.no_grad():
+        again = model(x)
+        if not torch.equal(logits.detach(), again):
+            flags.append(_flag(name, "*", "randomised", "two identical forward passes gave different outputs; use EOT"))
+        looks_like_probs = bool((again >= 0).all() and (again <= 1).all() and torch.allclose(again.sum(1), torch.ones_like(again[:, 0]), atol=1e-4))
+    if looks_like_probs:
+        flags.append(_flag(name, "*", "probability_outputs", "the model returns probabilities, not logits"))
+    pgd = PGD(steps=20)
+    oracle = GradientOracle(model, x.shape[0], int(logits.shape[1]), device)
+    with torch.enable_grad():
+        x_adv = pgd.run(oracle, x, Goal(labels=y), ThreatModel(Norm.LINF, 0.5), generator)
+    with torch.no_grad():
+        robust = (model(x_adv).argmax(1) == y).float().mean().item()
+    if robust > 0.05:
+        flags.append(_flag(name, "pgd", "large_eps_not_broken", f"PGD at linf eps 0.5 leaves {100 * robust:.1f}% robust (expected ~0%)", 0.5))
+    return flags
+
+
+def row_flags(rows: pd.DataFrame, access: dict[str, str]) -> list[dict[str, Any]]:
+    """Flags read off the result rows. ``access`` maps attack name -> access level."""
+    flags: list[dict[str, Any]] = []
+    if rows.empty:
+        return flags
+    acc = rows.groupby(["model", "attack", "norm", "eps"]).robust.mean().reset_index()
+    for (model, attack, norm), group in acc.groupby(["model", "attack", "norm"]):
+        group = group.sort_values("eps")
+        rises = group.robust.diff() > MARGIN
+        for eps in group.eps[rises]:
+            flags.append(_flag(model, attack, "robust_rises_with_eps", f"robust accuracy rises at {norm} eps {eps:g}", float(eps)))
+    for (model, norm, eps), group in acc.groupby(["model", "norm", "eps"]):
+        by_attack = dict(zip(group.attack, group.robust))
+        ranked = [a for a in STRENGTH_ORDER if a in by_attack]
+        for i, weak in enumerate(ranked):
+            for strong in ranked[i + 1 :]:
+                if by_attack[weak] < by_attack[strong] - MARGIN:
+                    flags.append(_flag(model, strong, "weaker_beats_stronger",
+                                       f"{weak} ({100 * by_attack[weak]:.1f}%) beats {strong} ({100 * by_attack[strong]:.1f}%) at {norm} eps {eps:g}", float(eps)))
+        white = [a for a in by_attack if access.get(a) == "gradient"]
+        for black in (a for a in by_attack if access.get(a) in ("score", "label")):
+            if white and by_attack[black] < min(by_attack[w] for w in white) - MARGIN:
+                flags.append(_flag(model, black, "black_box_beats_white_box",
+                                   f"{black} ({100 * by_attack[black]:.1f}%) beats every white-box attack at {norm} eps {eps:g}: gradient masking?", float(eps)))
+    return flags

@@ -1,0 +1,140 @@
+"""Targeted runs, the confidence criterion, minimum-norm cells, the noise dataset and gradient-masking flags."""
+
+import math
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+import advbench
+from advbench import Attack
+from advbench.engine.runner import choose_targets
+from advbench.models.wrapper import ClassifierWrapper
+from advbench.specs import ModelSpec
+
+KW = dict(n_samples=60, device="cpu")
+
+
+def _success(rows, attack):
+    sel = rows[(rows.attack == attack) & (rows.clean_correct | (rows.label < 0))]
+    return sel.groupby("eps").success.mean()
+
+
+def test_choose_targets():
+    y = torch.tensor([0, 1, 2, -1])
+    logits = torch.tensor([[3.0, 2, 1], [1, 3, 2], [2, 1, 3], [0, 5, 1]])
+    assert choose_targets("least-likely", y, logits, 0).tolist() == [2, 0, 1, 0]
+    random = choose_targets("random", y, logits, 0)
+    assert (random != torch.tensor([0, 1, 2, 1])).all()  # never the label (or the clean prediction if unlabelled)
+    assert choose_targets("1", y, logits, 0).tolist() == [1, 1, 1, 1]
+
+
+def test_targeted_success_means_the_target_and_rows_record_it():
+    rows = advbench.evaluate(models="cnn.mnist5k_std", attacks="pgd", eps=[0.3], targeted="random", **KW)
+    attacked = rows[rows.clean_correct]
+    assert (attacked.target != attacked.label).all() and (attacked.target >= 0).all()
+    assert (attacked.success == (attacked.adv_pred == attacked.target)).all()
+    assert attacked.success.mean() > 0.5
+
+
+def test_least_likely_targeted_is_harder_than_untargeted():
+    for model in ("cnn.mnist5k_std", "linear.mnist5k_std"):
+        untargeted = advbench.evaluate(models=model, attacks="fgsm", eps=[0.1, 0.2], **KW)
+        targeted = advbench.evaluate(models=model, attacks="fgsm", eps=[0.1, 0.2], targeted="least-likely", **KW)
+        assert (_success(targeted, "fgsm") < _success(untargeted, "fgsm")).all()
+
+
+def test_min_confidence_only_removes_successes():
+    plain = advbench.evaluate(models="linear.mnist5k_std", attacks="fgsm", eps=[0.1], **KW)
+    strict = advbench.evaluate(models="linear.mnist5k_std", attacks="fgsm", eps=[0.1], min_confidence=0.9, **KW)
+    assert (strict.success <= plain.success).all()
+    assert (strict[strict.success].adv_confidence >= 0.9).all()
+    assert strict.robust.equals(plain.robust)  # accuracy is about predictions, not confidence
+
+
+def test_noise_dataset_fooling_rate():
+    rows = advbench.evaluate(models="linear.mnist5k_std", attacks="fgsm", eps=[0.2], dataset="noise",
+                             targeted="random", min_confidence=0.5, **KW)
+    assert (rows.label == -1).all() and not rows.robust.any()
+    assert rows.success.mean() > 0.9  # one gradient step gives a confident class of our choosing
+
+
+@dataclass
+class ToyMinNorm(Attack):
+    """A minimum-norm attack with a known answer: scale towards 1 - x until the label flips (by bisection)."""
+
+    name = "toy_min_norm"
+    norms = ("linf",)
+    minimum_norm = True
+
+    def run(self, oracle, x, goal, threat, generator):
+        assert math.isinf(threat.eps)
+        lo = torch.zeros(x.shape[0], 1, 1, 1)
+        hi = torch.ones(x.shape[0], 1, 1, 1)
+        for _ in range(12):
+            mid = (lo + hi) / 2
+            broken = goal.is_adversarial(oracle.logits(x + mid * (1 - 2 * x)))
+            hi = torch.where(broken.view(-1, 1, 1, 1), mid, hi)
+            lo = torch.where(broken.view(-1, 1, 1, 1), lo, mid)
+        return x + hi * (1 - 2 * x)
+
+
+def test_minimum_norm_attack_runs_once_and_derives_every_eps(tmp_path):
+    from advbench.plugins import make_host, set_host
+
+    class Plugin:
+        @advbench.hookimpl
+        def advbench_register_attacks(self, registrar):
+            registrar.add(ToyMinNorm.spec())
+
+    set_host(make_host(autoload=False, extra=[("toy", Plugin())]))
+    rows = advbench.evaluate(models="linear.mnist5k_std", attacks="toy_min_norm", eps=[0.05, 0.1, 0.2, 0.4], **KW)
+    attacked = rows[rows.clean_correct]
+    # one unbounded run: identical min_norm and query counts in every eps cell
+    per_sample = attacked.groupby("sample_id")
+    assert (per_sample.min_norm.nunique() == 1).all() and (per_sample.n_forward.nunique() == 1).all()
+    assert (attacked.n_forward == 12).all()
+    # robust at eps exactly when the smallest adversarial is farther than eps (judged again by the model)
+    found_within = attacked.min_norm <= attacked.eps
+    assert (attacked.success[found_within]).all()
+    assert (attacked.robust == ~attacked.success).all()
+    curve = attacked.groupby("eps").robust.mean()
+    assert curve.is_monotonic_decreasing
+
+
+class RoundingCNN(nn.Module):
+    """Rounds its input to 8 levels before a real classifier: gradients are zero almost everywhere."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(torch.round(x * 7) / 7)
+
+
+def test_a_gradient_masking_model_is_flagged(tmp_path):
+    from advbench.plugins import make_host, set_host
+
+    cnn = advbench.load_model("cnn.mnist5k_std")
+
+    class Plugin:
+        @advbench.hookimpl
+        def advbench_register_models(self, registrar):
+            def load(device="cpu"):
+                return ClassifierWrapper(RoundingCNN(cnn), input_shape=(1, 28, 28), num_classes=10).to(device)
+
+            registrar.add(ModelSpec("masked.cnn", load, (1, 28, 28), 10, "mnist-5k"))
+
+    set_host(make_host(autoload=False, extra=[("masked", Plugin())]))
+    from advbench.api import get_host
+    from advbench.engine.config import RunConfig
+    from advbench.engine.executor import execute
+
+    outcome = execute(RunConfig(models=("masked.cnn", "cnn.mnist5k_std"), attacks=("fgsm", "pgd"),
+                                eps=(0.1, 0.2), n_samples=60, out=tmp_path), get_host())
+    flags = {(f["model"], f["flag"]) for f in outcome.flags}
+    assert ("masked.cnn", "zero_gradients") in flags
+    assert not any(model == "cnn.mnist5k_std" for model, _ in flags)
+    assert (tmp_path / "flags.json").is_file()
