@@ -9,6 +9,7 @@ Layout::
       adversarials/<cell key>.safetensors   x_adv [n, C, H, W] float32 and sample_id [n]
       results.parquet          all rows, written at the end of the run
       flags.json               gradient-masking and sanity flags per (model, attack)
+      transfer.parquet         transferability matrix: each source's white-box adversarials on every target
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .errors import AdvbenchError
 RESULTS_FILE = "results.parquet"
 MANIFEST_FILE = "manifest.json"
 FLAGS_FILE = "flags.json"
+TRANSFER_FILE = "transfer.parquet"
 CELLS_DIR = "cells"
 ADV_DIR = "adversarials"
 
@@ -105,6 +107,9 @@ class RunStore:
         _atomic_parquet(rows, path)
         return path
 
+    def write_transfer(self, matrix: pd.DataFrame) -> None:
+        _atomic_parquet(matrix, self.run_dir / TRANSFER_FILE)
+
     def write_flags(self, flags: list[dict[str, Any]]) -> None:
         path = self.run_dir / FLAGS_FILE
         tmp = path.with_suffix(".tmp")
@@ -148,6 +153,12 @@ def load_adversarials(run_dir: str | Path, key: str):
 
     data = load_file(str(Path(run_dir) / ADV_DIR / f"{key}.safetensors"))
     return data["x_adv"], data["sample_id"]
+
+
+def load_transfer(run_dir: str | Path) -> pd.DataFrame | None:
+    """The transferability matrix (long form) of a multi-model run, or ``None``."""
+    path = Path(run_dir) / TRANSFER_FILE
+    return pd.read_parquet(path) if path.is_file() else None
 
 
 def load_flags(run_dir: str | Path) -> list[dict[str, Any]]:

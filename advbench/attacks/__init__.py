@@ -1,9 +1,12 @@
 """Attack families built into advbench (each its own module) and the attack contract."""
 
 from .base import Attack, Goal
+from .bim import BIM
 from .fgsm import FGSM
+from .mifgsm import MIFGSM
 from .pgd import PGD
+from .transfer import Transfer
 
-BUILTIN_ATTACKS: tuple[type[Attack], ...] = (FGSM, PGD)
+BUILTIN_ATTACKS: tuple[type[Attack], ...] = (FGSM, BIM, MIFGSM, PGD, Transfer)
 
-__all__ = ["Attack", "Goal", "FGSM", "PGD", "BUILTIN_ATTACKS"]
+__all__ = ["Attack", "Goal", "FGSM", "BIM", "MIFGSM", "PGD", "Transfer", "BUILTIN_ATTACKS"]

@@ -65,7 +65,9 @@ def run(
     seed: Annotated[int, typer.Option("--seed", help="Seeds the sample subset and every attack's randomness.")] = 0,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/<timestamp>).")] = None,
     fmt: Fmt = "table",
+    view: Annotated[Optional[str], typer.Option("--view", help="robust, success, transfer, min-norm or flags (default: all that apply in table format, robust otherwise).")] = None,
     attack_opt: Annotated[Optional[list[str]], typer.Option("--attack-opt", help="ATTACK.OPTION=VALUE, repeatable (e.g. pgd.steps=40).")] = None,
+    surrogates: Annotated[Optional[str], typer.Option("--surrogates", help="Surrogate models for the 'transfer' attack (comma-separated).")] = None,
     weights: Annotated[Optional[list[str]], typer.Option("--weights", help="Local weights for a timm model: PATH, or MODEL=PATH with several models.")] = None,
     save_adversarials: Annotated[bool, typer.Option("--save-adversarials/--no-save-adversarials", help="Write each cell's adversarial images to the run directory.")] = True,
     resume: Annotated[bool, typer.Option("--resume", help="Reuse the cells already written in --out.")] = False,
@@ -86,7 +88,7 @@ def run(
     from ..errors import CellFailed
     from ..leaderboard.render import FORMATS
     from ..threat import Norm, parse_eps_list
-    from .options import parse_attack_options, parse_weights, split_names
+    from .options import expand_surrogates, parse_attack_options, parse_weights, split_names
     from .render import RichReporter, note, show_results
 
     if fmt not in FORMATS:
@@ -99,7 +101,7 @@ def run(
     out_dir = out if out is not None else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     config = RunConfig(
         models=model_names,
-        attacks=split_names(attacks, "attacks"),
+        attacks=expand_surrogates(split_names(attacks, "attacks"), split_names(surrogates, "models") if surrogates else ()),
         eps=tuple(parse_eps_list(eps)),
         norm=Norm.parse(norm),
         dataset=dataset,
@@ -120,8 +122,8 @@ def run(
     outcome = execute(config, host, RichReporter(quiet=quiet))
     if len(outcome.rows):
         n = outcome.rows["sample_id"].nunique()
-        show_results(outcome.rows, outcome.flags, fmt, f"{config.dataset}/{config.split}, {n} samples",
-                     always_success=min_confidence is not None)
+        show_results(outcome.rows, outcome.flags, outcome.transfer, fmt, f"{config.dataset}/{config.split}, {n} samples",
+                     view=view, always_success=min_confidence is not None)
     if not quiet:
         note(f"results: {out_dir}")
     if outcome.failures:
@@ -203,17 +205,18 @@ def plugins(
 def leaderboard_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (--out of `advbench run`).")],
     fmt: Fmt = "table",
+    view: Annotated[Optional[str], typer.Option("--view", help="robust, success, transfer, min-norm or flags.")] = None,
     verbose: Verbose = False,
 ) -> None:
     """Rebuild the leaderboard of a run from its rows on disk."""
     from ..errors import ConfigError
     from ..leaderboard.render import FORMATS
-    from ..results import load_flags, load_rows
+    from ..results import load_flags, load_rows, load_transfer
     from .render import show_results
 
     if fmt not in FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}: use one of {', '.join(FORMATS)}")
-    show_results(load_rows(run_dir), load_flags(run_dir), fmt, str(run_dir))
+    show_results(load_rows(run_dir), load_flags(run_dir), load_transfer(run_dir), fmt, str(run_dir), view=view)
 
 
 @app.command()

@@ -23,7 +23,8 @@ def parse_attack_options(items: list[str] | None) -> dict[str, dict[str, Any]]:
     options: dict[str, dict[str, Any]] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        attack, dot, option = key.partition(".")
+        # rpartition: option names have no dots, attack names may (pgd@cnn.mnist5k_std)
+        attack, dot, option = key.rpartition(".")
         if not sep or not dot or not attack.strip() or not option.strip():
             raise ConfigError(f"invalid --attack-opt {item!r}: write ATTACK.OPTION=VALUE, e.g. pgd.steps=40")
         options.setdefault(attack.strip(), {})[option.strip()] = value.strip()
@@ -47,3 +48,15 @@ def parse_weights(items: list[str] | None, models: tuple[str, ...]) -> dict[str,
             raise ConfigError(f"weights file not found: {p} (--weights expects a .safetensors or state-dict file)")
         out.setdefault(name, {})["weights"] = str(p)
     return out
+
+
+def expand_surrogates(attacks: tuple[str, ...], surrogates: tuple[str, ...]) -> tuple[str, ...]:
+    """``transfer`` with ``--surrogates a,b`` -> ``transfer@a, transfer@b`` (other attacks unchanged)."""
+    if "transfer" in attacks and not surrogates:
+        raise ConfigError("attack 'transfer' needs --surrogates MODEL[,MODEL...] (or write ATTACK@MODEL)")
+    if surrogates and "transfer" not in attacks:
+        raise ConfigError("--surrogates is for the 'transfer' attack: add it to --attacks")
+    out: list[str] = []
+    for name in attacks:
+        out.extend(f"transfer@{s}" for s in surrogates) if name == "transfer" else out.append(name)
+    return tuple(out)

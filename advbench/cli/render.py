@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -98,44 +99,102 @@ def listing_table(title: str, columns: list[str], rows: Iterable[list[Any]]) -> 
     return table
 
 
-def show_results(rows, flags: list[dict], fmt: str, title: str, *, always_success: bool = False) -> None:
-    """Print a run's results: the robust-accuracy board, then (when they say something) the success-rate
-    board, minimum-norm medians and gradient-masking flags. Machine formats print the robust board only
-    (plus the flags as notes on stderr)."""
+VIEWS = ("robust", "success", "transfer", "min-norm", "flags")
+
+
+def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, view: str | None = None,
+                 always_success: bool = False) -> None:
+    """Print a run's results.
+
+    In ``table`` format with no ``view``: the robust-accuracy board, then whatever else says something (the
+    success-rate board for targeted or unlabelled runs, the transferability matrix, minimum-norm medians,
+    flags). Machine formats print one view (``robust`` unless ``view`` names another) to stdout.
+    """
     import typer
 
+    from ..errors import ConfigError
     from ..leaderboard import leaderboard, minimum_norms, success_rates
     from ..leaderboard.render import print_leaderboard, render
 
-    board = leaderboard(rows)
+    if view is not None and view not in VIEWS:
+        raise ConfigError(f"unknown --view {view!r}: use one of {', '.join(VIEWS)}")
+    frames = {
+        "robust": lambda: leaderboard(rows),
+        "success": lambda: success_rates(rows),
+        "transfer": lambda: _require(transfer, "this run has no transferability matrix (it needs two or more models)"),
+        "min-norm": lambda: minimum_norms(rows),
+        "flags": lambda: pd.DataFrame(flags, columns=["model", "attack", "eps", "flag", "detail"]),
+    }
     if fmt != "table":
-        typer.echo(render(board, fmt), nl=False)
-        for f in flags:
-            note(f"flag: {_flag_text(f)}")
+        name = view or "robust"
+        frame = frames[name]()
+        if name in ("robust", "success"):
+            typer.echo(render(frame, fmt), nl=False)
+        else:
+            typer.echo(_render_long(frame, fmt), nl=False)
+        if view is None:
+            for f in flags:
+                note(f"flag: {_flag_text(f)}")
         return
     console = out_console()
     unlabelled = bool(len(rows)) and bool((rows["label"] < 0).all())
-    if not unlabelled:
-        print_leaderboard(board, console, title=f"{title}: robust accuracy (%)")
     targeted = "target" in rows.columns and bool((rows["target"] >= 0).any())
-    if always_success or targeted or unlabelled:
-        success = success_rates(rows)
+    show = (lambda v: view == v) if view is not None else None
+    if (show("robust") if show else not unlabelled):
+        print_leaderboard(frames["robust"](), console, title=f"{title}: robust accuracy (%)")
+    if (show("success") if show else (always_success or targeted or unlabelled)):
+        success = frames["success"]()
         if len(success):
             goal = "targeted success" if targeted else "success"
             print_leaderboard(success, console, title=f"{title}: {goal} rate (%) over attacked samples")
-    norms = minimum_norms(rows)
-    if len(norms):
+    if (show("transfer") if show else transfer is not None and len(transfer)):
+        from ..engine.transfer import matrix_view
+
+        for (attack, norm, eps), table in matrix_view(frames["transfer"]()).items():
+            console.print(listing_table(
+                f"transfer: target accuracy (%) on {attack} {norm} eps {eps:g} adversarials of each source "
+                "(rows: source, columns: target; the diagonal is the white-box result)",
+                ["source \\ target", *table.columns],
+                ([src, *(f"{100 * v:.1f}" for v in values)] for src, values in table.iterrows()),
+            ))
+    norms = frames["min-norm"]()
+    if (show("min-norm") if show else len(norms)):
         console.print(listing_table(
             "minimum-norm attacks: median smallest adversarial (inf = not found for half the samples)",
             ["model", "attack", "norm", "median norm", "found %"],
             ([r.model, r.attack, r.norm, f"{r.median_min_norm:.4g}", f"{100 * r.found:.1f}"] for r in norms.itertuples()),
         ))
-    if flags:
+    if (show("flags") if show else bool(flags)):
         console.print(listing_table(
             "flags (possible gradient masking or a weak evaluation: investigate)",
             ["model", "attack", "flag", "detail"],
             ([f["model"], f["attack"], f["flag"], f["detail"]] for f in flags),
         ))
+
+
+def _require(value, message: str):
+    if value is None:
+        from ..errors import AdvbenchError
+
+        raise AdvbenchError(message)
+    return value
+
+
+def _render_long(frame, fmt: str) -> str:
+    """A long frame (transfer matrix, minimum norms, flags) in a machine format."""
+    from ..errors import ConfigError
+
+    if fmt == "csv":
+        return frame.to_csv(index=False)
+    if fmt == "json":
+        return frame.to_json(orient="records", indent=2) + "\n"
+    if fmt == "md":
+        header = "| " + " | ".join(map(str, frame.columns)) + " |"
+        sep = "|" + "|".join(" --- " for _ in frame.columns) + "|"
+        body = ["| " + " | ".join("" if pd.isna(v) else (f"{v:.4g}" if isinstance(v, float) else str(v).replace("|", "\\|")) for v in row) + " |"
+                for row in frame.itertuples(index=False)]
+        return "\n".join([header, sep, *body]) + "\n"
+    raise ConfigError(f"unknown --format {fmt!r}")
 
 
 def _flag_text(flag: dict) -> str:

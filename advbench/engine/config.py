@@ -38,6 +38,8 @@ class RunConfig:
         targeted: ``None`` (untargeted), ``"least-likely"``, ``"random"`` or a class index (as a string).
         min_confidence: success also needs the adversarial/target class at this probability or more.
         sanity_checks: run the gradient-masking probes and flags (cheap; on by default).
+        transfer_matrix: with several models, judge each model's white-box adversarials on every other.
+        queries: hard per-sample budget of forward queries for every attack (``None``: unlimited).
     """
 
     models: tuple[str, ...]
@@ -58,6 +60,8 @@ class RunConfig:
     targeted: str | None = None
     min_confidence: float | None = None
     sanity_checks: bool = True
+    transfer_matrix: bool = True
+    queries: int | None = None
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -78,6 +82,8 @@ class RunConfig:
             raise ConfigError("epsilons must be >= 0")
         if self.targeted is not None and self.targeted not in ("least-likely", "random") and not str(self.targeted).isdigit():
             raise ConfigError(f"invalid --targeted {self.targeted!r}: use least-likely, random or a class index")
+        if self.queries is not None and self.queries < 1:
+            raise ConfigError(f"--queries must be >= 1, got {self.queries}")
         if self.min_confidence is not None and not 0 < self.min_confidence <= 1:
             raise ConfigError(f"--min-confidence must be in (0, 1], got {self.min_confidence}")
 

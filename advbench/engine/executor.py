@@ -25,6 +25,7 @@ from .runner import (
     predict_logits, run_attack,
 )
 from .samples import select_samples
+from .transfer import AdversarialStore, matrix_frame, transfer_rows
 
 
 class Reporter:
@@ -57,6 +58,7 @@ class RunOutcome:
     run_dir: Path | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     flags: list[dict[str, Any]] = field(default_factory=list)
+    transfer: pd.DataFrame | None = None
 
 
 def resolve_device(device: str) -> str:
@@ -79,9 +81,10 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
     reporter = reporter or Reporter()
     registry = host.registry
     dataset: DatasetSpec = registry.datasets.get(config.dataset)
-    attack_specs = [registry.attacks.get(a) for a in config.attacks]
+    resolved = [resolve_attack(host, a) for a in config.attacks]
+    attack_specs = [spec for spec, _ in resolved]
     model_specs = [host.model_spec(m, config.model_options.get(m)) for m in config.models]
-    attacks = {s.name: s.build(**config.attack_options.get(s.name, {})) for s in attack_specs}
+    attacks = {spec.name: spec.build(**{**preset, **config.attack_options.get(spec.name, {})}) for spec, preset in resolved}
     unknown_opts = sorted(set(config.attack_options) - set(attacks))
     if unknown_opts:
         raise AdvbenchError(f"--attack-opt names attack {unknown_opts[0]!r}, which is not in --attacks")
@@ -98,7 +101,7 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
         "device": _device_name(device),
         "seed": config.seed,
         "config": config.to_json(),
-        "attacks": {name: {"options": a.options(), "plugin": registry.attacks.get(name).plugin} for name, a in attacks.items()},
+        "attacks": {spec.name: {"options": attacks[spec.name].options(), "plugin": spec.plugin} for spec in attack_specs},
         "models": {s.name: {"plugin": s.plugin, "card": s.card} for s in model_specs},
         "plugins": [{"name": p.name, "distribution": p.distribution, "version": p.version, "error": p.error} for p in host.plugins],
         "n_samples": int(sample_ids.numel()),
@@ -117,6 +120,10 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
     frames: list[pd.DataFrame] = []
     failures: list[Failure] = []
     flags: list[dict[str, Any]] = []
+    # The transferability matrix reuses the white-box adversarials of a multi-model run.
+    keep = config.transfer_matrix and len({c.model for c in plan.cells}) > 1
+    adversarials = AdversarialStore({})
+    clean_preds: dict[str, torch.Tensor] = {}
     for spec in model_specs:
         cells = plan.cells_for(spec.name)
         if not cells:
@@ -149,6 +156,7 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
                 reporter.cell_failed(c, message)
             reporter.model_finished(spec.name)
             continue
+        clean_preds[spec.name] = inputs.clean_pred
         if config.sanity_checks:
             flags.extend(_probe(model, spec.name, inputs, config, device))
         n_attacked = int(inputs.attacked.sum())
@@ -174,11 +182,22 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
                     rows=result.rows,
                 )
             frames.append(result.rows)
+            if keep and attacks[cell.attack].access == "gradient" and not getattr(attacks[cell.attack], "uses_surrogate", False):
+                adversarials.cells[(cell.model, cell.attack, cell.norm.value, cell.eps)] = result.x_adv
             reporter.cell_finished(cell, result.rows, result.seconds, reused=False)
         del model
         reporter.model_finished(spec.name)
 
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(ROW_COLUMNS))
+    transfer = None
+    if keep and adversarials.cells:
+        transfer = _transfer_matrix(model_specs, clean_preds, adversarials, y, config, device, failures)
+        if config.sanity_checks:
+            from .sanity import transfer_flags
+
+            flags.extend(transfer_flags(transfer))
+        if store is not None:
+            store.write_transfer(transfer)
     if config.sanity_checks:
         from .sanity import row_flags
 
@@ -192,7 +211,46 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
         store.write_manifest(manifest)
         host.notify("advbench_run_finished", run_dir=store.run_dir, rows=rows)
     reporter.run_finished()
-    return RunOutcome(rows, plan, failures, store.run_dir if store else None, manifest, flags)
+    return RunOutcome(rows, plan, failures, store.run_dir if store else None, manifest, flags, transfer)
+
+
+def resolve_attack(host: PluginHost, name: str) -> tuple[Any, dict[str, Any]]:
+    """The spec for an attack name, and options it implies.
+
+    ``ATTACK@MODEL`` is a transfer attack: ``ATTACK`` crafted on the surrogate ``MODEL`` (``transfer@MODEL``
+    uses the transfer attack's default base). Both names are checked here, before any compute.
+    """
+    from dataclasses import replace
+
+    from ..attacks.transfer import split_transfer_name
+
+    parts = split_transfer_name(name)
+    if parts is None:
+        return host.registry.attacks.get(name), {}
+    base, surrogate = parts
+    transfer = host.registry.attacks.get("transfer")
+    host.model_spec(surrogate)  # an unknown surrogate fails now, with did-you-mean
+    preset: dict[str, Any] = {"surrogate": surrogate}
+    if base != "transfer":
+        base_spec = host.registry.attacks.get(base)
+        if base_spec.access != "gradient":
+            raise AdvbenchError(f"{name}: a transfer attack crafts with a white-box attack on the surrogate; {base!r} is {base_spec.access}-based")
+        preset["base"] = base
+    return replace(transfer, name=name), preset
+
+
+def _transfer_matrix(model_specs, clean_preds: dict[str, torch.Tensor], adversarials: AdversarialStore,
+                     y: torch.Tensor, config: RunConfig, device: torch.device, failures: list) -> pd.DataFrame:
+    """Judge every source's stored adversarials on every target model (each target loaded once more)."""
+    rows: list[dict] = []
+    for spec in model_specs:
+        if spec.name not in clean_preds:
+            continue  # the model failed to load or had no cells
+        model = spec.load(device=str(device), **config.model_options.get(spec.name, {}))
+        rows += transfer_rows(spec.name, model, y, clean_preds[spec.name], adversarials,
+                              batch_size=config.batch_size, device=device)
+        del model
+    return matrix_frame(rows)
 
 
 def _probe(model, name: str, inputs: ModelInputs, config: RunConfig, device: torch.device, n_probe: int = 100) -> list[dict[str, Any]]:

@@ -98,3 +98,19 @@ def row_flags(rows: pd.DataFrame, access: dict[str, str]) -> list[dict[str, Any]
                 flags.append(_flag(model, black, "black_box_beats_white_box",
                                    f"{black} ({100 * by_attack[black]:.1f}%) beats every white-box attack at {norm} eps {eps:g}: gradient masking?", float(eps)))
     return flags
+
+
+def transfer_flags(matrix: pd.DataFrame) -> list[dict[str, Any]]:
+    """A target less accurate on another model's adversarials than on its own white-box ones: its gradients
+    mislead its own attack (gradient masking), the signature Athalye et al. 2018 describe."""
+    flags: list[dict[str, Any]] = []
+    if matrix is None or matrix.empty:
+        return flags
+    for (attack, norm, eps), group in matrix.groupby(["attack", "norm", "eps"]):
+        diagonal = {r.target: r.target_accuracy for r in group.itertuples() if r.source == r.target}
+        for r in group.itertuples():
+            if r.source != r.target and r.target in diagonal and r.target_accuracy < diagonal[r.target] - MARGIN:
+                flags.append(_flag(r.target, attack, "transfer_beats_white_box",
+                                   f"{attack} adversarials from {r.source} leave {100 * r.target_accuracy:.1f}% accurate, "
+                                   f"its own white-box {attack} {100 * diagonal[r.target]:.1f}% at {norm} eps {eps:g}", float(eps)))
+    return flags
