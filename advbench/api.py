@@ -60,13 +60,15 @@ def evaluate(
     targeted: str | int | None = None,
     min_confidence: float | None = None,
     sanity_checks: bool = False,
+    queries: int | None = None,
 ) -> pd.DataFrame:
     """Run models x attacks x eps and return the per-sample rows (see README, "Results").
 
     ``models=None`` takes every registered model trained on ``dataset``. With ``out`` the run directory is
     written as by ``advbench run --out``. ``targeted`` is ``"least-likely"``, ``"random"`` or a class index;
     ``min_confidence`` makes success also need that probability; ``sanity_checks`` runs the
-    gradient-masking probes (off by default here, on in the CLI; see ``advbench.engine.sanity``). Raises :class:`advbench.errors.CellFailed` if any cell failed
+    gradient-masking probes (off by default here, on in the CLI; see ``advbench.engine.sanity``); ``queries``
+    is a hard per-sample budget of forward queries. Raises :class:`advbench.errors.CellFailed` if any cell failed
     (the rows of the others are on disk when ``out`` is set).
     """
     from .engine.executor import execute, resolve_device
@@ -93,6 +95,7 @@ def evaluate(
         targeted=None if targeted is None else str(targeted),
         min_confidence=min_confidence,
         sanity_checks=sanity_checks,
+        queries=queries,
     )
     outcome = execute(config, host)
     if outcome.failures:

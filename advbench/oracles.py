@@ -16,11 +16,62 @@ yet broken) or several candidates per sample pass it explicitly.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from .errors import AttackError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .attacks.base import Goal
+    from .threat import ThreatModel
+
+
+class QueryBudgetExhausted(Exception):
+    """Raised by an oracle when a query would take a sample past its budget; the harness catches it."""
+
+
+class Budget:
+    """A hard per-sample budget of forward queries, and the best adversarial seen within it.
+
+    While an attack runs, every queried point that meets the goal and lies in the threat ball is a
+    candidate; the one with the smallest perturbation is kept per sample, so an attack stopped at the budget
+    keeps its best result within budget.
+
+    Args:
+        limit: forward queries allowed per sample.
+        goal: the batch's goal (labels, targets).
+        x0: [B, C, H, W] the clean batch. threat: the norm and eps.
+    """
+
+    def __init__(self, limit: int, goal: "Goal", x0: torch.Tensor, threat: "ThreatModel") -> None:
+        self.limit = int(limit)
+        self.goal = goal
+        self.x0 = x0
+        self.threat = threat
+        self.best_x = x0.clone()
+        self.best_norm = torch.full((x0.shape[0],), float("inf"), device=x0.device)
+
+    def observe(self, x: torch.Tensor, index: torch.Tensor, adversarial: torch.Tensor) -> None:
+        """Keep, per sample, the smallest in-ball adversarial among rows ``x`` [N, ...] (``adversarial`` [N])."""
+        from .threat import flat_norm
+
+        norms = flat_norm((x - self.x0[index]).detach(), self.threat.norm)
+        ok = adversarial & (norms <= self.threat.eps + 1e-6)
+        norms = torch.where(ok, norms, torch.full_like(norms, float("inf")))
+        per_sample = torch.full_like(self.best_norm, float("inf")).scatter_reduce(0, index, norms, "amin")
+        better = ok & (norms == per_sample[index]) & (norms < self.best_norm[index])
+        rows = better.nonzero().squeeze(1)
+        if rows.numel():
+            # several rows of one sample can tie: keep the first (scatter of row numbers, amin)
+            first = torch.full_like(index, index.numel()).scatter_reduce(0, index[rows], rows, "amin")
+            rows = rows[first[index[rows]] == rows]
+            self.best_x[index[rows]] = x[rows].detach().to(self.best_x.dtype)
+            self.best_norm[index[rows]] = norms[rows]
+
+    def result(self) -> torch.Tensor:
+        """[B, C, H, W]: the best adversarial seen per sample, or x where none was."""
+        return self.best_x
 
 
 class Oracle:
@@ -34,12 +85,33 @@ class Oracle:
 
     access: str = ""
 
-    def __init__(self, batch_size: int, num_classes: int, device: torch.device | str) -> None:
+    def __init__(self, batch_size: int, num_classes: int, device: torch.device | str, budget: Budget | None = None) -> None:
         self.batch_size = int(batch_size)
         self.num_classes = int(num_classes)
         self.device = torch.device(device)
         self.n_forward = torch.zeros(self.batch_size, dtype=torch.int64, device=self.device)
         self.n_backward = torch.zeros(self.batch_size, dtype=torch.int64, device=self.device)
+        self.budget = budget
+
+    def _charge(self, index: torch.Tensor) -> None:
+        """Count one forward query per row; refuse the whole query if any sample would pass its budget."""
+        if self.budget is not None:
+            after = self.n_forward.clone().index_add_(0, index, torch.ones_like(index))
+            if bool((after > self.budget.limit).any()):  # a host sync, only when a budget is set
+                raise QueryBudgetExhausted(f"query budget of {self.budget.limit} per sample reached")
+        self._count(self.n_forward, index)
+
+    def _observe(self, x: torch.Tensor, index: torch.Tensor, logits: torch.Tensor | None = None,
+                 labels: torch.Tensor | None = None) -> None:
+        if self.budget is None:
+            return
+        goal = self.budget.goal
+        if logits is not None:
+            adversarial = goal.is_adversarial(logits.detach(), index)
+        else:
+            ref = goal.targets[index] if goal.targets is not None else goal.labels[index]
+            adversarial = labels == ref if goal.targets is not None else labels != ref
+        self.budget.observe(x, index, adversarial)
 
     def _index(self, x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
         if index is None:
@@ -67,14 +139,16 @@ class GradientOracle(Oracle):
 
     access = "gradient"
 
-    def __init__(self, model: torch.nn.Module, batch_size: int, num_classes: int, device: torch.device | str) -> None:
-        super().__init__(batch_size, num_classes, device)
+    def __init__(self, model: torch.nn.Module, batch_size: int, num_classes: int, device: torch.device | str,
+                 budget: Budget | None = None) -> None:
+        super().__init__(batch_size, num_classes, device, budget)
         self.model = model
 
     def __call__(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         idx = self._index(x, index)
+        self._charge(idx)
         logits = self.model(x)
-        self._count(self.n_forward, idx)
+        self._observe(x, idx, logits=logits)
         if logits.requires_grad:
             logits.register_hook(lambda grad: self._count(self.n_backward, idx))
         return logits
@@ -92,14 +166,15 @@ class GradientOracle(Oracle):
         """
         if access == "gradient":
             return self
-        view = ORACLES[access](self.model, self.batch_size, self.num_classes, self.device)
+        view = ORACLES[access](self.model, self.batch_size, self.num_classes, self.device, self.budget)
         view.n_forward, view.n_backward = self.n_forward, self.n_backward
         return view
 
 
 class _BlackBoxOracle(Oracle):
-    def __init__(self, model: torch.nn.Module, batch_size: int, num_classes: int, device: torch.device | str) -> None:
-        super().__init__(batch_size, num_classes, device)
+    def __init__(self, model: torch.nn.Module, batch_size: int, num_classes: int, device: torch.device | str,
+                 budget: Budget | None = None) -> None:
+        super().__init__(batch_size, num_classes, device, budget)
         # The model lives only in this closure: no attribute of the oracle leads back to it.
         def query(x: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
@@ -107,11 +182,10 @@ class _BlackBoxOracle(Oracle):
 
         self._query: Callable[[torch.Tensor], torch.Tensor] = query
 
-    def _logits(self, x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+    def _logits(self, x: torch.Tensor, index: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self._index(x, index)
-        out = self._query(x)
-        self._count(self.n_forward, idx)
-        return out
+        self._charge(idx)
+        return self._query(x), idx
 
 
 class ScoreOracle(_BlackBoxOracle):
@@ -120,7 +194,9 @@ class ScoreOracle(_BlackBoxOracle):
     access = "score"
 
     def __call__(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        return self._logits(x, index).softmax(dim=1)
+        logits, idx = self._logits(x, index)
+        self._observe(x, idx, logits=logits)
+        return logits.softmax(dim=1)
 
 
 class LabelOracle(_BlackBoxOracle):
@@ -129,16 +205,20 @@ class LabelOracle(_BlackBoxOracle):
     access = "label"
 
     def __call__(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        return self._logits(x, index).argmax(dim=1)
+        logits, idx = self._logits(x, index)
+        labels = logits.argmax(dim=1)
+        self._observe(x, idx, labels=labels)  # a label oracle judges by labels alone, as the attacker could
+        return labels
 
 
 ORACLES: dict[str, type[Oracle]] = {"gradient": GradientOracle, "score": ScoreOracle, "label": LabelOracle}
 
 
-def make_oracle(access: str, model: torch.nn.Module, batch_size: int, num_classes: int, device) -> Oracle:
-    """The oracle for an access level (``gradient``, ``score`` or ``label``)."""
+def make_oracle(access: str, model: torch.nn.Module, batch_size: int, num_classes: int, device,
+                budget: Budget | None = None) -> Oracle:
+    """The oracle for an access level (``gradient``, ``score`` or ``label``), optionally with a budget."""
     try:
         cls = ORACLES[access]
     except KeyError:
         raise AttackError(f"unknown access level {access!r}: use gradient, score or label") from None
-    return cls(model, batch_size, num_classes, device)
+    return cls(model, batch_size, num_classes, device, budget)

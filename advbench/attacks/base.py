@@ -100,6 +100,9 @@ class Attack:
     #: An attack that learns from the train split first (a universal perturbation) sets this and
     #: implements :meth:`fit`.
     needs_fit: ClassVar[bool] = False
+    #: Whether :meth:`fit` depends on eps (a universal perturbation does; a substitute model does not, and is
+    #: then trained once per model).
+    fit_per_eps: ClassVar[bool] = True
 
     def fit(
         self, oracle: "Oracle", x: torch.Tensor, goal: Goal, threat: "ThreatModel", generator: torch.Generator

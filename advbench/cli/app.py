@@ -74,6 +74,7 @@ def run(
     targeted: Annotated[Optional[str], typer.Option("--targeted", help="Targeted attacks: least-likely, random, or a class index.")] = None,
     min_confidence: Annotated[Optional[float], typer.Option("--min-confidence", help="Success also needs the adversarial (or target) class at this probability.")] = None,
     sanity_checks: Annotated[bool, typer.Option("--sanity-checks/--no-sanity-checks", help="Gradient-masking probes and flags.")] = True,
+    queries: Annotated[Optional[int], typer.Option("--queries", help="Hard per-sample budget of forward queries for every attack.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     verbose: Verbose = False,
 ) -> None:
@@ -118,6 +119,7 @@ def run(
         targeted=targeted,
         min_confidence=min_confidence,
         sanity_checks=sanity_checks,
+        queries=queries,
     )
     outcome = execute(config, host, RichReporter(quiet=quiet))
     if len(outcome.rows):

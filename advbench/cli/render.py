@@ -99,7 +99,7 @@ def listing_table(title: str, columns: list[str], rows: Iterable[list[Any]]) -> 
     return table
 
 
-VIEWS = ("robust", "success", "transfer", "min-norm", "flags")
+VIEWS = ("robust", "success", "transfer", "min-norm", "queries", "query-curve", "flags")
 
 
 def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, view: str | None = None,
@@ -113,7 +113,7 @@ def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, vie
     import typer
 
     from ..errors import ConfigError
-    from ..leaderboard import leaderboard, minimum_norms, success_rates
+    from ..leaderboard import leaderboard, minimum_norms, query_stats, success_rates, success_vs_queries
     from ..leaderboard.render import print_leaderboard, render
 
     if view is not None and view not in VIEWS:
@@ -123,6 +123,8 @@ def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, vie
         "success": lambda: success_rates(rows),
         "transfer": lambda: _require(transfer, "this run has no transferability matrix (it needs two or more models)"),
         "min-norm": lambda: minimum_norms(rows),
+        "queries": lambda: query_stats(rows),
+        "query-curve": lambda: success_vs_queries(rows),
         "flags": lambda: pd.DataFrame(flags, columns=["model", "attack", "eps", "flag", "detail"]),
     }
     if fmt != "table":
@@ -164,6 +166,21 @@ def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, vie
             ["model", "attack", "norm", "median norm", "found %"],
             ([r.model, r.attack, r.norm, f"{r.median_min_norm:.4g}", f"{100 * r.found:.1f}"] for r in norms.itertuples()),
         ))
+    # query statistics matter for black-box attacks: forward queries and no backward pass
+    per_attack = rows.groupby("attack")[["n_forward", "n_backward"]].sum() if len(rows) else None
+    black_box = per_attack is not None and bool(((per_attack.n_forward > 0) & (per_attack.n_backward == 0)).any())
+    if (show("queries") if show else black_box):
+        stats = frames["queries"]()
+        console.print(listing_table(
+            "queries per successful sample (forward queries; success over attacked samples)",
+            ["model", "attack", "norm", "eps", "success %", "mean", "median"],
+            ([r.model, r.attack, r.norm, f"{r.eps:g}", f"{100 * r.success_rate:.1f}", f"{r.mean_queries:.1f}", f"{r.median_queries:.0f}"]
+             for r in stats.itertuples()),
+        ))
+    if show and show("query-curve"):
+        curve = frames["query-curve"]()
+        console.print(listing_table("success rate (%) by query budget", list(curve.columns),
+                                    ([*r[:5], f"{100 * r[5]:.1f}"] for r in curve.itertuples(index=False))))
     if (show("flags") if show else bool(flags)):
         console.print(listing_table(
             "flags (possible gradient masking or a weak evaluation: investigate)",

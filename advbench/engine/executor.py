@@ -271,22 +271,33 @@ def _run_cell(cell: Cell, attack, model, inputs: ModelInputs, config: RunConfig,
         if cell.attack not in unbounded:
             free = ThreatModel(cell.norm, math.inf)
             gen = torch.Generator(device=device).manual_seed(cell_seed(config.seed, Cell(cell.model, cell.attack, cell.norm, math.inf)))
-            attacked = run_attack(attack, model, inputs, free, generator=gen, on_batch=reporter.batch_done, **common)
+            attacked = run_attack(attack, model, inputs, free, generator=gen, on_batch=reporter.batch_done, queries=config.queries, **common)
             unbounded[cell.attack] = (attacked, minimum_norms(inputs, attacked, judge(model, inputs, attacked.x_adv, free, **common), cell.norm))
         attacked, min_norm = unbounded[cell.attack]
         judged = judge(model, inputs, attacked.x_adv, threat, **common)
         return CellResult(cell_rows(cell, inputs, attacked, judged, min_norm), judged.x_adv, attacked.wall)
     gen = torch.Generator(device=device).manual_seed(cell_seed(config.seed, cell))
+    fit_queries = None
     if attack.needs_fit:
-        _fit(attack, model, inputs, dataset, threat, gen, device)
-    attacked = run_attack(attack, model, inputs, threat, generator=gen, on_batch=reporter.batch_done, **common)
+        key = f"fit:{cell.attack}" if not attack.fit_per_eps else f"fit:{cell.attack}:{cell.eps!r}"
+        if key not in unbounded:  # the per-model cache also remembers fits
+            unbounded[key] = (_fit(attack, model, inputs, dataset, threat, gen, device),)
+        fit_queries = unbounded[key][0]
+    attacked = run_attack(attack, model, inputs, threat, generator=gen, on_batch=reporter.batch_done, queries=config.queries, **common)
+    if fit_queries is not None:
+        # queries spent learning from the train split count against the target too (one total per cell)
+        attacked.extras["fit_queries"] = [fit_queries] * inputs.x.shape[0]
     judged = judge(model, inputs, attacked.x_adv, threat, **common)
     return CellResult(cell_rows(cell, inputs, attacked, judged, None), judged.x_adv, attacked.wall)
 
 
 def _fit(attack, model, inputs: ModelInputs, dataset: DatasetSpec, threat: ThreatModel, gen: torch.Generator,
-         device: torch.device) -> None:
-    """Let an attack that learns (a universal perturbation) see the train split first."""
+         device: torch.device) -> int:
+    """Let an attack that learns (a universal perturbation, a substitute model) see the train split first.
+
+    Returns:
+        The forward queries it spent on the target.
+    """
     from ..attacks.base import Goal
     from ..errors import ConfigError
     from ..oracles import make_oracle
@@ -298,6 +309,7 @@ def _fit(attack, model, inputs: ModelInputs, dataset: DatasetSpec, threat: Threa
     goal = Goal(labels=y_train.to(device), min_confidence=inputs.min_confidence)
     with torch.enable_grad():
         attack.fit(oracle, x_train.to(device), goal, threat, gen)
+    return int(oracle.n_forward.sum())
 
 
 def _check_resumable(run_dir: Path, config: RunConfig, attack_options: dict[str, dict[str, Any]]) -> None:

@@ -24,7 +24,7 @@ import torch
 
 from ..attacks.base import Attack, AttackOutput, Goal
 from ..errors import AttackError
-from ..oracles import make_oracle
+from ..oracles import Budget, QueryBudgetExhausted, make_oracle
 from ..threat import Norm, ThreatModel, flat_norm
 from .plan import Cell
 
@@ -151,8 +151,14 @@ def run_attack(
     device: torch.device,
     generator: torch.Generator,
     on_batch: Callable[[int], None] | None = None,
+    queries: int | None = None,
 ) -> Attacked:
-    """Run ``attack`` on the attacked samples in batches; nothing is judged here."""
+    """Run ``attack`` on the attacked samples in batches; nothing is judged here.
+
+    With ``queries``, every oracle enforces that per-sample budget of forward queries; an attack that runs
+    past it is stopped and each sample of its batch keeps the best in-ball adversarial seen within budget
+    (recorded in the extra column ``budget_exhausted``).
+    """
     n = inputs.x.shape[0]
     out = Attacked(
         x_adv=inputs.x.clone(),
@@ -166,10 +172,18 @@ def run_attack(
         idx = todo[begin : begin + batch_size]
         t0 = time.perf_counter()
         xb = inputs.x[idx].to(device)
-        oracle = make_oracle(attack.access, model, xb.shape[0], inputs.num_classes, device)
-        with torch.enable_grad():
-            raw = attack.run(oracle, xb, inputs.goal(idx, device), threat, generator)
-        x_adv, extras = _validated(raw, xb, attack.name)
+        goal = inputs.goal(idx, device)
+        budget = Budget(queries, goal, xb, threat) if queries is not None else None
+        oracle = make_oracle(attack.access, model, xb.shape[0], inputs.num_classes, device, budget)
+        try:
+            with torch.enable_grad():
+                raw = attack.run(oracle, xb, goal, threat, generator)
+            x_adv, extras = _validated(raw, xb, attack.name)
+            stopped = False
+        except QueryBudgetExhausted:
+            x_adv, extras, stopped = budget.result(), {}, True  # type: ignore[union-attr]
+        if queries is not None:
+            extras["budget_exhausted"] = [stopped] * idx.numel()
         out.x_adv[idx] = x_adv.cpu()  # .cpu() synchronises, so the timing below is honest on CUDA
         out.n_forward[idx] = oracle.n_forward.cpu()
         out.n_backward[idx] = oracle.n_backward.cpu()

@@ -367,3 +367,42 @@ def minimum_norms(rows: pd.DataFrame) -> pd.DataFrame:
         "n_samples": grouped.size(),
     })
     return out.reset_index()
+
+
+def query_stats(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, attack, norm, eps): success rate, and mean / median forward queries per successful sample
+    (what a query-limited attacker pays for one adversarial)."""
+    rows = validate_rows(rows)
+    columns = ["model", "attack", "norm", "eps", "success_rate", "mean_queries", "median_queries", "n_attacked"]
+    if rows.empty or "success" not in rows.columns:
+        return pd.DataFrame(columns=columns)
+    attacked = rows[_attacked(rows)]
+    grouped = attacked.groupby(_CELL, observed=True)
+    won = attacked[attacked["success"].astype(bool)].groupby(_CELL, observed=True)["n_forward"]
+    out = pd.DataFrame({
+        "success_rate": grouped["success"].mean(),
+        "mean_queries": won.mean(),
+        "median_queries": won.median(),
+        "n_attacked": grouped.size(),
+    })
+    return out.reset_index().reindex(columns=columns)
+
+
+def success_vs_queries(rows: pd.DataFrame, grid: Iterable[int] | None = None) -> pd.DataFrame:
+    """Success rate as a function of the query budget (data for a plot): for each q of ``grid``, the fraction
+    of attacked samples broken with at most q forward queries. Default grid: powers of two up to the max."""
+    rows = validate_rows(rows)
+    columns = ["model", "attack", "norm", "eps", "queries", "success_rate"]
+    if rows.empty or "success" not in rows.columns:
+        return pd.DataFrame(columns=columns)
+    attacked = rows[_attacked(rows)]
+    if grid is None:
+        top = int(max(1, attacked["n_forward"].max()))
+        grid = sorted({2**k for k in range(top.bit_length() + 1)} | {top})
+    records = []
+    for key, group in attacked.groupby(_CELL, observed=True):
+        won = group["success"].astype(bool).to_numpy()
+        spent = group["n_forward"].to_numpy()
+        for q in grid:
+            records.append((*key, int(q), float((won & (spent <= q)).mean())))
+    return pd.DataFrame(records, columns=columns)
