@@ -167,3 +167,32 @@ def test_train_command_writes_weights_and_card(cli, tmp_path):
     assert result.exit_code == 0, result.output
     card = json.loads((tmp_path / "linear.digits_test.json").read_text())
     assert card["dataset"] == "digits" and 0 < card["clean_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--targeted", "most-likely"], ["invalid --targeted 'most-likely'"]),
+    (["--min-confidence", "2"], ["--min-confidence must be in (0, 1]"]),
+    (["--queries", "0"], ["--queries must be >= 1"]),
+    (["--view", "bogus", "--models", "linear.mnist5k_std", "--attacks", "fgsm", "--n-samples", "5"], ["unknown --view 'bogus'"]),
+    (["--attacks", "transfer"], ["needs --surrogates"]),
+    (["--attacks", "pgd@cnn.mnist5k"], ["unknown model 'cnn.mnist5k'"]),
+])
+def test_bad_goal_and_view_options(cli, tmp_path, args, fragments):
+    _one_line_error(cli("run", *args, "--out", str(tmp_path), "--quiet"), *fragments)
+
+
+def test_targeted_run_shows_the_success_board(cli, tmp_path):
+    result = cli("run", "--models", "linear.mnist5k_std", "--attacks", "fgsm", "--eps", "0.2", "--targeted", "least-likely",
+                 "--out", str(tmp_path), *SMALL)
+    assert result.exit_code == 0, result.output
+    assert "targeted success rate" in " ".join(result.stdout.split())  # titles wrap to the table's width
+
+
+def test_transfer_view_in_markdown(cli, tmp_path):
+    run = cli("run", "--models", "linear.mnist5k_std,cnn.mnist5k_std", "--attacks", "fgsm", "--eps", "0.2",
+              "--out", str(tmp_path), *SMALL)
+    assert run.exit_code == 0, run.output
+    md = cli("leaderboard", str(tmp_path), "--view", "transfer", "--format", "md")
+    assert md.exit_code == 0
+    lines = md.stdout.strip().splitlines()
+    assert lines[0].startswith("| attack | norm | eps | source | target") and len(lines) == 2 + 4
