@@ -26,12 +26,13 @@ def load_model(name: str, device: str = "cpu", **options: Any) -> torch.nn.Modul
     return spec.load(device=resolve_device(device), **options)
 
 
-def load_dataset(name: str, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
-    """Images float32 [N, C, H, W] in [0, 1] and labels int64 [N] of a registered dataset."""
+def load_dataset(name: str, split: str = "test", **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images float32 [N, C, H, W] in [0, 1] and labels int64 [N] of a dataset (``data_dir=`` and other
+    loader options as keywords)."""
     from .engine.samples import select_samples
 
-    spec = get_host().registry.datasets.get(name)
-    _, x, y = select_samples(spec, split, None, 0)
+    spec = get_host().dataset_spec(name, options)
+    _, x, y = select_samples(spec, split, None, 0, options)
     return x, y
 
 
@@ -61,6 +62,7 @@ def evaluate(
     min_confidence: float | None = None,
     sanity_checks: bool = False,
     queries: int | None = None,
+    dataset_options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Run models x attacks x eps and return the per-sample rows (see README, "Results").
 
@@ -96,6 +98,7 @@ def evaluate(
         min_confidence=min_confidence,
         sanity_checks=sanity_checks,
         queries=queries,
+        dataset_options=dict(dataset_options or {}),
     )
     outcome = execute(config, host)
     if outcome.failures:
@@ -112,7 +115,7 @@ def default_models(dataset: str) -> tuple[str, ...]:
     registry = get_host().registry
     names = tuple(s.name for s in registry.models if s.dataset == dataset)
     if not names:
-        spec = registry.datasets.get(dataset)
+        spec = get_host().dataset_spec(dataset)
         names = tuple(
             m.name for m in registry.models
             if m.input_shape is not None and m.num_classes is not None and model_incompatibility(m, spec) is None

@@ -82,6 +82,21 @@ def advbench_resolve_model(name: str, options: dict[str, Any]) -> "ModelSpec | N
     """
 
 
+@hookspec(firstresult=True)
+def advbench_resolve_dataset(name: str, options: dict[str, Any]) -> "DatasetSpec | None":
+    """Turn a dataset name that no plugin registered into a spec, or return ``None``.
+
+    For parameterised names such as ``imagenet:/path/to/val`` (an image folder). Asked only for names missing
+    from the registry; the first plugin that returns a spec wins.
+
+    Args:
+        name: the name the user gave (``--dataset NAME``).
+        options: dataset options from the command line (``data_dir``); may be empty.
+    Returns:
+        A :class:`advbench.DatasetSpec`, or ``None``.
+    """
+
+
 @hookspec
 def advbench_run_started(config: dict[str, Any], run_dir: Path) -> None:
     """A run is about to execute its plan (observers: loggers, trackers).

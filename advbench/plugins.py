@@ -184,6 +184,16 @@ class PluginHost:
             raise RegistryError(models.unknown_message(name).replace("; see", " and no timm architecture has that name; see"))
         return spec
 
+    def dataset_spec(self, name: str, options: dict[str, Any] | None = None):
+        """A registered dataset, else the first plugin that resolves the name (``imagenet:/path``)."""
+        datasets = self.registry.datasets
+        if name in datasets:
+            return datasets.get(name)
+        spec = self.pm.hook.advbench_resolve_dataset(name=name, options=dict(options or {}))
+        if spec is None:
+            raise RegistryError(datasets.unknown_message(name))
+        return spec
+
     def notify(self, hook_name: str, **kwargs: Any) -> None:
         """Call an observer hook (run started / cell finished / run finished)."""
         getattr(self.pm.hook, hook_name)(**kwargs)

@@ -33,6 +33,8 @@ class AttackSpec:
         reference: the paper, for the docs.
         minimum_norm: the attack finds each sample's smallest adversarial (run once with eps = inf; every
             eps cell is derived from it).
+        min_classes: the fewest classes a model needs for this attack (DLR needs 3, targeted DLR 4); cells
+            with smaller models are dropped from the plan with the reason.
     """
 
     name: str
@@ -42,6 +44,7 @@ class AttackSpec:
     description: str = ""
     reference: str = ""
     minimum_norm: bool = False
+    min_classes: int = 2
     plugin: str = field(default="", compare=False)
 
     def build(self, **options: Any) -> "Attack":
@@ -63,6 +66,10 @@ class ModelSpec:
         dataset: the dataset it was trained on, when it has one (for the default run and ``list``).
         description: one line for ``advbench list models``.
         card: the model card (recipe, seed, accuracy, sha256 ...), when there is one.
+        preprocess: maps dataset images [N, C, H, W] in [0, 1] to this model's input [N, C', H', W'] in
+            [0, 1] (resize, crop: never normalisation, which lives inside the model). Applied once before any
+            attack, so eps is measured on the pixels the model sees. With it, the plan does not compare
+            ``input_shape`` with the dataset's.
     """
 
     name: str
@@ -73,6 +80,7 @@ class ModelSpec:
     description: str = ""
     tags: tuple[str, ...] = ()
     card: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    preprocess: Callable[["torch.Tensor"], "torch.Tensor"] | None = field(default=None, compare=False, hash=False)
     plugin: str = field(default="", compare=False)
 
 
@@ -82,7 +90,9 @@ class DatasetSpec:
 
     Attributes:
         name: registry name (``"mnist-5k"``).
-        load: ``load(split)`` returning ``(x, y)``: x float32 [N, C, H, W] in [0, 1], y int64 [N].
+        load: ``load(split, **options)`` returning ``(x, y)``: x float32 [N, C, H, W] in [0, 1], y int64 [N]
+            (-1 for unlabelled images). Options come from the command line (``--data-dir`` gives
+            ``data_dir``); a loader that takes none may ignore them by accepting only ``split``.
         num_classes: number of classes.
         input_shape: (C, H, W).
         splits: the split names ``load`` accepts.

@@ -97,6 +97,8 @@ class Attack:
     #: A minimum-norm attack (C&W, DeepFool, FAB, L-BFGS) runs once per (model, norm) with ``threat.eps ==
     #: inf`` and returns each sample's smallest adversarial; the harness derives every eps cell from it.
     minimum_norm: ClassVar[bool] = False
+    #: The fewest classes a model must have (DLR: 3; targeted DLR over the top classes: 4).
+    min_classes: ClassVar[int] = 2
     #: An attack that learns from the train split first (a universal perturbation) sets this and
     #: implements :meth:`fit`.
     needs_fit: ClassVar[bool] = False
@@ -171,6 +173,7 @@ class Attack:
             description=cls.description,
             reference=cls.reference,
             minimum_norm=cls.minimum_norm,
+            min_classes=cls.min_classes,
         )
 
 

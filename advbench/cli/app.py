@@ -59,6 +59,7 @@ def run(
     norm: Annotated[str, typer.Option("--norm", "-n", help="linf or l2.")] = "linf",
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (see `advbench list datasets`).")] = "mnist-5k",
     split: Annotated[str, typer.Option("--split", help="Dataset split to evaluate on.")] = "test",
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where a dataset's files live (mnist, cifar10, image folders).")] = None,
     n_samples: Annotated[Optional[int], typer.Option("--n-samples", help="Evaluate a seeded subset of this many samples (default: the whole split).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Samples per attack batch.")] = 500,
     device: Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda, cuda:N.")] = "auto",
@@ -97,7 +98,8 @@ def run(
 
         raise ConfigError(f"unknown --format {fmt!r}: use one of {', '.join(FORMATS)}")
     host = _host()
-    host.registry.datasets.get(dataset)  # an unknown dataset is the first thing to report
+    dataset_options = {"data_dir": str(data_dir)} if data_dir is not None else {}
+    host.dataset_spec(dataset, dataset_options)  # an unknown dataset is the first thing to report
     model_names = split_names(models, "models") if models is not None else default_models(dataset)
     out_dir = out if out is not None else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     config = RunConfig(
@@ -120,6 +122,7 @@ def run(
         min_confidence=min_confidence,
         sanity_checks=sanity_checks,
         queries=queries,
+        dataset_options=dataset_options,
     )
     outcome = execute(config, host, RichReporter(quiet=quiet))
     if len(outcome.rows):
@@ -245,7 +248,7 @@ def train(
 
     if epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {epochs}")
-    spec = _host().registry.datasets.get(dataset)
+    spec = _host().dataset_spec(dataset)
     out_dir = out
     card = train_classifier(
         dataset=spec, arch=arch, name=name, out_dir=out_dir, recipe=recipe, epochs=epochs, batch_size=batch_size,

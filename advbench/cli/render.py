@@ -99,7 +99,7 @@ def listing_table(title: str, columns: list[str], rows: Iterable[list[Any]]) -> 
     return table
 
 
-VIEWS = ("robust", "success", "transfer", "min-norm", "queries", "query-curve", "flags")
+VIEWS = ("robust", "success", "by-class", "transfer", "min-norm", "queries", "query-curve", "flags")
 
 
 def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, view: str | None = None,
@@ -113,7 +113,9 @@ def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, vie
     import typer
 
     from ..errors import ConfigError
-    from ..leaderboard import leaderboard, minimum_norms, query_stats, success_rates, success_vs_queries
+    from ..leaderboard import (
+        leaderboard, minimum_norms, query_stats, success_by_label, success_rates, success_vs_queries,
+    )
     from ..leaderboard.render import print_leaderboard, render
 
     if view is not None and view not in VIEWS:
@@ -122,6 +124,7 @@ def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, vie
         "robust": lambda: leaderboard(rows),
         "success": lambda: success_rates(rows),
         "transfer": lambda: _require(transfer, "this run has no transferability matrix (it needs two or more models)"),
+        "by-class": lambda: success_by_label(rows),
         "min-norm": lambda: minimum_norms(rows),
         "queries": lambda: query_stats(rows),
         "query-curve": lambda: success_vs_queries(rows),
@@ -149,6 +152,14 @@ def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, vie
         if len(success):
             goal = "targeted success" if targeted else "success"
             print_leaderboard(success, console, title=f"{title}: {goal} rate (%) over attacked samples")
+    binary = bool(len(rows)) and set(rows["label"].unique()) <= {0, 1} and rows["label"].nunique() == 2
+    if (show("by-class") if show else binary):
+        by_class = frames["by-class"]()
+        console.print(listing_table(
+            "success rate (%) by true label (a real/fake discriminator: label 1 = real judged fake, 0 = fake judged real)",
+            ["model", "attack", "norm", "eps", "label", "success %", "n"],
+            ([r.model, r.attack, r.norm, f"{r.eps:g}", r.label, f"{100 * r.success_rate:.1f}", r.n_attacked] for r in by_class.itertuples()),
+        ))
     if (show("transfer") if show else transfer is not None and len(transfer)):
         from ..engine.transfer import matrix_view
 

@@ -40,6 +40,7 @@ class RunConfig:
         sanity_checks: run the gradient-masking probes and flags (cheap; on by default).
         transfer_matrix: with several models, judge each model's white-box adversarials on every other.
         queries: hard per-sample budget of forward queries for every attack (``None``: unlimited).
+        dataset_options: passed to the dataset's loader (``data_dir`` from ``--data-dir``).
     """
 
     models: tuple[str, ...]
@@ -62,6 +63,7 @@ class RunConfig:
     sanity_checks: bool = True
     transfer_matrix: bool = True
     queries: int | None = None
+    dataset_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.models:

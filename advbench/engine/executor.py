@@ -80,7 +80,7 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
     """Resolve every name, plan, and run. Names are all checked before any compute starts."""
     reporter = reporter or Reporter()
     registry = host.registry
-    dataset: DatasetSpec = registry.datasets.get(config.dataset)
+    dataset: DatasetSpec = host.dataset_spec(config.dataset, config.dataset_options)
     resolved = [resolve_attack(host, a) for a in config.attacks]
     attack_specs = [spec for spec, _ in resolved]
     model_specs = [host.model_spec(m, config.model_options.get(m)) for m in config.models]
@@ -90,7 +90,7 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
         raise AdvbenchError(f"--attack-opt names attack {unknown_opts[0]!r}, which is not in --attacks")
     plan = make_plan(model_specs, attack_specs, config.norm, list(config.eps), dataset)
     device = torch.device(config.device)
-    sample_ids, x, y = select_samples(dataset, config.split, config.n_samples, config.seed)
+    sample_ids, x, y = select_samples(dataset, config.split, config.n_samples, config.seed, config.dataset_options)
 
     store = RunStore(config.out) if config.out is not None else None
     if config.resume and store is not None:
@@ -124,6 +124,7 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
     keep = config.transfer_matrix and len({c.model for c in plan.cells}) > 1
     adversarials = AdversarialStore({})
     clean_preds: dict[str, torch.Tensor] = {}
+    input_shapes: dict[str, tuple[int, ...]] = {}
     for spec in model_specs:
         cells = plan.cells_for(spec.name)
         if not cells:
@@ -141,9 +142,12 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
         try:
             model = spec.load(device=str(device), **config.model_options.get(spec.name, {}))
             num_classes = int(getattr(model, "num_classes", dataset.num_classes))
-            clean_logits = predict_logits(model, x, config.batch_size, device)
+            # the model's own preprocessing (resize, crop) happens once, before any attack: eps is measured
+            # on the pixels the model sees
+            x_model = spec.preprocess(x) if spec.preprocess is not None else x
+            clean_logits = predict_logits(model, x_model, config.batch_size, device)
             inputs = ModelInputs(
-                sample_ids=sample_ids, x=x, y=y, clean_logits=clean_logits,
+                sample_ids=sample_ids, x=x_model, y=y, clean_logits=clean_logits,
                 targets=choose_targets(config.targeted, y, clean_logits, config.seed),
                 min_confidence=config.min_confidence, num_classes=num_classes,
                 dataset=dataset.name, split=config.split, seed=config.seed,
@@ -157,6 +161,7 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
             reporter.model_finished(spec.name)
             continue
         clean_preds[spec.name] = inputs.clean_pred
+        input_shapes[spec.name] = tuple(inputs.x.shape[1:])
         if config.sanity_checks:
             flags.extend(_probe(model, spec.name, inputs, config, device))
         n_attacked = int(inputs.attacked.sum())
@@ -164,7 +169,7 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
         for cell in pending:
             reporter.cell_started(cell, n_attacked)
             try:
-                result = _run_cell(cell, attacks[cell.attack], model, inputs, config, device, dataset, unbounded, reporter)
+                result = _run_cell(cell, attacks[cell.attack], model, inputs, config, device, dataset, unbounded, reporter, spec.preprocess)
             except Exception as exc:  # noqa: BLE001 - one failing cell (often a plugin's bug) must not stop the run
                 message = str(exc) if isinstance(exc, AdvbenchError) else f"{type(exc).__name__}: {exc}"
                 message = f"cell {cell} failed: {message.splitlines()[0] if message else type(exc).__name__}"
@@ -191,7 +196,7 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(ROW_COLUMNS))
     transfer = None
     if keep and adversarials.cells:
-        transfer = _transfer_matrix(model_specs, clean_preds, adversarials, y, config, device, failures)
+        transfer = _transfer_matrix(model_specs, clean_preds, input_shapes, adversarials, y, config, device)
         if config.sanity_checks:
             from .sanity import transfer_flags
 
@@ -239,15 +244,17 @@ def resolve_attack(host: PluginHost, name: str) -> tuple[Any, dict[str, Any]]:
     return replace(transfer, name=name), preset
 
 
-def _transfer_matrix(model_specs, clean_preds: dict[str, torch.Tensor], adversarials: AdversarialStore,
-                     y: torch.Tensor, config: RunConfig, device: torch.device, failures: list) -> pd.DataFrame:
-    """Judge every source's stored adversarials on every target model (each target loaded once more)."""
+def _transfer_matrix(model_specs, clean_preds: dict[str, torch.Tensor], input_shapes: dict[str, tuple[int, ...]],
+                     adversarials: AdversarialStore, y: torch.Tensor, config: RunConfig, device: torch.device) -> pd.DataFrame:
+    """Judge every source's stored adversarials on every target model (each target loaded once more).
+    Pairs whose models take different input shapes (different preprocessing) are left out."""
     rows: list[dict] = []
     for spec in model_specs:
         if spec.name not in clean_preds:
             continue  # the model failed to load or had no cells
         model = spec.load(device=str(device), **config.model_options.get(spec.name, {}))
-        rows += transfer_rows(spec.name, model, y, clean_preds[spec.name], adversarials,
+        same_shape = AdversarialStore({k: v for k, v in adversarials.cells.items() if tuple(v.shape[1:]) == input_shapes[spec.name]})
+        rows += transfer_rows(spec.name, model, y, clean_preds[spec.name], same_shape,
                               batch_size=config.batch_size, device=device)
         del model
     return matrix_frame(rows)
@@ -263,7 +270,7 @@ def _probe(model, name: str, inputs: ModelInputs, config: RunConfig, device: tor
 
 
 def _run_cell(cell: Cell, attack, model, inputs: ModelInputs, config: RunConfig, device: torch.device,
-              dataset: DatasetSpec, unbounded: dict[str, tuple], reporter: Reporter) -> CellResult:
+              dataset: DatasetSpec, unbounded: dict[str, tuple], reporter: Reporter, preprocess=None) -> CellResult:
     """Attack (or reuse the unbounded run of a minimum-norm attack), then judge at the cell's eps."""
     threat = ThreatModel(cell.norm, cell.eps)
     common = dict(batch_size=config.batch_size, device=device)
@@ -281,7 +288,7 @@ def _run_cell(cell: Cell, attack, model, inputs: ModelInputs, config: RunConfig,
     if attack.needs_fit:
         key = f"fit:{cell.attack}" if not attack.fit_per_eps else f"fit:{cell.attack}:{cell.eps!r}"
         if key not in unbounded:  # the per-model cache also remembers fits
-            unbounded[key] = (_fit(attack, model, inputs, dataset, threat, gen, device),)
+            unbounded[key] = (_fit(attack, model, inputs, dataset, threat, gen, device, preprocess),)
         fit_queries = unbounded[key][0]
     attacked = run_attack(attack, model, inputs, threat, generator=gen, on_batch=reporter.batch_done, queries=config.queries, **common)
     if fit_queries is not None:
@@ -292,7 +299,7 @@ def _run_cell(cell: Cell, attack, model, inputs: ModelInputs, config: RunConfig,
 
 
 def _fit(attack, model, inputs: ModelInputs, dataset: DatasetSpec, threat: ThreatModel, gen: torch.Generator,
-         device: torch.device) -> int:
+         device: torch.device, model_preprocess=None) -> int:
     """Let an attack that learns (a universal perturbation, a substitute model) see the train split first.
 
     Returns:
@@ -305,6 +312,8 @@ def _fit(attack, model, inputs: ModelInputs, dataset: DatasetSpec, threat: Threa
     if "train" not in dataset.splits:
         raise ConfigError(f"attack {attack.name!r} learns from a train split, which dataset {dataset.name!r} lacks")
     x_train, y_train = dataset.load("train")
+    if model_preprocess is not None:
+        x_train = model_preprocess(x_train)
     oracle = make_oracle(attack.access, model, x_train.shape[0], inputs.num_classes, device)
     goal = Goal(labels=y_train.to(device), min_confidence=inputs.min_confidence)
     with torch.enable_grad():

@@ -47,7 +47,7 @@ class Plan:
 
 def model_incompatibility(model: ModelSpec, dataset: DatasetSpec) -> str | None:
     """Why ``model`` cannot run on ``dataset`` (known without loading it), or ``None``."""
-    shape = model.input_shape
+    shape = model.input_shape if model.preprocess is None else None  # preprocess adapts the images
     if shape is not None and any(m is not None and m != d for m, d in zip(shape, dataset.input_shape)):
         return (
             f"model {model.name!r} takes inputs of shape {tuple(model.input_shape)} but dataset "
@@ -86,5 +86,12 @@ def make_plan(
             dropped.append(Dropped(None, a.name, reason))
         else:
             ok_attacks.append(a)
-    cells = tuple(Cell(m.name, a.name, norm, float(e)) for m in ok_models for a in ok_attacks for e in eps)
-    return Plan(cells, tuple(dropped))
+    cells = []
+    for m in ok_models:
+        classes = m.num_classes if m.num_classes is not None else dataset.num_classes
+        for a in ok_attacks:
+            if classes < a.min_classes:
+                dropped.append(Dropped(m.name, a.name, f"attack {a.name!r} needs at least {a.min_classes} classes; model {m.name!r} has {classes}"))
+                continue
+            cells.extend(Cell(m.name, a.name, norm, float(e)) for e in eps)
+    return Plan(tuple(cells), tuple(dropped))

@@ -8,7 +8,7 @@ from ..specs import DatasetSpec
 
 
 def select_samples(
-    dataset: DatasetSpec, split: str, n: int | None, seed: int
+    dataset: DatasetSpec, split: str, n: int | None, seed: int, options: dict | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pick ``n`` samples of ``split`` (all when ``n`` is None or too large), in index order.
 
@@ -19,7 +19,7 @@ def select_samples(
 
     if split not in dataset.splits:
         raise ConfigError(f"dataset {dataset.name!r} has no split {split!r}; use one of {', '.join(dataset.splits)}")
-    x, y = dataset.load(split)
+    x, y = dataset.load(split, **options) if options else dataset.load(split)
     _check_images(dataset, x, y)
     total = x.shape[0]
     if n is None or n >= total:

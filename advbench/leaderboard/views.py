@@ -406,3 +406,16 @@ def success_vs_queries(rows: pd.DataFrame, grid: Iterable[int] | None = None) ->
         for q in grid:
             records.append((*key, int(q), float((won & (spent <= q)).mean())))
     return pd.DataFrame(records, columns=columns)
+
+
+def success_by_label(rows: pd.DataFrame) -> pd.DataFrame:
+    """Success rate per true label (attacked samples only): for a real/fake discriminator, label 1 (real)
+    gives the "real judged fake" rate and label 0 (fake) the "fake judged real" rate."""
+    rows = validate_rows(rows)
+    columns = ["model", "attack", "norm", "eps", "label", "success_rate", "n_attacked"]
+    if rows.empty or "success" not in rows.columns:
+        return pd.DataFrame(columns=columns)
+    attacked = rows[_attacked(rows)]
+    grouped = attacked.groupby([*_CELL, "label"], observed=True)["success"]
+    out = pd.DataFrame({"success_rate": grouped.mean(), "n_attacked": grouped.size()})
+    return out.reset_index().reindex(columns=columns)
