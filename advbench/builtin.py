@@ -29,12 +29,13 @@ def advbench_register_datasets(registrar) -> None:
 
 @hookimpl
 def advbench_register_models(registrar) -> None:
-    from .models.zoo import zoo_specs
+    from .models.zoo import zoo_dirs, zoo_specs
     from .specs import ModelSpec
 
     errors: list = []
-    for spec in zoo_specs(errors=errors):
-        registrar.add(spec)
+    for directory in zoo_dirs():  # the shipped zoo, --zoo / $ADVBENCH_ZOO, the user zoo (~/.cache/advbench/zoo)
+        for spec in zoo_specs(directory, errors=errors):
+            registrar.add(spec)
     # A broken card stays visible under its file name: asking for that model reports the real problem
     # (bad card, missing weights) instead of "unknown model".
     for exc in errors:

@@ -7,6 +7,9 @@ import os
 
 os.environ["ADVBENCH_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never touch the network from tests
+# a user zoo in ~/.cache/advbench/zoo must not leak into the tests' registry
+os.environ["XDG_CACHE_HOME"] = __import__("tempfile").mkdtemp(prefix="advbench-tests-cache-")
+os.environ.pop("ADVBENCH_ZOO", None)
 
 import pytest
 import torch

@@ -42,6 +42,24 @@ def _root(
     """advbench: robustness benchmarking for image classifiers."""
 
 
+def _use_zoo(dirs: list[Path] | None) -> None:
+    """Add ``--zoo`` directories to the model zoos the built-in plugin registers (before the host is built)."""
+    if dirs:
+        import os
+
+        from ..models.zoo import ZOO_ENV
+        from ..plugins import set_host
+
+        for d in dirs:
+            if not d.is_dir():
+                from ..errors import ConfigError
+
+                raise ConfigError(f"--zoo {d}: no such directory")
+        current = [p for p in os.environ.get(ZOO_ENV, "").split(os.pathsep) if p]
+        os.environ[ZOO_ENV] = os.pathsep.join([*map(str, dirs), *current])
+        set_host(None)
+
+
 def _host():
     from ..plugins import get_host, warn_failed
     from .render import note
@@ -70,6 +88,9 @@ def run(
     attack_opt: Annotated[Optional[list[str]], typer.Option("--attack-opt", help="ATTACK.OPTION=VALUE, repeatable (e.g. pgd.steps=40).")] = None,
     surrogates: Annotated[Optional[str], typer.Option("--surrogates", help="Surrogate models for the 'transfer' attack (comma-separated).")] = None,
     weights: Annotated[Optional[list[str]], typer.Option("--weights", help="Local weights for a timm model: PATH, or MODEL=PATH with several models.")] = None,
+    model_opt: Annotated[Optional[list[str]], typer.Option("--model-opt", help="KEY=VALUE for every model, or MODEL.KEY=VALUE (e.g. in_chans=1, num_classes=10, img_size=28).")] = None,
+    arch: Annotated[Optional[str], typer.Option("--arch", help="Architecture of file:PATH models (a timm name, cnn or linear).")] = None,
+    zoo: Annotated[Optional[list[Path]], typer.Option("--zoo", help="Extra model zoo directory (trained models with cards), repeatable.")] = None,
     save_adversarials: Annotated[bool, typer.Option("--save-adversarials/--no-save-adversarials", help="Write each cell's adversarial images to the run directory.")] = True,
     resume: Annotated[bool, typer.Option("--resume", help="Reuse the cells already written in --out.")] = False,
     targeted: Annotated[Optional[str], typer.Option("--targeted", help="Targeted attacks: least-likely, random, or a class index.")] = None,
@@ -90,13 +111,16 @@ def run(
     from ..errors import CellFailed
     from ..leaderboard.render import FORMATS
     from ..threat import Norm, parse_eps_list
-    from .options import expand_surrogates, parse_attack_options, parse_weights, split_names
+    from .options import (
+        expand_surrogates, merge_options, parse_attack_options, parse_model_options, parse_weights, split_names,
+    )
     from .render import RichReporter, note, show_results
 
     if fmt not in FORMATS:
         from ..errors import ConfigError
 
         raise ConfigError(f"unknown --format {fmt!r}: use one of {', '.join(FORMATS)}")
+    _use_zoo(zoo)
     host = _host()
     dataset_options = {"data_dir": str(data_dir)} if data_dir is not None else {}
     host.dataset_spec(dataset, dataset_options)  # an unknown dataset is the first thing to report
@@ -114,7 +138,7 @@ def run(
         device=resolve_device(device),
         seed=seed,
         attack_options=parse_attack_options(attack_opt),
-        model_options=parse_weights(weights, model_names),
+        model_options=merge_options(parse_model_options(model_opt, model_names, arch), parse_weights(weights, model_names)),
         out=out_dir,
         save_adversarials=save_adversarials,
         resume=resume,
@@ -150,9 +174,11 @@ def list_(
     kind: Annotated[str, typer.Argument(help="models, attacks or datasets.")] = "models",
     pattern: Annotated[Optional[str], typer.Argument(help="Name filter: a glob (cnn.*) or a substring.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON to stdout.")] = False,
+    zoo: Annotated[Optional[list[Path]], typer.Option("--zoo", help="Extra model zoo directory, repeatable.")] = None,
     verbose: Verbose = False,
 ) -> None:
     """List registered models, attacks or datasets."""
+    _use_zoo(zoo)
     from ..errors import ConfigError
     from .render import listing_table, out_console
 

@@ -60,3 +60,34 @@ def expand_surrogates(attacks: tuple[str, ...], surrogates: tuple[str, ...]) -> 
     for name in attacks:
         out.extend(f"transfer@{s}" for s in surrogates) if name == "transfer" else out.append(name)
     return tuple(out)
+
+
+def parse_model_options(items: list[str] | None, models: tuple[str, ...], arch: str | None = None) -> dict[str, dict[str, Any]]:
+    """``--model-opt KEY=VALUE`` (every model) or ``MODEL.KEY=VALUE`` (one model; option keys have no dots)
+    and ``--arch`` (for ``file:`` models) -> ``{model: {key: value}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"invalid --model-opt {item!r}: write KEY=VALUE or MODEL.KEY=VALUE, e.g. in_chans=1")
+        model, dot, option = key.strip().rpartition(".")
+        targets = [model] if dot else list(models)
+        if dot and model not in models:
+            raise ConfigError(f"--model-opt names model {model!r}, which is not in --models")
+        for name in targets:
+            out.setdefault(name, {})[option if dot else key.strip()] = value.strip()
+    if arch is not None:
+        files = [m for m in models if m.startswith("file:")]
+        if not files:
+            raise ConfigError("--arch is for file:PATH models: add one to --models")
+        for name in files:
+            out.setdefault(name, {})["arch"] = arch
+    return out
+
+
+def merge_options(*parts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for name, options in part.items():
+            merged.setdefault(name, {}).update(options)
+    return merged

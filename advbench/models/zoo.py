@@ -185,3 +185,27 @@ def zoo_specs(directory: str | Path = ZOO_DIR, errors: list[WeightsError] | None
             )
         )
     return specs
+
+
+#: Extra zoo directories (``os.pathsep``-separated), registered after the shipped zoo; ``--zoo`` prepends.
+ZOO_ENV = "ADVBENCH_ZOO"
+
+
+def user_zoo_dir() -> Path:
+    """Where ``advbench train`` writes by default: ``$XDG_CACHE_HOME/advbench/zoo`` (``~/.cache/...``)."""
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "advbench" / "zoo"
+
+
+def zoo_dirs() -> list[Path]:
+    """The shipped zoo, then ``$ADVBENCH_ZOO`` entries, then the user zoo (existing directories, once each)."""
+    import os
+
+    extra = [Path(p) for p in os.environ.get(ZOO_ENV, "").split(os.pathsep) if p]
+    dirs: list[Path] = []
+    for d in [ZOO_DIR, *extra, user_zoo_dir()]:
+        if d.is_dir() and d.resolve() not in [x.resolve() for x in dirs]:
+            dirs.append(d)
+    return dirs
