@@ -15,7 +15,7 @@ import torch
 from ..threat import Norm, project
 from .base import Attack, Goal
 from .losses import OBJECTIVES, Objective, objective_and_grad
-from .steps import ascent_direction
+from .steps import ascent_direction, check_step_options
 
 #: Steps BIM takes under l2 when ``steps`` is unset: Kurakin's rule counts 1/255 pixel steps, which only
 #: means something for linf, so l2 falls back to torchattacks' default count.
@@ -120,11 +120,7 @@ class BIM(Attack):
     def __post_init__(self) -> None:
         if self.steps is not None and self.steps < 1:
             raise ValueError("steps must be >= 1 (or unset for Kurakin's rule)")
-        if self.loss not in OBJECTIVES:
-            raise ValueError(f"unknown loss {self.loss!r}; use one of {', '.join(OBJECTIVES)}")
-        for label, value in (("step_size", self.step_size), ("rel_stepsize", self.rel_stepsize)):
-            if value is not None and value <= 0:
-                raise ValueError(f"{label} must be > 0")
+        check_step_options(self.loss, self.step_size, self.rel_stepsize)
 
     def n_steps(self, norm: Norm, eps: float) -> int:
         """The iteration count for a threat ``(norm, eps)``."""

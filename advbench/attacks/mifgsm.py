@@ -10,7 +10,7 @@ from ..threat import Norm
 from .base import Attack, Goal
 from .bim import iterative_ascent
 from .losses import OBJECTIVES
-from .steps import ascent_direction
+from .steps import ascent_direction, check_step_options
 
 
 def l1_normalised(grad: torch.Tensor) -> torch.Tensor:
@@ -77,11 +77,7 @@ class MIFGSM(Attack):
             raise ValueError("steps must be >= 1")
         if self.decay < 0:
             raise ValueError("decay must be >= 0")
-        if self.loss not in OBJECTIVES:
-            raise ValueError(f"unknown loss {self.loss!r}; use one of {', '.join(OBJECTIVES)}")
-        for label, value in (("step_size", self.step_size), ("rel_stepsize", self.rel_stepsize)):
-            if value is not None and value <= 0:
-                raise ValueError(f"{label} must be > 0")
+        check_step_options(self.loss, self.step_size, self.rel_stepsize)
 
     def alpha(self, eps: float) -> float:
         """The absolute step size for a budget ``eps``."""

@@ -9,7 +9,7 @@ import torch
 from ..threat import project
 from .base import Attack, Goal
 from .losses import OBJECTIVES, objective_and_grad
-from .steps import ascent_direction, random_start
+from .steps import ascent_direction, check_step_options, random_start
 
 
 def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -53,11 +53,7 @@ class PGD(Attack):
             raise ValueError("steps must be >= 1")
         if self.restarts < 1:
             raise ValueError("restarts must be >= 1")
-        if self.loss not in OBJECTIVES:
-            raise ValueError(f"unknown loss {self.loss!r}; use one of {', '.join(OBJECTIVES)}")
-        for label, value in (("step_size", self.step_size), ("rel_stepsize", self.rel_stepsize)):
-            if value is not None and value <= 0:
-                raise ValueError(f"{label} must be > 0")
+        check_step_options(self.loss, self.step_size, self.rel_stepsize)
 
     def alpha(self, eps: float) -> float:
         """The absolute step size for a budget ``eps``."""
