@@ -2,12 +2,14 @@
 
 from .base import Attack, Goal
 from .bim import BIM
+from .ensemble import Ensemble
 from .fab import FAB, FABT
 from .fgsm import FGSM
 from .mifgsm import MIFGSM
 from .pgd import PGD
 from .transfer import Transfer
+from .uap import UAP
 
-BUILTIN_ATTACKS: tuple[type[Attack], ...] = (FGSM, BIM, MIFGSM, PGD, FAB, FABT, Transfer)
+BUILTIN_ATTACKS: tuple[type[Attack], ...] = (FGSM, BIM, MIFGSM, PGD, FAB, FABT, Ensemble, UAP, Transfer)
 
-__all__ = ["Attack", "Goal", "FGSM", "BIM", "MIFGSM", "PGD", "FAB", "FABT", "Transfer", "BUILTIN_ATTACKS"]
+__all__ = ["Attack", "Goal", "FGSM", "BIM", "MIFGSM", "PGD", "FAB", "FABT", "Ensemble", "UAP", "Transfer", "BUILTIN_ATTACKS"]

@@ -1,0 +1,325 @@
+"""An AutoAttack-style ensemble: a per-sample worst-case cascade of registered attacks (Croce & Hein 2020).
+
+Member 1 attacks the whole batch; the ensemble judges its output exactly as the harness does (project into
+the threat ball and [0, 1], one counted forward query, ``goal.is_adversarial``); member 2 attacks only the
+samples that are still robust, and so on. Each sample keeps the first adversarial found and records the
+member that found it (the ``broken_by`` column of the rows).
+
+Members see a :class:`SubBatchOracle`: a view of the ensemble's oracle restricted to the still-robust rows
+and to the member's own access level, so that every query a member makes is counted against the right
+sample of the harness's batch.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from ..errors import AttackError, ConfigError, RegistryError
+from ..threat import Norm, project
+from .base import Attack, AttackOutput, Goal
+
+#: The member lists (and the options they get) of each ``version``, after AutoAttack's ``set_version``.
+#: Options are applied only where the member has an option of that name (``square`` is a third party's
+#: attack whose option names may differ); the user's ``member_options`` always win.
+VERSIONS: dict[str, tuple[tuple[str, ...], dict[str, dict[str, Any]]]] = {
+    # AutoAttack "standard": APGD-CE (100 steps, no restarts), APGD-T (9 target classes), FAB-T (9 target
+    # classes) and Square (5000 queries), in that order.
+    "standard": (
+        ("apgd_ce", "apgd_t", "fab_t", "square"),
+        {
+            "apgd_ce": {"steps": 100, "restarts": 1},
+            "apgd_t": {"steps": 100, "restarts": 1, "n_target_classes": 9},
+            "fab_t": {"steps": 100, "restarts": 1, "n_target_classes": 9},
+            "square": {"n_queries": 5000, "queries": 5000, "restarts": 1},
+        },
+    ),
+    # AutoAttack "plus": the untargeted attacks with 5 restarts each, then the targeted ones.
+    "plus": (
+        ("apgd_ce", "apgd_dlr", "fab", "square", "apgd_t", "fab_t"),
+        {
+            "apgd_ce": {"steps": 100, "restarts": 5},
+            "apgd_dlr": {"steps": 100, "restarts": 5},
+            "fab": {"steps": 100, "restarts": 5},
+            "square": {"n_queries": 5000, "queries": 5000, "restarts": 5},
+            "apgd_t": {"steps": 100, "restarts": 1, "n_target_classes": 9},
+            "fab_t": {"steps": 100, "restarts": 1, "n_target_classes": 9},
+        },
+    ),
+    # Exactly the members given, with their own defaults.
+    "custom": ((), {}),
+}
+
+
+def parse_member_options(text: str) -> dict[str, dict[str, str]]:
+    """``"apgd_ce.steps=50;fab_t.steps=50"`` -> ``{"apgd_ce": {"steps": "50"}, "fab_t": {"steps": "50"}}``.
+
+    Entries are separated by ``;`` (a comma would clash with ``--attacks``-style lists); values stay strings
+    and are converted by each member's :meth:`Attack.from_options`.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for item in str(text or "").split(";"):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        member, dot, option = key.strip().partition(".")
+        if not sep or not dot or not member or not option.strip():
+            raise ConfigError(
+                f"invalid ensemble member option {item!r}: write MEMBER.OPTION=VALUE, several separated by ';' "
+                "(e.g. apgd_ce.steps=50;fab_t.steps=50)"
+            )
+        out.setdefault(member, {})[option.strip()] = value.strip()
+    return out
+
+
+class SubBatchOracle:
+    """The rows ``positions`` of a parent oracle's batch, seen as a batch of their own.
+
+    A member attack expects an oracle whose batch is exactly its ``x``: it queries with no ``index`` (its whole
+    sub-batch) or with member-local positions. This view maps those to positions of the parent's batch, so
+    queries are counted on the parent's per-sample counters (shared, never copied) against the right samples.
+    It forwards only what the parent offers: a score or label parent gives no ``logits`` and no gradients.
+
+    Attributes:
+        access: the parent's access level. batch_size: len(positions). num_classes, device: the parent's.
+    """
+
+    def __init__(self, parent, positions: torch.Tensor) -> None:
+        self._parent = parent
+        self._positions = torch.as_tensor(positions, dtype=torch.int64, device=parent.device)
+        self.access = parent.access
+        self.batch_size = int(self._positions.numel())
+        self.num_classes = parent.num_classes
+        self.device = parent.device
+
+    def _global(self, x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+        if index is None:
+            if x.shape[0] != self.batch_size:
+                raise AttackError(
+                    f"oracle got {x.shape[0]} inputs for a batch of {self.batch_size}: "
+                    "pass index= (the batch positions of the rows) when querying a subset"
+                )
+            return self._positions
+        index = torch.as_tensor(index, dtype=torch.int64, device=self.device)
+        if index.shape != (x.shape[0],):
+            raise AttackError(f"index must have shape [{x.shape[0]}], got {tuple(index.shape)}")
+        return self._positions[index]
+
+    def __call__(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        return self._parent(x, self._global(x, index))
+
+    @property
+    def n_forward(self) -> torch.Tensor:
+        """int64 [batch_size]: forward queries so far of these rows (a copy; counting happens in the parent)."""
+        return self._parent.n_forward[self._positions]
+
+    @property
+    def n_backward(self) -> torch.Tensor:
+        return self._parent.n_backward[self._positions]
+
+    def restricted(self, access: str) -> "SubBatchOracle":
+        """The same rows at a lower access level (shares the counters)."""
+        if access == self.access:
+            return self
+        if not hasattr(self._parent, "restricted"):
+            raise AttackError(f"a {self.access} oracle cannot serve a {access} attack")
+        return make_sub_oracle(self._parent.restricted(access), self._positions)
+
+
+class SubBatchGradientOracle(SubBatchOracle):
+    """A :class:`SubBatchOracle` over a gradient oracle: adds ``logits`` (a counted forward, no autograd)."""
+
+    def logits(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        with torch.no_grad():
+            return self(x, index)
+
+
+def make_sub_oracle(parent, positions: torch.Tensor) -> SubBatchOracle:
+    """A view of rows ``positions`` [n] of ``parent``'s batch (gradient parents keep ``logits``)."""
+    cls = SubBatchGradientOracle if parent.access == "gradient" else SubBatchOracle
+    return cls(parent, positions)
+
+
+@dataclass
+class Ensemble(Attack):
+    """A per-sample worst-case cascade of attacks, AutoAttack style (linf, l2).
+
+    Member 1 runs on the whole batch. After each member the ensemble judges its candidates exactly like the
+    harness (projection into the eps ball and [0, 1], one counted forward query per sample,
+    ``goal.is_adversarial``); the next member runs only on the samples still robust, with
+    ``oracle.restricted(member.access)`` seen through a :class:`SubBatchOracle`, so its queries are counted
+    against those samples only. Minimum-norm members (``fab_t``) run with the ensemble's finite budget.
+    Each member gets its own generator, seeded from the ensemble's, so one member's consumption of random
+    numbers does not shift the next member's draws.
+
+    Returns each broken sample's first adversarial and x itself for a sample no member broke (AutoAttack's
+    convention), with the per-sample extra ``broken_by``: the member that broke it, or ``""``. The
+    harness re-judges what is returned and has the final word; ``broken_by`` is the ensemble's own verdict
+    and agrees with it except, in principle, for a candidate within float rounding of the decision boundary.
+
+    Options:
+        members: comma-separated registry names, run in order. Unset: the ``version``'s list, where a
+            member the current host does not register is skipped (the reason is in ``skipped`` and a
+            warning). Set explicitly: an unknown name is a :class:`ConfigError` (with did-you-mean), and a
+            member that does not support the norm fails the cell.
+        member_options: per-member options, ``MEMBER.OPTION=VALUE`` separated by ``;`` (e.g.
+            ``apgd_ce.steps=50;fab_t.steps=50``); they override the version's settings.
+        version: ``standard`` (AutoAttack's standard evaluation: ``apgd_ce`` 100 steps; ``apgd_t`` with 9
+            target classes; ``fab_t`` with 9 target classes; ``square`` with 5000 queries), ``plus``
+            (``apgd_ce``, ``apgd_dlr``, ``fab``, ``square`` with 5 restarts each, then ``apgd_t`` and
+            ``fab_t``) or ``custom`` (only ``members``, with their own defaults; ``members`` is then
+            required). The version's settings are applied only to options a member actually has.
+
+    Attributes:
+        skipped: ``{member: reason}`` for default members left out (not registered in the current host).
+    """
+
+    name = "ensemble"
+    access = "gradient"
+    norms = ("linf", "l2")
+    description = "AutoAttack-style cascade: each member attacks only the samples still robust (per-sample worst case)"
+    reference = (
+        "Croce, Hein. Reliable evaluation of adversarial robustness with an ensemble of diverse "
+        "parameter-free attacks. ICML 2020"
+    )
+    #: The members of the default ``standard`` version (documentation; the version table is the source).
+    DEFAULT_MEMBERS: ClassVar[str] = ",".join(VERSIONS["standard"][0])
+
+    members: str | None = None
+    member_options: str = ""
+    version: str = "standard"
+
+    def __post_init__(self) -> None:
+        if self.version not in VERSIONS:
+            raise ValueError(f"unknown version {self.version!r}; use one of {', '.join(VERSIONS)}")
+        explicit = self.members is not None and self.members.strip() != ""
+        if self.version == "custom" and not explicit:
+            raise ValueError("version 'custom' needs members (e.g. members=apgd_ce,square)")
+        names = (
+            [m.strip() for m in self.members.split(",") if m.strip()] if explicit else list(VERSIONS[self.version][0])
+        )
+        if len(set(names)) != len(names):
+            raise ValueError(f"members lists a name twice: {','.join(names)}")
+        if self.name in names:
+            raise ValueError("an ensemble cannot be a member of itself")
+        per_member = parse_member_options(self.member_options)
+        stray = sorted(set(per_member) - set(names))
+        if stray:
+            raise ConfigError(
+                f"ensemble member_options name {', '.join(map(repr, stray))}, which "
+                f"{'is' if len(stray) == 1 else 'are'} not among the members ({','.join(names)})"
+            )
+        self._explicit = explicit
+        self._names = names
+        self._per_member = per_member
+        self.skipped: dict[str, str] = {}
+        self._resolved: list[tuple[str, Any, Attack]] | None = None
+        # Resolve now, when the attack is built: an unknown explicit member fails before any cell runs, and
+        # skipped default members are known (and warned about) up front.
+        self._resolve()
+
+    # -- members --------------------------------------------------------------------------------------
+    def _resolve(self) -> list[tuple[str, Any, Attack]]:
+        """(name, spec, built attack) per member that runs, in order, from the current plugin host."""
+        if self._resolved is not None:
+            return self._resolved
+        from ..plugins import get_host
+
+        table = get_host().registry.attacks
+        version_options = VERSIONS[self.version][1]
+        resolved = []
+        for name in self._names:
+            try:
+                spec = table.get(name)
+            except RegistryError as exc:
+                if self._explicit:
+                    raise ConfigError(f"ensemble member: {exc}") from None
+                self.skipped[name] = f"not registered in this advbench host ({exc})"
+                warnings.warn(f"ensemble: skipping member {name!r}: not registered", stacklevel=2)
+                continue
+            if spec.name == self.name:
+                raise ConfigError("an ensemble cannot be a member of itself")
+            user = self._per_member.get(name, {})
+            attack = spec.build(**user)  # unknown user options are a ConfigError naming the member's options
+            preset = version_options.get(name, {})
+            known = set(attack.option_names()) if isinstance(attack, Attack) else set()
+            merged = {k: v for k, v in preset.items() if k in known and k not in user}
+            if merged:
+                attack = spec.build(**merged, **user)
+            resolved.append((name, spec, attack))
+        if not resolved:
+            raise ConfigError(
+                f"no member of the ensemble is registered ({', '.join(self._names)}); set members to attacks "
+                "that `advbench list attacks` shows"
+            )
+        self._resolved = resolved
+        return resolved
+
+    def member_attacks(self) -> list[Attack]:
+        """The attacks that run, in order (resolved against the current plugin host)."""
+        return [attack for _, _, attack in self._resolve()]
+
+    # -- the cascade ----------------------------------------------------------------------------------
+    def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> AttackOutput:
+        """Run the cascade on one batch.
+
+        Args:
+            oracle: a gradient oracle over the batch ``x`` (members get restricted views of it).
+            x: [B, C, H, W] clean inputs in [0, 1]. goal: labels (and targets) [B].
+            threat: the norm and a finite eps (every member, minimum-norm ones included, runs at it).
+            generator: seeds one generator per member.
+        Returns:
+            AttackOutput with x_adv [B, C, H, W] (x where no member succeeded) and extras
+            ``{"broken_by": list of B member names or ""}``.
+        """
+        if not math.isfinite(threat.eps):
+            raise AttackError("the ensemble needs a finite eps (it is not a minimum-norm attack)")
+        norm = threat.norm.value if isinstance(threat.norm, Norm) else str(threat.norm)
+        members = self._resolve()
+        for name, spec, _ in members:
+            if norm not in spec.norms:
+                raise AttackError(f"ensemble member {name!r} does not support the {norm} norm")
+        x_adv = x.clone()
+        broken_by = [""] * x.shape[0]
+        todo = torch.arange(x.shape[0], device=x.device)
+        for name, spec, attack in members:
+            if todo.numel() == 0:
+                break
+            sub_goal = goal.subset(todo)
+            view = make_sub_oracle(oracle.restricted(attack.access), todo)
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+            member_gen = torch.Generator(device=generator.device).manual_seed(seed)
+            x_sub = x[todo]
+            with torch.enable_grad():
+                raw = attack.run(view, x_sub, sub_goal, threat, member_gen)
+            candidate = self._checked(raw, x_sub, name)
+            # Judge as the harness does: project, then one counted forward query on the ensemble's oracle.
+            candidate = project(candidate, x_sub, threat.norm, threat.eps)
+            logits = oracle.logits(candidate, todo)
+            broken = goal.is_adversarial(logits, todo)
+            x_adv[todo[broken]] = candidate[broken]
+            for i in todo[broken].tolist():  # one host sync per member
+                broken_by[i] = name
+            todo = todo[~broken]
+        return AttackOutput(x_adv, extras={"broken_by": broken_by})
+
+    @staticmethod
+    def _checked(raw: object, x: torch.Tensor, name: str) -> torch.Tensor:
+        """The member's candidates as a finite tensor shaped like ``x`` (else an error naming the member)."""
+        if isinstance(raw, AttackOutput):
+            raw = raw.x_adv
+        if not isinstance(raw, torch.Tensor):
+            raise AttackError(f"ensemble member {name!r} returned {type(raw).__name__} instead of a tensor")
+        if tuple(raw.shape) != tuple(x.shape):
+            raise AttackError(
+                f"ensemble member {name!r} returned shape {tuple(raw.shape)} for inputs of shape {tuple(x.shape)}"
+            )
+        raw = raw.detach().to(device=x.device, dtype=x.dtype)
+        if not torch.isfinite(raw).all():
+            raise AttackError(f"ensemble member {name!r} returned NaN or infinite values")
+        return raw
