@@ -147,7 +147,9 @@ def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, vie
     show = (lambda v: view == v) if view is not None else None
     if (show("robust") if show else not unlabelled):
         print_leaderboard(frames["robust"](), console, title=f"{title}: robust accuracy (%)")
-    if (show("success") if show else (always_success or targeted or unlabelled)):
+    # a universal perturbation is judged by its fooling rate: show the success board whenever one ran
+    fooling = bool(len(rows)) and "uap" in set(rows["attack"])
+    if (show("success") if show else (always_success or targeted or unlabelled or fooling)):
         success = frames["success"]()
         if len(success):
             goal = "targeted success" if targeted else "success"
