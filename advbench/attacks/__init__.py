@@ -2,14 +2,17 @@
 
 from .base import Attack, Goal
 from .bim import BIM
+from .cw import CWL2
+from .deepfool import DeepFool
 from .ensemble import Ensemble
 from .fab import FAB, FABT
 from .fgsm import FGSM
+from .lbfgs import LBFGS
 from .mifgsm import MIFGSM
 from .pgd import PGD
 from .transfer import Transfer
 from .uap import UAP
 
-BUILTIN_ATTACKS: tuple[type[Attack], ...] = (FGSM, BIM, MIFGSM, PGD, FAB, FABT, Ensemble, UAP, Transfer)
+BUILTIN_ATTACKS: tuple[type[Attack], ...] = (FGSM, BIM, MIFGSM, PGD, CWL2, DeepFool, LBFGS, FAB, FABT, Ensemble, UAP, Transfer)
 
-__all__ = ["Attack", "Goal", "FGSM", "BIM", "MIFGSM", "PGD", "FAB", "FABT", "Ensemble", "UAP", "Transfer", "BUILTIN_ATTACKS"]
+__all__ = ["Attack", "Goal", "FGSM", "BIM", "MIFGSM", "PGD", "CWL2", "DeepFool", "LBFGS", "FAB", "FABT", "Ensemble", "UAP", "Transfer", "BUILTIN_ATTACKS"]

@@ -1,0 +1,223 @@
+"""Carlini & Wagner's L2 attack (2017): a minimum-norm attack in tanh space with a binary search over c.
+
+For each sample, C&W minimises ``||x' - x||_2^2 + c * f(x')`` over ``x' = (tanh(w) + 1) / 2`` (the change of
+variable keeps ``x'`` in [0, 1] without clipping) with Adam, where ``f`` is the hinge on the logit margin:
+
+* untargeted: ``f(x') = max(Z_y - max_{i != y} Z_i, -kappa)`` (minimising it lets another class beat ``y``
+  by ``kappa``);
+* targeted: ``f(x') = max(max_{i != t} Z_i - Z_t, -kappa)``.
+
+A per-sample binary search picks ``c``: start at ``c_init``; after a search step in which the sample reached
+the goal (with margin ``kappa``) the upper bound drops to ``c``, otherwise the lower bound rises to it;
+``c`` becomes the midpoint once an upper bound is known, else ``10 * c``. With 10 or more search steps the
+last one uses the upper bound (the original's ``repeat``). The smallest-L2 successful iterate of all search
+steps is returned (``x`` itself where none was found).
+
+This follows the authors' ``l2_attack.py`` (nn_robust_attacks), batched: every sample has its own ``c``,
+bounds and Adam moments, and with ``abort_early`` each sample stops its search step on its own when its
+loss has not fallen by 0.01% over the last ``steps // 10`` iterations; the batch is compacted to the
+samples still running at those checkpoints (the only host synchronisations).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from .base import Attack, Goal
+
+#: Shrinks ``2x - 1`` before arctanh so that pixels at exactly 0 or 1 map to finite w (the original's 0.999999).
+TANH_SHRINK = 0.999999
+#: Adam's constants (torch defaults, as in the original's TF Adam).
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+#: "No upper bound on c yet" (the original's 1e10 sentinel, compared against 1e9).
+NO_UPPER = 1e10
+
+
+def _rows(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return values.view(-1, *([1] * (like.dim() - 1)))
+
+
+def reference_classes(goal: Goal, clean_logits: torch.Tensor) -> torch.Tensor:
+    """The class each sample's margin is measured against, int64 [B].
+
+    The target for a targeted goal; else the true label, or the clean prediction where the label is
+    unknown (``-1``, unlabelled data).
+    """
+    if goal.targets is not None:
+        return goal.targets
+    return torch.where(goal.labels >= 0, goal.labels, clean_logits.argmax(dim=1))
+
+
+def fooled(goal: Goal, logits: torch.Tensor, index: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """bool [N]: the goal is met by rows ``index`` of the batch (logits [N, K], ref [N] from
+    :func:`reference_classes`). Unlabelled rows (label -1, untargeted) count once the prediction leaves ``ref``.
+    """
+    if goal.targets is not None:
+        return goal.is_adversarial(logits, index)
+    return torch.where(goal.labels[index] >= 0, goal.is_adversarial(logits, index), logits.argmax(dim=1) != ref)
+
+
+def logit_margin(logits: torch.Tensor, ref: torch.Tensor, targeted: bool) -> torch.Tensor:
+    """How far each row is into the adversarial region, [N] (> 0: adversarial by that much).
+
+    Untargeted: ``max_{i != ref} Z_i - Z_ref``; targeted: ``Z_ref - max_{i != ref} Z_i``.
+
+    Args:
+        logits: [N, K]. ref: int64 [N], the label (untargeted) or the target (targeted).
+    """
+    z_ref = logits.gather(1, ref[:, None]).squeeze(1)
+    # -inf (not 0, as torchattacks' one-hot product does) so that negative logits are handled correctly.
+    z_other = logits.scatter(1, ref[:, None], float("-inf")).amax(dim=1)
+    return z_ref - z_other if targeted else z_other - z_ref
+
+
+@dataclass
+class CWL2(Attack):
+    """Carlini & Wagner's L2 attack: Adam in tanh space on ``||x'-x||^2 + c f(x')``, binary search over c.
+
+    A minimum-norm attack: ``run`` ignores ``threat.eps`` and returns each sample's smallest-L2 adversarial
+    (reaching the goal with logit margin ``confidence``), or ``x`` where it found none.
+
+    Options:
+        confidence: kappa, the logit margin an adversarial must reach (0: just across the boundary).
+        c_init: the first c of every sample's binary search.
+        binary_search_steps: search steps (an optimisation of up to ``steps`` iterations each).
+        steps: Adam iterations per search step (the original's max_iterations).
+        lr: Adam's learning rate.
+        abort_early: stop a sample's search step when its loss has not decreased by 0.01% over
+            ``steps // 10`` iterations.
+
+    Attributes:
+        last_search_trace: after :meth:`run`, float [binary_search_steps, B]: each sample's best L2 norm
+            after each search step (``inf`` until an adversarial is found); non-increasing by construction.
+    """
+
+    name = "cw_l2"
+    norms = ("l2",)
+    minimum_norm: ClassVar[bool] = True
+    description = "Carlini-Wagner L2: minimum-norm Adam in tanh space with a binary search over c"
+    reference = "Carlini & Wagner. Towards Evaluating the Robustness of Neural Networks. IEEE S&P 2017"
+
+    confidence: float = 0.0
+    c_init: float = 1e-3
+    binary_search_steps: int = 9
+    steps: int = 1000
+    lr: float = 0.01
+    abort_early: bool = True
+
+    def __post_init__(self) -> None:
+        if self.confidence < 0:
+            raise ValueError("confidence must be >= 0")
+        if not self.c_init > 0:
+            raise ValueError("c_init must be > 0")
+        if self.binary_search_steps < 1:
+            raise ValueError("binary_search_steps must be >= 1")
+        if self.steps < 1:
+            raise ValueError("steps must be >= 1")
+        if not self.lr > 0:
+            raise ValueError("lr must be > 0")
+        self.last_search_trace: torch.Tensor | None = None
+
+    def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
+        """Minimum-L2 adversarials for one batch.
+
+        Args:
+            oracle: a gradient oracle. x: [B, C, H, W] in [0, 1]. goal: labels [B] (targets [B] if targeted).
+            threat: only its norm (l2) matters; ``eps`` is ignored (the harness derives every eps).
+            generator: unused (the attack is deterministic).
+        Returns:
+            [B, C, H, W]: the smallest successful iterate per sample, ``x`` where none succeeded.
+        """
+        B = x.shape[0]
+        dev, dtype = x.device, x.dtype
+        ref = reference_classes(goal, oracle.logits(x))
+        w0 = torch.atanh((2 * x - 1) * TANH_SHRINK)
+
+        const = torch.full((B,), float(self.c_init), device=dev, dtype=dtype)
+        lower = torch.zeros(B, device=dev, dtype=dtype)
+        upper = torch.full((B,), NO_UPPER, device=dev, dtype=dtype)
+        best_l2sq = torch.full((B,), math.inf, device=dev, dtype=dtype)
+        best_adv = x.clone()
+        trace = []
+        for search_step in range(self.binary_search_steps):
+            if self.binary_search_steps >= 10 and search_step == self.binary_search_steps - 1:
+                const = upper.clone()  # the original's "repeat": a last try at the best known c
+            succeeded = self._optimise(oracle, x, w0, goal, ref, const, best_l2sq, best_adv)
+            upper = torch.where(succeeded, torch.minimum(upper, const), upper)
+            lower = torch.where(succeeded, lower, torch.maximum(lower, const))
+            bracketed = upper < NO_UPPER / 10
+            const = torch.where(bracketed, (lower + upper) / 2, torch.where(succeeded, const, const * 10))
+            trace.append(best_l2sq.sqrt())
+        self.last_search_trace = torch.stack(trace)
+        return best_adv
+
+    def _optimise(
+        self,
+        oracle,
+        x: torch.Tensor,
+        w0: torch.Tensor,
+        goal: Goal,
+        ref: torch.Tensor,
+        const: torch.Tensor,
+        best_l2sq: torch.Tensor,
+        best_adv: torch.Tensor,
+    ) -> torch.Tensor:
+        """One search step: Adam from ``w0`` with each sample's ``const``; updates the bests in place.
+
+        Args:
+            x, w0: [B, C, H, W] clean inputs and their tanh-space form. ref, const: [B].
+            best_l2sq: [B] squared L2 of the best adversarial so far. best_adv: [B, C, H, W].
+        Returns:
+            bool [B]: whether the sample reached the goal (with margin ``confidence``) in this step.
+        """
+        B = x.shape[0]
+        idx = torch.arange(B, device=x.device)
+        succeeded = torch.zeros(B, dtype=torch.bool, device=x.device)
+        w = w0.clone()
+        m = torch.zeros_like(w)
+        v = torch.zeros_like(w)
+        prev = torch.full((B,), math.inf, device=x.device, dtype=x.dtype)
+        x_run, ref_run, c_run = x, ref, const
+        check_every = max(self.steps // 10, 1)
+        beta1, beta2 = ADAM_BETAS
+        for it in range(self.steps):
+            w.requires_grad_(True)
+            x_adv = (torch.tanh(w) + 1) / 2
+            logits = oracle(x_adv, idx)
+            l2sq = (x_adv - x_run).flatten(1).pow(2).sum(dim=1)
+            margin = logit_margin(logits, ref_run, goal.targeted)
+            loss = l2sq + c_run * (-margin).clamp_min(-self.confidence)
+            # Summing keeps the samples independent: each w only enters its own loss term.
+            (grad,) = torch.autograd.grad(loss.sum(), w)
+            w = w.detach()
+            loss, l2sq, logits, x_adv = loss.detach(), l2sq.detach(), logits.detach(), x_adv.detach()
+
+            # Judge the iterate the logits were computed at (before the Adam step), as the original does.
+            ok = fooled(goal, logits, idx, ref_run) & (logit_margin(logits, ref_run, goal.targeted) >= self.confidence)
+            succeeded[idx] = succeeded[idx] | ok
+            better = ok & (l2sq < best_l2sq[idx])
+            best_l2sq[idx] = torch.where(better, l2sq, best_l2sq[idx])
+            best_adv[idx] = torch.where(_rows(better, x_adv), x_adv, best_adv[idx])
+
+            # Adam, per coordinate (so per sample): the moments of a sample depend only on its own gradients.
+            t = it + 1
+            m = beta1 * m + (1 - beta1) * grad
+            v = beta2 * v + (1 - beta2) * grad * grad
+            step = (self.lr / (1 - beta1**t)) * m / ((v / (1 - beta2**t)).sqrt() + ADAM_EPS)
+            w = w - step
+
+            if self.abort_early and it % check_every == 0:
+                stalled = loss > 0.9999 * prev
+                prev = loss
+                if bool(stalled.any()):  # one host sync per checkpoint
+                    keep = (~stalled).nonzero().squeeze(1)
+                    if keep.numel() == 0:
+                        break
+                    idx, w, m, v, prev = idx[keep], w[keep], m[keep], v[keep], prev[keep]
+                    x_run, ref_run, c_run = x[idx], ref[idx], const[idx]
+        return succeeded
