@@ -22,9 +22,19 @@ def advbench_register_attacks(registrar) -> None:
 def advbench_register_datasets(registrar) -> None:
     from .data import builtin_datasets
     from .data.noise import noise_datasets
+    from .data.torchvision_sets import torchvision_datasets
 
-    for spec in [*builtin_datasets(), *noise_datasets()]:
+    for spec in [*builtin_datasets(), *noise_datasets(), *torchvision_datasets()]:
         registrar.add(spec)
+
+
+@hookimpl
+def advbench_resolve_dataset(name: str, options: dict[str, Any]):
+    # image folders: imagenet:PATH, imagefolder:PATH, or imagenet with --data-dir (their shape depends on
+    # the img_size option, so they are resolved rather than registered)
+    from .data.torchvision_sets import resolve_folder
+
+    return resolve_folder(name, options)
 
 
 @hookimpl
@@ -49,8 +59,16 @@ def advbench_register_models(registrar) -> None:
 
 @hookimpl
 def advbench_resolve_model(name: str, options: dict[str, Any]):
-    if "." in name and not name.startswith("timm:") and name.split(".", 1)[0] in {"cnn", "linear"}:
+    # py:package.module:factory and file:PATH (--arch): custom models
+    if name.startswith(("py:", "file:")):
+        from .models.custom import resolve as resolve_custom
+
+        return resolve_custom(name, options)
+    if "." in name and name.split(".", 1)[0] in {"cnn", "linear"}:
         return None  # a zoo-style name that is not registered: not a timm architecture either
+    if ":" in name and not name.startswith(("timm:", "local-dir:", "hf-hub:")):
+        return None  # another plugin's scheme (robustbench:...): never a timm name
+    # timm: plain architecture names, timm:NAME, local-dir:PATH, hf-hub:org/name
     from .models.timm_source import resolve
 
     return resolve(name, options)
