@@ -1,5 +1,6 @@
 """Attack families built into advbench (each its own module) and the attack contract."""
 
+from .apgd import APGDCE, APGDDLR, APGDT
 from .base import Attack, Goal
 from .bim import BIM
 from .cw import CWL2
@@ -13,6 +14,6 @@ from .pgd import PGD
 from .transfer import Transfer
 from .uap import UAP
 
-BUILTIN_ATTACKS: tuple[type[Attack], ...] = (FGSM, BIM, MIFGSM, PGD, CWL2, DeepFool, LBFGS, FAB, FABT, Ensemble, UAP, Transfer)
+BUILTIN_ATTACKS: tuple[type[Attack], ...] = (FGSM, BIM, MIFGSM, PGD, APGDCE, APGDDLR, APGDT, CWL2, DeepFool, LBFGS, FAB, FABT, Ensemble, UAP, Transfer)
 
-__all__ = ["Attack", "Goal", "FGSM", "BIM", "MIFGSM", "PGD", "CWL2", "DeepFool", "LBFGS", "FAB", "FABT", "Ensemble", "UAP", "Transfer", "BUILTIN_ATTACKS"]
+__all__ = ["Attack", "Goal", "FGSM", "BIM", "MIFGSM", "PGD", "APGDCE", "APGDDLR", "APGDT", "CWL2", "DeepFool", "LBFGS", "FAB", "FABT", "Ensemble", "UAP", "Transfer", "BUILTIN_ATTACKS"]
