@@ -11,9 +11,11 @@ from .fgsm import FGSM
 from .lbfgs import LBFGS
 from .mifgsm import MIFGSM
 from .pgd import PGD
+from .score_based import NES, SPSA, SimBA
+from .square import Square
 from .transfer import Transfer
 from .uap import UAP
 
-BUILTIN_ATTACKS: tuple[type[Attack], ...] = (FGSM, BIM, MIFGSM, PGD, APGDCE, APGDDLR, APGDT, CWL2, DeepFool, LBFGS, FAB, FABT, Ensemble, UAP, Transfer)
+BUILTIN_ATTACKS: tuple[type[Attack], ...] = (FGSM, BIM, MIFGSM, PGD, APGDCE, APGDDLR, APGDT, CWL2, DeepFool, LBFGS, FAB, FABT, Ensemble, UAP, Square, SPSA, NES, SimBA, Transfer)
 
-__all__ = ["Attack", "Goal", "FGSM", "BIM", "MIFGSM", "PGD", "APGDCE", "APGDDLR", "APGDT", "CWL2", "DeepFool", "LBFGS", "FAB", "FABT", "Ensemble", "UAP", "Transfer", "BUILTIN_ATTACKS"]
+__all__ = ["Attack", "Goal", "FGSM", "BIM", "MIFGSM", "PGD", "APGDCE", "APGDDLR", "APGDT", "CWL2", "DeepFool", "LBFGS", "FAB", "FABT", "Ensemble", "UAP", "Square", "SPSA", "NES", "SimBA", "Transfer", "BUILTIN_ATTACKS"]

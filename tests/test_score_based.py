@@ -1,0 +1,180 @@
+"""Score-based black-box attacks: Square, SPSA, NES and SimBA (access, threat, budgets, seeds, schedule)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from advbench.attacks.base import Goal
+from advbench.attacks.score_based import NES, SPSA, SimBA, score_loss
+from advbench.attacks.square import Square, eta, p_selection
+from advbench.engine.runner import execute_attack
+from advbench.oracles import Budget, QueryBudgetExhausted, ScoreOracle
+from advbench.threat import Norm, ThreatModel, flat_norm
+
+# Small caps keep each run around a second on a busy 2-core machine. CAP: the query cap most are given.
+CAP = 100
+ATTACKS = {
+    "square": lambda: Square(n_queries=CAP),
+    "spsa": lambda: SPSA(n_queries=CAP, samples=8, lr=0.05, delta=0.05),  # 17 queries a step
+    "nes": lambda: NES(n_queries=CAP, samples=10, rel_stepsize=0.2),  # 11 queries a step
+    "simba": lambda: SimBA(n_queries=2 * CAP),  # one pixel a step: it needs more
+    "simba_dct": lambda: SimBA(n_queries=CAP, basis="dct"),
+}
+THREATS = {"linf": ThreatModel(Norm.LINF, 0.2), "l2": ThreatModel(Norm.L2, 2.0)}
+
+
+@pytest.fixture(scope="module")
+def batch(cnn, mnist_test):
+    """16 correctly classified test images, those of smallest clean margin (so that small query caps break
+    some): x [16, 1, 28, 28], labels [16], clean predictions [16]."""
+    x, y = mnist_test
+    with torch.no_grad():
+        logits = cnn(x)
+    pred = logits.argmax(1)
+    margin = logits.gather(1, y[:, None]).squeeze(1) - logits.scatter(1, y[:, None], -1e9).amax(1)
+    margin = torch.where(pred == y, margin, torch.full_like(margin, float("inf")))
+    keep = margin.argsort()[:16].sort().values
+    return x[keep], y[keep], pred[keep]
+
+
+class _Recorder:
+    """Wraps an attack's ``run`` to keep the oracle it was handed and its raw (unprojected) output."""
+
+    def __init__(self, attack):
+        self.attack, self.run_ = attack, attack.run
+        attack.run = self
+
+    def __call__(self, oracle, x, goal, threat, generator):
+        self.oracle = oracle
+        self.raw = self.run_(oracle, x, goal, threat, generator)
+        return self.raw
+
+
+_RUNS: dict = {}
+
+
+def _run(name, norm, batch, cnn, seed=0):
+    """execute_attack (the harness contract) for attack ``name``, cached per (name, norm, seed)."""
+    key = (name, norm, seed)
+    if key not in _RUNS:
+        x, y, pred = batch
+        attack = ATTACKS[name]()
+        if norm == "l2":  # only the threat and access checks run on l2: half the queries do
+            attack.n_queries //= 2
+        rec = _Recorder(attack)
+        out = execute_attack(attack, cnn, x, Goal(labels=y), pred, THREATS[norm],
+                             torch.Generator().manual_seed(seed), 10)
+        _RUNS[key] = (rec, out)
+    return _RUNS[key]
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_score_access_threat_and_query_cap(name, norm, batch, cnn):
+    x = batch[0]
+    rec, out = _run(name, norm, batch, cnn)
+    attack = rec.attack
+    assert attack.access == "score" and attack.description and attack.reference
+    assert type(rec.oracle) is ScoreOracle
+    assert int(out.n_backward.sum()) == 0
+    raw, threat = rec.raw, THREATS[norm]
+    assert raw.shape == x.shape and torch.isfinite(raw).all()
+    assert raw.min() >= 0 and raw.max() <= 1
+    assert flat_norm(raw - x, threat.norm).max() <= threat.eps + 1e-5  # the attack's own output, unprojected
+    assert int(out.n_forward.max()) <= attack.n_queries
+    if name == "square":  # samples broken early stop being queried
+        broken = out.success
+        assert broken.any() and int(out.n_forward[broken].min()) < attack.n_queries
+
+
+def _noise_success(cnn, batch, eps, seed=0):
+    x, y, _ = batch
+    gen = torch.Generator().manual_seed(seed)
+    noise = eps * torch.sign(torch.rand(x.shape, generator=gen) - 0.5)
+    with torch.no_grad():
+        return (cnn((x + noise).clamp(0, 1)).argmax(1) != y).float().mean().item()
+
+
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_beats_random_noise_at_linf_0_2(name, batch, cnn):
+    _, out = _run(name, "linf", batch, cnn)
+    baseline = max(_noise_success(cnn, batch, 0.2, seed) for seed in range(3))
+    assert out.success.float().mean().item() > baseline
+
+
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_same_seed_same_output(name, batch, cnn):
+    x, y, _ = batch
+    x, y = x[:6], y[:6]
+    outs = []
+    for seed in (3, 3, 4):
+        attack = ATTACKS[name]()
+        attack.n_queries = 40 if name not in ("spsa", "nes") else attack.n_queries // 3
+        oracle = ScoreOracle(cnn, x.shape[0], 10, "cpu")
+        outs.append(attack.run(oracle, x, Goal(labels=y), THREATS["linf"], torch.Generator().manual_seed(seed)))
+    assert torch.equal(outs[0], outs[1])
+    assert not torch.equal(outs[0], outs[2])
+
+
+def test_explicit_caps_hold_and_a_harness_budget_stops_the_attack(batch, cnn):
+    x, y, _ = batch
+    x, y = x[:8], y[:8]
+    goal = Goal(labels=y)
+    threat = ThreatModel(Norm.LINF, 0.02)  # too small to break: every sample uses its whole cap
+    for attack, cap in ((Square(n_queries=37), 37), (SPSA(n_queries=40, samples=4), 40),
+                        (NES(n_queries=40, samples=4), 40), (SimBA(n_queries=37), 37),
+                        (Square(n_queries=20, restarts=2), 40)):
+        oracle = ScoreOracle(cnn, x.shape[0], 10, "cpu")
+        attack.run(oracle, x, goal, threat, torch.Generator().manual_seed(0))
+        assert int(oracle.n_forward.max()) <= cap
+        assert int(oracle.n_forward.min()) >= cap - 10  # steps of 9 (SPSA) and 5 (NES) queries
+    # A harness budget below the attack's own cap raises through the attack (the harness catches it).
+    oracle = ScoreOracle(cnn, x.shape[0], 10, "cpu", Budget(25, goal, x, threat))
+    with pytest.raises(QueryBudgetExhausted):
+        Square(n_queries=100).run(oracle, x, goal, threat, torch.Generator().manual_seed(0))
+    assert int(oracle.n_forward.max()) == 25
+
+
+# p at iteration i for n_queries=5000, p_init=0.8, copied by hand from the reference's p_selection
+# (AutoAttack autoattack/square.py, torchattacks 3.5.1 Square: it = int(i / 5000 * 10000), then the
+# piecewise table 10/50/200/500/1000/2000/4000/6000/8000).
+REFERENCE_P = [
+    (0, 0.8), (5, 0.8), (6, 0.4), (25, 0.4), (26, 0.2), (100, 0.2), (101, 0.1), (250, 0.1), (251, 0.05),
+    (500, 0.05), (501, 0.025), (1000, 0.025), (1001, 0.0125), (2000, 0.0125), (2001, 0.00625),
+    (3000, 0.00625), (3001, 0.003125), (4000, 0.003125), (4001, 0.0015625), (4999, 0.0015625),
+]
+
+
+@pytest.mark.parametrize("it,expected", REFERENCE_P)
+def test_square_p_schedule_matches_the_reference(it, expected):
+    assert Square().p(it) == pytest.approx(expected)
+    assert p_selection(it, 5000, 0.8) == pytest.approx(expected)
+
+
+def test_square_side_and_eta_pattern():
+    # side of the first linf square on MNIST: round(sqrt(0.8 * 784)) = 25
+    assert int(round((0.8 * 784) ** 0.5)) == 25
+    pattern = eta(5)
+    assert pattern.pow(2).sum().item() == pytest.approx(1.0)
+    assert (pattern[:2] > 0).all() and (pattern[2:] < 0).all()
+
+
+def test_score_loss_margin_is_the_logit_margin():
+    logits = torch.tensor([[3.0, 1.0, -2.0], [0.5, 2.5, 2.0]])
+    goal = Goal(labels=torch.tensor([0, 2]))
+    index = torch.arange(2)
+    margin, adv = score_loss(logits.softmax(1), goal, index, "margin")
+    assert margin.tolist() == pytest.approx([2.0, -0.5], abs=1e-5)
+    assert adv.tolist() == [False, True]
+    ce, _ = score_loss(logits.softmax(1), Goal(labels=goal.labels, targets=torch.tensor([2, 0])), index)
+    assert ce.tolist() == pytest.approx(torch.nn.functional.cross_entropy(
+        logits, torch.tensor([2, 0]), reduction="none").tolist(), abs=1e-5)
+
+
+@pytest.mark.parametrize("cls,bad", [(Square, {"loss": "hinge"}), (Square, {"p_init": 0.0}),
+                                     (SPSA, {"samples": 0}), (NES, {"samples": 3}),
+                                     (SimBA, {"basis": "wavelet"}), (SimBA, {"n_queries": 0})])
+def test_options_are_validated(cls, bad):
+    with pytest.raises(ValueError):
+        cls(**bad)
