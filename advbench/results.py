@@ -91,6 +91,15 @@ class RunStore:
     def read_cell(self, key: str) -> pd.DataFrame:
         return pd.read_parquet(self.cell_path(key))
 
+    def read_adversarials(self, key: str):
+        """x_adv [n, C, H, W] of a finished cell, or ``None`` if it was not saved."""
+        path = self.run_dir / ADV_DIR / f"{key}.safetensors"
+        if not path.is_file():
+            return None
+        from safetensors.torch import load_file
+
+        return load_file(str(path))["x_adv"]
+
     def write_cell(self, key: str, rows: pd.DataFrame, x_adv=None, sample_ids=None) -> None:
         if x_adv is not None:
             from safetensors.torch import save_file

@@ -135,6 +135,10 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
             if c not in pending:
                 rows = store.read_cell(c.key)  # type: ignore[union-attr]
                 frames.append(rows)
+                if keep and attacks[c.attack].access == "gradient" and not getattr(attacks[c.attack], "uses_surrogate", False):
+                    stored = store.read_adversarials(c.key)  # type: ignore[union-attr]
+                    if stored is not None:  # written unless --no-save-adversarials
+                        adversarials.cells[(c.model, c.attack, c.norm.value, c.eps)] = stored
                 reporter.cell_finished(c, rows, 0.0, reused=True)
         if not pending:
             reporter.model_finished(spec.name)
@@ -163,7 +167,11 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
         clean_preds[spec.name] = inputs.clean_pred
         input_shapes[spec.name] = tuple(inputs.x.shape[1:])
         if config.sanity_checks:
-            flags.extend(_probe(model, spec.name, inputs, config, device))
+            try:
+                flags.extend(_probe(model, spec.name, inputs, config, device))
+            except Exception as exc:  # noqa: BLE001 - a probe must never cost the run
+                flags.append({"model": spec.name, "attack": "*", "eps": None, "flag": "probe_failed",
+                              "detail": f"the gradient-masking probes raised {type(exc).__name__}: {exc}"})
         n_attacked = int(inputs.attacked.sum())
         unbounded: dict[str, tuple] = {}  # minimum-norm attacks: one unbounded run serves every eps
         for cell in pending:
