@@ -74,7 +74,13 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]
 
 
 def harness_attack(attack, model, x, y, clean_pred, threat, generator, num_classes) -> torch.Tensor:
-    """Adversarial predictions [B] for one batch, through advbench's harness contract.
+    """Adversarial predictions [B] for one batch, through advbench's harness contract (see ``harness_outcome``)."""
+    return harness_outcome(attack, model, x, y, clean_pred, threat, generator, num_classes)[1]
+
+
+def harness_outcome(attack, model, x, y, clean_pred, threat, generator, num_classes):
+    """(x_adv [B, C, H, W] projected, adversarial predictions [B], success [B]) for one batch, through
+    advbench's harness contract.
 
     Uses ``advbench.engine.runner.execute_attack`` when the installed advbench has it; otherwise the same
     contract from its parts: the access-level oracle, ``attack.run``, the runner's validation, projection
@@ -86,7 +92,8 @@ def harness_attack(attack, model, x, y, clean_pred, threat, generator, num_class
 
     goal = Goal(labels=y)
     if hasattr(runner, "execute_attack"):
-        return runner.execute_attack(attack, model, x, goal, clean_pred, threat, generator, num_classes).adv_pred
+        out = runner.execute_attack(attack, model, x, goal, clean_pred, threat, generator, num_classes)
+        return out.x_adv, out.adv_pred, out.success
     from advbench.oracles import make_oracle
 
     oracle = make_oracle(attack.access, model, x.shape[0], num_classes, x.device)
@@ -98,4 +105,4 @@ def harness_attack(attack, model, x, y, clean_pred, threat, generator, num_class
     with torch.no_grad():
         adv_pred = model(x_adv).argmax(dim=1)
     unchanged = (x_adv == x).flatten(1).all(dim=1)
-    return torch.where(unchanged, clean_pred, adv_pred)
+    return x_adv, torch.where(unchanged, clean_pred, adv_pred), (adv_pred != y) & ~unchanged
