@@ -69,9 +69,20 @@ def test_pgd_is_at_least_as_strong_as_fgsm_and_stays_in_the_ball(cnn, mnist_test
 
 def test_pgd_counts_one_forward_and_backward_per_step(cnn, mnist_test):
     x, y = mnist_test
-    out = _attack(PGD(steps=7), cnn, x[:16], y[:16], Norm.LINF, 0.1)
+    out = _attack(PGD(steps=7, early_stop=False), cnn, x[:16], y[:16], Norm.LINF, 0.1)
     assert out.n_backward.tolist() == [7] * 16
     assert out.n_forward.tolist() == [7] * 16  # one restart: the harness judges the last iterate itself
+
+
+def test_pgd_early_stop_stops_spending_queries_on_broken_points(cnn, mnist_test):
+    x, y = mnist_test
+    out = _attack(PGD(steps=20), cnn, x, y, Norm.LINF, 0.3)
+    broken = out.adv_pred != y
+    assert broken.float().mean() > 0.9
+    assert (out.n_backward[broken] < 20).float().mean() > 0.9  # most left the batch early
+    assert (out.n_backward[~broken] == 20).all()
+    same = _attack(PGD(steps=20, early_stop=False), cnn, x, y, Norm.LINF, 0.3)
+    assert (out.adv_pred == y).sum() <= (same.adv_pred == y).sum()
 
 
 def test_pgd_restarts_only_rerun_points_not_yet_broken(cnn, mnist_test):
@@ -81,7 +92,8 @@ def test_pgd_restarts_only_rerun_points_not_yet_broken(cnn, mnist_test):
     # broken points ran fewer restarts than the ones that survived all three
     assert out.n_backward[robust].eq(15).all()
     assert out.n_forward[robust].eq(15 + 2).all()  # every restart but the last checks its last iterate
-    assert out.n_backward.min() >= 5
+    assert (out.n_backward[~robust] <= 15).all() and out.n_backward[~robust].float().mean() < 15
+    assert out.n_backward.min() >= 1  # broken points left early (compaction every 4 steps)
 
 
 def test_pgd_early_stop_keeps_a_successful_iterate(cnn, mnist_test):

@@ -43,11 +43,12 @@ def test_unknown_surrogate_or_base_is_a_clear_error():
 
 def test_transferability_matrix_diagonal_equals_the_white_box_table(tmp_path):
     models = ("cnn.mnist5k_std", "linear.mnist5k_std", "test_resnet.mnist5k_std")
-    outcome = execute(RunConfig(models=models, attacks=("fgsm",), eps=(0.1, 0.2), n_samples=60, out=tmp_path,
-                                sanity_checks=False), get_host())
+    outcome = execute(RunConfig(models=models, attacks=("pgd", "fgsm"), eps=(0.1, 0.2), n_samples=60, out=tmp_path,
+                                sanity_checks=False, transfer_attack="fgsm"), get_host())
     matrix = outcome.transfer
+    assert set(matrix.attack) == {"fgsm"}
     assert len(matrix) == 3 * 3 * 2  # source x target x eps
-    white = outcome.rows.groupby(["model", "eps"]).robust.mean()
+    white = outcome.rows[outcome.rows.attack == "fgsm"].groupby(["model", "eps"]).robust.mean()
     for r in matrix[matrix.source == matrix.target].itertuples():
         assert r.target_accuracy == pytest.approx(white[(r.target, r.eps)])
     assert (tmp_path / "transfer.parquet").is_file()
@@ -61,3 +62,12 @@ def test_surrogates_option_expands_transfer():
     assert expand_surrogates(("fgsm", "transfer"), ("a", "b")) == ("fgsm", "transfer@a", "transfer@b")
     with pytest.raises(ConfigError, match="needs --surrogates"):
         expand_surrogates(("transfer",), ())
+
+
+def test_the_matrix_defaults_to_the_strongest_white_box_attack():
+    from advbench.engine.executor import pick_transfer_attack
+
+    attacks = {n: get_host().registry.attacks.get(n).build() for n in ("fgsm", "pgd", "square")}
+    assert pick_transfer_attack(RunConfig(models=("a",)), attacks) == "pgd"
+    with pytest.raises(AdvbenchError, match="not a white-box attack"):
+        pick_transfer_attack(RunConfig(models=("a",), transfer_attack="square"), attacks)

@@ -86,6 +86,7 @@ def run(
     fmt: Fmt = "table",
     view: Annotated[Optional[str], typer.Option("--view", help="robust, success, transfer, min-norm or flags (default: all that apply in table format, robust otherwise).")] = None,
     attack_opt: Annotated[Optional[list[str]], typer.Option("--attack-opt", help="ATTACK.OPTION=VALUE, repeatable (e.g. pgd.steps=40).")] = None,
+    transfer_attack: Annotated[Optional[str], typer.Option("--transfer-attack", help="White-box attack whose adversarials feed the transferability matrix (default: the strongest of the run).")] = None,
     surrogates: Annotated[Optional[str], typer.Option("--surrogates", help="Surrogate models for the 'transfer' attack (comma-separated).")] = None,
     weights: Annotated[Optional[list[str]], typer.Option("--weights", help="Local weights for a timm model: PATH, or MODEL=PATH with several models.")] = None,
     model_opt: Annotated[Optional[list[str]], typer.Option("--model-opt", help="KEY=VALUE for every model, or MODEL.KEY=VALUE (e.g. in_chans=1, num_classes=10, img_size=28).")] = None,
@@ -147,6 +148,7 @@ def run(
         sanity_checks=sanity_checks,
         queries=queries,
         dataset_options=dataset_options,
+        transfer_attack=transfer_attack,
     )
     outcome = execute(config, host, RichReporter(quiet=quiet))
     if len(outcome.rows):

@@ -39,6 +39,8 @@ class RunConfig:
         min_confidence: success also needs the adversarial/target class at this probability or more.
         sanity_checks: run the gradient-masking probes and flags (cheap; on by default).
         transfer_matrix: with several models, judge each model's white-box adversarials on every other.
+        transfer_attack: the white-box attack whose adversarials feed the matrix (default: the strongest of
+            the run by known order: ensemble, apgd_t, apgd_ce, pgd, bim, mifgsm, fab_t, fgsm).
         queries: hard per-sample budget of forward queries for every attack (``None``: unlimited).
         dataset_options: passed to the dataset's loader (``data_dir`` from ``--data-dir``).
     """
@@ -64,6 +66,7 @@ class RunConfig:
     transfer_matrix: bool = True
     queries: int | None = None
     dataset_options: dict[str, Any] = field(default_factory=dict)
+    transfer_attack: str | None = None
 
     def __post_init__(self) -> None:
         if not self.models:

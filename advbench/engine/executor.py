@@ -121,7 +121,8 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
     failures: list[Failure] = []
     flags: list[dict[str, Any]] = []
     # The transferability matrix reuses the white-box adversarials of a multi-model run.
-    keep = config.transfer_matrix and len({c.model for c in plan.cells}) > 1
+    transfer_attack = pick_transfer_attack(config, attacks)
+    keep = config.transfer_matrix and transfer_attack is not None and len({c.model for c in plan.cells}) > 1
     adversarials = AdversarialStore({})
     clean_preds: dict[str, torch.Tensor] = {}
     input_shapes: dict[str, tuple[int, ...]] = {}
@@ -135,7 +136,7 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
             if c not in pending:
                 rows = store.read_cell(c.key)  # type: ignore[union-attr]
                 frames.append(rows)
-                if keep and attacks[c.attack].access == "gradient" and not getattr(attacks[c.attack], "uses_surrogate", False):
+                if keep and c.attack == transfer_attack:
                     stored = store.read_adversarials(c.key)  # type: ignore[union-attr]
                     if stored is not None:  # written unless --no-save-adversarials
                         adversarials.cells[(c.model, c.attack, c.norm.value, c.eps)] = stored
@@ -195,7 +196,7 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
                     rows=result.rows,
                 )
             frames.append(result.rows)
-            if keep and attacks[cell.attack].access == "gradient" and not getattr(attacks[cell.attack], "uses_surrogate", False):
+            if keep and cell.attack == transfer_attack:
                 adversarials.cells[(cell.model, cell.attack, cell.norm.value, cell.eps)] = result.x_adv
             reporter.cell_finished(cell, result.rows, result.seconds, reused=False)
         del model
@@ -225,6 +226,24 @@ def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = Non
         host.notify("advbench_run_finished", run_dir=store.run_dir, rows=rows)
     reporter.run_finished()
     return RunOutcome(rows, plan, failures, store.run_dir if store else None, manifest, flags, transfer)
+
+
+#: Known white-box strength, strongest first: the default attack of the transferability matrix.
+_TRANSFER_PREFERENCE = ("ensemble", "apgd_t", "apgd_ce", "pgd", "bim", "mifgsm", "fab_t", "fgsm")
+
+
+def pick_transfer_attack(config: RunConfig, attacks: dict[str, Any]) -> str | None:
+    """The white-box attack whose adversarials feed the transferability matrix: ``--transfer-attack``, or the
+    strongest white-box attack of the run (one attack keeps memory and time in check on big runs)."""
+    white = [n for n, a in attacks.items() if a.access == "gradient" and not getattr(a, "uses_surrogate", False)
+             and not a.needs_fit]
+    if config.transfer_attack is not None:
+        if config.transfer_attack not in white:
+            raise AdvbenchError(f"--transfer-attack {config.transfer_attack!r} is not a white-box attack of this run "
+                                f"(white-box attacks here: {', '.join(white) or 'none'})")
+        return config.transfer_attack
+    ranked = [n for n in _TRANSFER_PREFERENCE if n in white]
+    return ranked[0] if ranked else (white[0] if white else None)
 
 
 def resolve_attack(host: PluginHost, name: str) -> tuple[Any, dict[str, Any]]:
