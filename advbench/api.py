@@ -106,19 +106,29 @@ def evaluate(
     return outcome.rows
 
 
+def _standard(spec) -> bool:
+    """A model of the embedded default: standard training on the whole train split (or no card at all)."""
+    card = spec.card or {}
+    recipe = card.get("recipe", {}).get("name", "std") if isinstance(card.get("recipe"), dict) else "std"
+    return recipe == "std" and card.get("train_split", "train") == "train"
+
+
 def default_models(dataset: str) -> tuple[str, ...]:
-    """Every registered model trained on ``dataset`` (the embedded default run uses this); for a dataset no
-    model was trained on (``noise``), every registered model that fits its image shape and class count."""
+    """The models of the embedded default run: every registered model trained on ``dataset`` with the
+    standard recipe on its whole train split (the robust, half-split and GAN checkpoints are one
+    ``--models '*.mnist5k*'`` away); for a dataset no model was trained on (``noise``), every registered model
+    that fits its image shape and class count."""
     from .engine.plan import model_incompatibility
     from .errors import ConfigError
 
     registry = get_host().registry
-    names = tuple(s.name for s in registry.models if s.dataset == dataset)
+    names = tuple(s.name for s in registry.models if s.dataset == dataset and _standard(s))
     if not names:
         spec = get_host().dataset_spec(dataset)
         names = tuple(
             m.name for m in registry.models
-            if m.input_shape is not None and m.num_classes is not None and model_incompatibility(m, spec) is None
+            if _standard(m) and m.input_shape is not None and m.num_classes is not None
+            and model_incompatibility(m, spec) is None
         )
     if not names:
         raise ConfigError(f"no registered model fits dataset {dataset!r}: pass --models")

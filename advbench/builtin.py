@@ -23,8 +23,9 @@ def advbench_register_datasets(registrar) -> None:
     from .data import builtin_datasets
     from .data.noise import noise_datasets
     from .data.torchvision_sets import torchvision_datasets
+    from .gan import gan_datasets
 
-    for spec in [*builtin_datasets(), *noise_datasets(), *torchvision_datasets()]:
+    for spec in [*builtin_datasets(), *noise_datasets(), *torchvision_datasets(), *gan_datasets()]:
         registrar.add(spec)
 
 

@@ -113,7 +113,7 @@ def run(
     from ..leaderboard.render import FORMATS
     from ..threat import Norm, parse_eps_list
     from .options import (
-        expand_surrogates, merge_options, parse_attack_options, parse_model_options, parse_weights, split_names,
+        expand_model_globs, expand_surrogates, merge_options, parse_attack_options, parse_model_options, parse_weights, split_names,
     )
     from .render import RichReporter, note, show_results
 
@@ -125,7 +125,10 @@ def run(
     host = _host()
     dataset_options = {"data_dir": str(data_dir)} if data_dir is not None else {}
     host.dataset_spec(dataset, dataset_options)  # an unknown dataset is the first thing to report
-    model_names = split_names(models, "models") if models is not None else default_models(dataset)
+    model_names = (
+        expand_model_globs(split_names(models, "models"), list(host.registry.models.specs))
+        if models is not None else default_models(dataset)
+    )
     out_dir = out if out is not None else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     config = RunConfig(
         models=model_names,
@@ -254,36 +257,61 @@ def leaderboard_cmd(
 
 @app.command()
 def train(
-    name: Annotated[str, typer.Option("--name", help="Model name in arch.tag style, e.g. cnn.mnist5k_std.")],
+    name: Annotated[Optional[str], typer.Option("--name", help="Model name in arch.tag style, e.g. cnn.mnist5k_std (required unless --reproduce).")] = None,
     arch: Annotated[str, typer.Option("--arch", help="cnn, linear, or a timm architecture (e.g. test_resnet).")] = "cnn",
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset to train on (its train split).")] = "mnist-5k",
-    recipe: Annotated[str, typer.Option("--recipe", help="Training recipe.")] = "std",
+    recipe: Annotated[str, typer.Option("--recipe", help="std, fgsm-at, mixed-batch, pgd-at, vat, trades or gan.")] = "std",
+    recipe_opt: Annotated[Optional[list[str]], typer.Option("--recipe-opt", help="Recipe option KEY=VALUE, repeatable (eps=0.3, steps=10, eval_eps=0.3, g_loss=minimax ...).")] = None,
+    train_split: Annotated[str, typer.Option("--train-split", help="train, train-half-a or train-half-b (disjoint stratified halves).")] = "train",
     epochs: Annotated[int, typer.Option("--epochs", help="Passes over the train split.")] = 10,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 128,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, cosine decay).")] = 2e-3,
     shift: Annotated[int, typer.Option("--shift", help="Augmentation: random translation by up to this many pixels.")] = 0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device")] = "auto",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for <name>.safetensors and <name>.json.")] = Path("zoo"),
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Directory for <name>.safetensors and <name>.json (default: the --zoo or user zoo).")] = None,
+    zoo: Annotated[Optional[Path], typer.Option("--zoo", help="Zoo directory to write into (registered automatically); default ~/.cache/advbench/zoo.")] = None,
+    reproduce_name: Annotated[Optional[str], typer.Option("--reproduce", metavar="NAME", help="Re-train zoo model NAME from its card and report the clean-accuracy difference.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     verbose: Verbose = False,
 ) -> None:
-    """Train a model with a seeded recipe; writes safetensors weights and a model card."""
+    """Train a model with a seeded recipe; writes safetensors weights and a model card (or --reproduce one)."""
     from ..engine.executor import resolve_device
     from ..errors import ConfigError
-    from ..train import train_classifier
+    from ..models.zoo import user_zoo_dir
+    from ..train import parse_recipe_options, reproduce, train_classifier
     from .render import note
 
     if epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {epochs}")
+    out_dir = out or zoo or user_zoo_dir()
+    dev = resolve_device(device)
+    if reproduce_name:
+        card, diff = reproduce(reproduce_name, out_dir, device=dev, progress=not quiet)
+        note(f"{reproduce_name}: clean {100 * card['clean_accuracy']:.2f}% ({diff:+.2f} pp vs its card), "
+             f"robust {100 * (card.get('robust_accuracy') or 0):.1f}%; wrote {out_dir}")
+        if abs(diff) > 2:
+            raise ConfigError(f"{reproduce_name} reproduced {diff:+.2f} pp away from its card (more than 2 pp)")
+        return
+    if not name:
+        raise ConfigError("--name is required (e.g. --name cnn.mnist5k_mine), unless --reproduce NAME")
     spec = _host().dataset_spec(dataset)
-    out_dir = out
+    if recipe == "gan":
+        from ..gan.train import parse_gan_options, train_gan
+
+        train_gan(dataset=spec, out_dir=out_dir, name=name.split(".", 1)[-1], epochs=epochs, batch_size=batch_size,
+                  lr=lr, seed=seed, device=dev, progress=not quiet, **parse_gan_options(recipe_opt or []))
+        note(f"GAN {name}: wrote the generator, the discriminator and sample grids to {out_dir}")
+        return
     card = train_classifier(
         dataset=spec, arch=arch, name=name, out_dir=out_dir, recipe=recipe, epochs=epochs, batch_size=batch_size,
-        lr=lr, shift=shift, seed=seed, device=resolve_device(device), progress=not quiet,
+        lr=lr, shift=shift, seed=seed, device=dev, progress=not quiet,
+        recipe_options=parse_recipe_options(recipe, recipe_opt or []), train_split=train_split,
     )
-    note(f"{name}: clean accuracy {100 * card['clean_accuracy']:.2f}% on {dataset}/test, "
-         f"{card['wall_time_s']:.1f} s; wrote {Path(out_dir) / (name + '.safetensors')} and {name}.json")
+    robust = card.get("robust_accuracy")
+    note(f"{name}: clean accuracy {100 * card['clean_accuracy']:.2f}% on {dataset}/test"
+         + (f", robust {100 * robust:.1f}% under PGD" if robust is not None else "")
+         + f", {card['wall_time_s']:.1f} s; wrote {Path(out_dir) / (name + '.safetensors')} and {name}.json")
 
 
 def main() -> None:

@@ -91,3 +91,19 @@ def merge_options(*parts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]
         for name, options in part.items():
             merged.setdefault(name, {}).update(options)
     return merged
+
+
+def expand_model_globs(names: tuple[str, ...], registered: list[str]) -> tuple[str, ...]:
+    """``'cnn.*'`` -> every registered model matching the glob (sorted); plain names pass through."""
+    import fnmatch
+
+    out: list[str] = []
+    for name in names:
+        if any(ch in name for ch in "*?["):
+            matches = sorted(n for n in registered if fnmatch.fnmatchcase(n, name))
+            if not matches:
+                raise ConfigError(f"--models pattern {name!r} matches no registered model (see `advbench list models`)")
+            out.extend(m for m in matches if m not in out)
+        elif name not in out:
+            out.append(name)
+    return tuple(out)

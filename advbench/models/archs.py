@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
 #: Architectures built here; any other name is looked up in timm.
-ARCHS: tuple[str, ...] = ("cnn", "linear")
+ARCHS: tuple[str, ...] = ("cnn", "linear", "dcgan_d")
 
 
 def _cnn(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 16, hidden: int = 128) -> nn.Module:
@@ -54,7 +54,8 @@ def build_arch(arch: str, input_shape: tuple[int, int, int], num_classes: int, *
     """Build an untrained network.
 
     Args:
-        arch: ``"cnn"``, ``"linear"`` or a timm model name (``"test_resnet"``, ``"resnet18"`` ...).
+        arch: ``"cnn"``, ``"linear"``, ``"dcgan_d"`` (the DCGAN discriminator, 2 classes) or a timm model
+            name (``"test_resnet"``, ``"resnet18"`` ...).
         input_shape: (C, H, W) of the inputs.
         num_classes: K, the number of logits.
         **options: passed to the builder (``width``/``hidden`` for ``cnn``; ``timm.create_model`` keyword
@@ -68,7 +69,10 @@ def build_arch(arch: str, input_shape: tuple[int, int, int], num_classes: int, *
     """
     input_shape = tuple(int(v) for v in input_shape)  # type: ignore[assignment]
     if arch in ARCHS:
-        builder = _cnn if arch == "cnn" else _linear
+        if arch == "dcgan_d":  # the GAN discriminator: a real/fake classifier (advbench.gan)
+            from ..gan.dcgan import discriminator as builder
+        else:
+            builder = _cnn if arch == "cnn" else _linear
         try:
             return builder(input_shape, int(num_classes), **options)
         except TypeError as exc:

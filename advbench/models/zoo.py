@@ -25,14 +25,23 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Directory of the shipped models (inside the installed package).
 ZOO_DIR = Path(__file__).with_name("zoo")
 
-_ARCH_WORDS = {"cnn": "small CNN", "linear": "linear model (logistic regression)"}
+_ARCH_WORDS = {
+    "cnn": "small CNN",
+    "linear": "linear model (logistic regression)",
+    "dcgan_d": "DCGAN discriminator (0 = fake, 1 = real)",
+}
 _RECIPE_WORDS = {
     "std": "standard training",
     "fgsm-at": "FGSM adversarial training",
     "pgd-at": "PGD adversarial training",
     "trades": "TRADES training",
     "vat": "virtual adversarial training",
+    "mixed-batch": "mixed-batch adversarial training",
+    "gan": "GAN training",
 }
+#: Cards with ``"kind"`` other than ``"classifier"`` (a GAN's generator) are not models to attack: zoo_specs
+#: skips them without complaint.
+NON_CLASSIFIER_KINDS: frozenset[str] = frozenset({"generator"})
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -102,8 +111,14 @@ def _describe(card: dict[str, Any]) -> str:
     arch = _ARCH_WORDS.get(card["arch"], f"timm {card['arch']}")
     recipe = _recipe_name(card)
     line = f"{arch}, {_RECIPE_WORDS.get(recipe, recipe + ' training')} on {card['dataset']}"
+    split = card.get("train_split")
+    if isinstance(split, str) and split not in ("train", ""):
+        line += f" ({split})"
     if _is_number(card.get("clean_accuracy")):
         line += f", clean acc {100 * card['clean_accuracy']:.1f}%"
+    robust, how = card.get("robust_accuracy"), card.get("robust_eval")
+    if _is_number(robust) and isinstance(how, dict) and _is_number(how.get("eps")):
+        line += f", PGD {how.get('norm', 'linf')} {how['eps']:g} acc {100 * robust:.1f}%"
     return line
 
 
@@ -145,6 +160,16 @@ def load_zoo_model(card: dict[str, Any], weights: Path, device: str = "cpu", **o
     return model.to(device).freeze()
 
 
+def _card_kind(path: Path) -> str:
+    """The card's ``kind`` (``"classifier"`` when absent or unreadable: read_card then reports the problem)."""
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return "classifier"
+    kind = card.get("kind", "classifier") if isinstance(card, dict) else "classifier"
+    return kind if isinstance(kind, str) else "classifier"
+
+
 def zoo_specs(directory: str | Path = ZOO_DIR, errors: list[WeightsError] | None = None) -> list[ModelSpec]:
     """Specs of the models in ``directory`` (one per ``<name>.json`` card), sorted by name.
 
@@ -162,6 +187,8 @@ def zoo_specs(directory: str | Path = ZOO_DIR, errors: list[WeightsError] | None
     directory = Path(directory)
     specs = []
     for card_path in sorted(directory.glob("*.json")):
+        if _card_kind(card_path) in NON_CLASSIFIER_KINDS:
+            continue
         try:
             card = read_card(card_path)
             weights = card_path.with_suffix(".safetensors")

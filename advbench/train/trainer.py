@@ -33,6 +33,8 @@ from ..models.archs import build_arch
 from ..models.weights import load_into, load_state_dict, sha256_file
 from ..models.wrapper import ClassifierWrapper
 from ..specs import DatasetSpec
+from ..threat import Norm
+from . import recipes
 
 #: ``loss(model, x, y, options) -> scalar``: ``model`` maps [B, C, H, W] in [0, 1] to logits [B, K] and is in
 #: train mode with parameters requiring grad; ``options`` are the recipe's hyperparameters (eps, steps ...).
@@ -43,15 +45,14 @@ LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, Mapping[str, Any]], to
 _DEFAULT_NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "mnist-5k": ((0.1307,), (0.3081,)),
 }
+#: ``train_split`` values: the whole train split, or one of two disjoint stratified halves of it.
+TRAIN_SPLITS: tuple[str, ...] = ("train", "train-half-a", "train-half-b")
+#: Fixed seed of the half split (independent of the training seed: the halves never change).
+HALF_SPLIT_SEED = 20240601
 DEFAULT_EPOCHS = 10
 DEFAULT_LR = 2e-3
 WEIGHT_DECAY = 1e-4
 _EVAL_BATCH = 500
-
-
-def _std_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, options: Mapping[str, Any]) -> torch.Tensor:
-    """Standard training: cross-entropy on clean inputs."""
-    return F.cross_entropy(model(x), y, label_smoothing=float(options["label_smoothing"]))
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,47 @@ class Recipe:
     description: str = ""
 
 
+#: Options every recipe takes: the robust-accuracy evaluation written to the card (PGD, random start, step
+#: 2.5 * eps / steps, on the test split). ``eval_eps`` None means the recipe's ``eps`` (0.3 without one);
+#: ``eval_norm`` None means the recipe's ``norm`` (linf without one).
+EVAL_DEFAULTS: dict[str, Any] = {"eval_eps": None, "eval_norm": None, "eval_steps": 20}
+
 _RECIPES: dict[str, Recipe] = {
-    "std": Recipe("std", _std_loss, {"label_smoothing": 0.0}, "standard training, cross-entropy on clean inputs"),
+    "std": Recipe(
+        "std", recipes.std_loss, {"label_smoothing": 0.0}, "standard training, cross-entropy on clean inputs"
+    ),
+    "fgsm-at": Recipe(
+        "fgsm-at",
+        recipes.fgsm_at_loss,
+        {"eps": 0.3, "norm": "linf", "alpha": 0.5, "eps_warmup_epochs": 0},
+        "FGSM adversarial training (Goodfellow et al. 2015): alpha*J(x) + (1-alpha)*J(x + eps sign grad)",
+    ),
+    "mixed-batch": Recipe(
+        "mixed-batch",
+        recipes.mixed_batch_loss,
+        {"eps": 0.3, "norm": "linf", "adv_fraction": 0.5, "lam": 0.3, "targets": "least-likely",
+         "eps_warmup_epochs": 0},
+        "mixed-batch adversarial training (Kurakin et al. 2017): k of m examples step-l.l. adversarial, weight lambda",
+    ),
+    "pgd-at": Recipe(
+        "pgd-at",
+        recipes.pgd_at_loss,
+        {"eps": 0.3, "norm": "linf", "steps": 7, "step_size": None, "random_start": True, "clean_weight": 0.0,
+         "eps_warmup_epochs": 5},
+        "PGD adversarial training (Madry et al. 2018): min over weights of CE at the inner PGD maximiser",
+    ),
+    "vat": Recipe(
+        "vat",
+        recipes.vat_loss,
+        {"eps": 2.0, "norm": "l2", "xi": 1e-6, "power_iterations": 1, "alpha": 1.0, "eps_warmup_epochs": 0},
+        "virtual adversarial training (Miyato et al. 2018): CE + alpha*KL(p(x) || p(x + r_vadv)), label-free r_vadv",
+    ),
+    "trades": Recipe(
+        "trades",
+        recipes.trades_loss,
+        {"eps": 0.3, "norm": "linf", "steps": 7, "step_size": None, "beta": 6.0, "eps_warmup_epochs": 5},
+        "TRADES (Zhang et al. 2019): CE(f(x), y) + beta * max KL(f(x) || f(x'))",
+    ),
 }
 #: Recipe names accepted by :func:`train_classifier`.
 RECIPES: tuple[str, ...] = tuple(_RECIPES)
@@ -206,6 +246,7 @@ def _fit(
         task = bar.add_task(title, total=epochs * batches, status="")
         for epoch in range(epochs):
             model.train()  # BatchNorm/dropout in training mode for the updates
+            epoch_options = {**options, "_epoch": epoch, "_epochs": epochs}  # eps warm-up schedules read these
             order = torch.randperm(len(y_train), generator=generator).to(device)
             total_loss, seen = 0.0, 0
             for start in range(0, len(order), batch_size):
@@ -214,7 +255,7 @@ def _fit(
                     bar.advance(task)
                     continue
                 x_batch = random_shift(x_dev[index], shift, generator)
-                loss = loss_fn(model, x_batch, y_dev[index], options)
+                loss = loss_fn(model, x_batch, y_dev[index], epoch_options)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -225,13 +266,101 @@ def _fit(
     model.eval()
 
 
+def _norm_of(options: Mapping[str, Any], key: str) -> Norm:
+    norm = options.get("eval_norm") if key == "eval_eps" else None
+    return Norm.parse(str(norm or options.get("norm", "linf")))
+
+
+def split_halves(y: torch.Tensor, seed: int = HALF_SPLIT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two disjoint halves of ``range(len(y))``, stratified by label (each class split as evenly as it can be).
+
+    A fixed generator (``seed``) shuffles each class; the first half of each class goes to ``a``, the rest
+    to ``b``. Returns two sorted index tensors that together cover every sample exactly once.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    half_a, half_b = [], []
+    for label in torch.unique(y).tolist():
+        members = (y == label).nonzero().squeeze(1)
+        members = members[torch.randperm(len(members), generator=generator)]
+        cut = len(members) // 2
+        half_a.append(members[:cut])
+        half_b.append(members[cut:])
+    return torch.sort(torch.cat(half_a)).values, torch.sort(torch.cat(half_b)).values
+
+
+def load_train_split(dataset: DatasetSpec, train_split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training images: ``"train"``, or a disjoint half ``"train-half-a"`` / ``"train-half-b"`` of it."""
+    if train_split not in TRAIN_SPLITS:
+        raise ConfigError(f"unknown train split {train_split!r}; use one of {', '.join(TRAIN_SPLITS)}")
+    x, y = dataset.load("train")
+    if train_split == "train":
+        return x, y
+    half_a, half_b = split_halves(y)
+    index = half_a if train_split.endswith("-a") else half_b
+    return x[index], y[index]
+
+
+def recipe_options(recipe: str) -> dict[str, Any]:
+    """The options ``recipe`` takes and their defaults (its own, then the evaluation's)."""
+    return _options_of(recipe)
+
+
+def _options_of(recipe: str) -> dict[str, Any]:
+    if recipe not in _RECIPES:
+        raise ConfigError(f"unknown recipe {recipe!r}; available: {', '.join(RECIPES)}")
+    return {**_RECIPES[recipe].defaults, **EVAL_DEFAULTS}
+
+
+def _parse_value(text: str) -> Any:
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if "/" in text:  # eps written as 8/255
+        from ..threat import parse_eps
+
+        try:
+            return float(parse_eps(text))
+        except Exception:  # noqa: BLE001 - not a fraction: keep the text
+            pass
+    return text.strip()
+
+
+def parse_recipe_options(recipe: str, pairs: Sequence[str]) -> dict[str, Any]:
+    """``["eps=0.3", "steps=10"]`` -> ``{"eps": 0.3, "steps": 10}``, checked against the recipe's options.
+
+    Raises:
+        ConfigError: not ``KEY=VALUE``, or a key the recipe does not take.
+    """
+    takes = _options_of(recipe)
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"recipe option {pair!r} is not KEY=VALUE")
+        if key not in takes:
+            raise ConfigError(f"recipe {recipe!r} has no option {key!r}; it takes: {', '.join(takes)}")
+        parsed[key] = _parse_value(value)
+    return parsed
+
+
 def _command(
-    dataset: str, arch: str, name: str, recipe: str, epochs: int, batch_size: int, lr: float, shift: int, seed: int
+    dataset: str, arch: str, name: str, recipe: str, epochs: int, batch_size: int, lr: float, shift: int, seed: int,
+    train_split: str = "train", overrides: Mapping[str, Any] | None = None,
 ) -> str:
     """The ``advbench train`` command line that reproduces a model."""
+    opts = "".join(f" --recipe-opt {k}={v}" for k, v in (overrides or {}).items())
     return (
         f"advbench train --dataset {dataset} --arch {arch} --name {name} --recipe {recipe} --epochs {epochs} "
         f"--batch-size {batch_size} --lr {lr:g}" + (f" --shift {shift}" if shift else "") + f" --seed {seed}"
+        + (f" --train-split {train_split}" if train_split != "train" else "") + opts
     )
 
 
@@ -252,6 +381,7 @@ def train_classifier(
     std: Sequence[float] | None = None,
     arch_options: Mapping[str, Any] | None = None,
     recipe_options: Mapping[str, Any] | None = None,
+    train_split: str = "train",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train ``arch`` on ``dataset``'s train split and write ``<name>.safetensors`` and ``<name>.json``.
@@ -273,7 +403,9 @@ def train_classifier(
         device: torch device to train on.
         mean, std: per-channel normalisation applied inside the model; default per dataset.
         arch_options: extra keyword arguments for the architecture builder.
-        recipe_options: overrides of the recipe's hyperparameters (``Recipe.defaults``).
+        recipe_options: overrides of the recipe's hyperparameters (``Recipe.defaults``) and of the robust
+            evaluation (:data:`EVAL_DEFAULTS`); see :func:`recipe_options`.
+        train_split: ``"train"``, or one of its disjoint stratified halves ``"train-half-a"``/``"-b"``.
         progress: show a rich progress bar on stderr.
 
     Returns:
@@ -291,15 +423,25 @@ def train_classifier(
             f"need epochs >= 1, batch size >= 1, lr > 0, shift >= 0 (got {epochs}, {batch_size}, {lr}, {shift})"
         )
     spec = _RECIPES[recipe]
-    unknown = sorted(set(recipe_options or {}) - set(spec.defaults))
+    takes = _options_of(recipe)
+    unknown = sorted(set(recipe_options or {}) - set(takes))
     if unknown:
-        takes = ", ".join(spec.defaults) or "none"
-        raise ConfigError(f"recipe {recipe!r} has no option(s) {', '.join(unknown)}; it takes: {takes}")
-    options = {**spec.defaults, **(recipe_options or {})}
+        raise ConfigError(f"recipe {recipe!r} has no option(s) {', '.join(unknown)}; it takes: {', '.join(takes)}")
+    overrides = dict(recipe_options or {})
+    options = {**takes, **overrides}
+    for key in ("eps", "eval_eps"):  # pixel space: a linf eps above 1 is a 0-255 value by mistake
+        value = options.get(key)
+        if value is not None and not (0 <= float(value) and (float(value) <= 1 or _norm_of(options, key) is Norm.L2)):
+            raise ConfigError(f"{key} must be in [0, 1] pixel space (linf), got {value}")
+    eval_eps = float(options["eval_eps"] if options["eval_eps"] is not None else options.get("eps", 0.3))
+    eval_norm = Norm.parse(str(options["eval_norm"] or options.get("norm", "linf")))
+    eval_steps = int(options["eval_steps"])
+    if eval_steps < 1:
+        raise ConfigError(f"eval_steps must be >= 1, got {eval_steps}")
     arch_options = dict(arch_options or {})
 
     started = time.perf_counter()
-    x_train, y_train = dataset.load("train")
+    x_train, y_train = load_train_split(dataset, train_split)
     x_test, y_test = dataset.load("test")
     mean, std = _normalisation(dataset, x_train, mean, std)
     out_dir = Path(out_dir)
@@ -332,7 +474,9 @@ def train_classifier(
         fresh = build_arch(arch, dataset.input_shape, dataset.num_classes, **arch_options)
     load_into(fresh, load_state_dict(weights_path), source=str(weights_path))
     wrapped = ClassifierWrapper(fresh, mean, std, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
-    clean_accuracy = accuracy(wrapped.to(device), x_test, y_test)
+    wrapped = wrapped.to(device)
+    clean_accuracy = accuracy(wrapped, x_test, y_test)
+    robust = recipes.robust_accuracy(wrapped, x_test, y_test, eps=eval_eps, norm=eval_norm, steps=eval_steps, seed=seed)
     wall_time = time.perf_counter() - started
 
     card: dict[str, Any] = {
@@ -340,7 +484,8 @@ def train_classifier(
         "arch": arch,
         "arch_options": arch_options,
         "dataset": dataset.name,
-        "train_split": "train",
+        "train_split": train_split,
+        "train_size": int(len(y_train)),
         "eval_split": "test",
         "input_shape": list(dataset.input_shape),
         "num_classes": dataset.num_classes,
@@ -360,7 +505,20 @@ def train_classifier(
         },
         "seed": seed,
         "epochs": epochs,
+        "recipe_options": overrides,
         "clean_accuracy": round(clean_accuracy, 6),
+        "robust_accuracy": round(robust, 6),
+        "robust_eval": {
+            "attack": "pgd",
+            "norm": eval_norm.value,
+            "eps": eval_eps,
+            "steps": eval_steps,
+            "step_size": 2.5 * eval_eps / eval_steps,
+            "random_start": True,
+            "loss": "ce",
+            "split": "test",
+            "seed": seed,
+        },
         "wall_time_s": round(wall_time, 2),
         "sha256": sha256_file(weights_path),
         "versions": {
@@ -370,10 +528,127 @@ def train_classifier(
         },
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": device,
-        "command": _command(dataset.name, arch, name, recipe, epochs, batch_size, lr, shift, seed),
+        "command": _command(
+            dataset.name, arch, name, recipe, epochs, batch_size, lr, shift, seed, train_split, overrides
+        ),
     }
     card_path = out_dir / f"{name}.json"
     tmp = card_path.with_name(card_path.name + ".tmp")
     tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, card_path)
     return card
+
+
+def find_card(name: str, zoo_dirs: Sequence[str | Path] | None = None) -> tuple[dict[str, Any], Path]:
+    """The card of zoo model ``name`` and its path, from ``zoo_dirs`` (default: every zoo directory).
+
+    Raises:
+        ConfigError: no card of that name.
+    """
+    from ..models.zoo import _card_kind, read_card, zoo_dirs as default_dirs
+
+    dirs = [Path(d) for d in (zoo_dirs if zoo_dirs is not None else default_dirs())]
+    for directory in dirs:
+        path = directory / f"{name}.json"
+        if path.is_file():
+            if _card_kind(path) == "generator":  # not a classifier card: read_card's checks do not apply
+                return json.loads(path.read_text(encoding="utf-8")), path
+            return read_card(path), path
+    raise ConfigError(f"no model card {name}.json in {', '.join(str(d) for d in dirs) or 'no zoo directory'}")
+
+
+def _recorded_options(card: Mapping[str, Any]) -> dict[str, Any]:
+    """The card's recipe overrides, plus any recorded option whose default has changed since."""
+    recipe = card["recipe"]
+    defaults = _options_of(recipe["name"])
+    options = {k: recipe[k] for k in defaults if k in recipe and recipe[k] != defaults[k]}
+    return {**options, **(card.get("recipe_options") or {})}
+
+
+def reproduce(
+    name: str,
+    out_dir: str | Path,
+    *,
+    dataset: DatasetSpec | None = None,
+    zoo_dirs: Sequence[str | Path] | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> tuple[dict[str, Any], float]:
+    """Re-train zoo model ``name`` from its card into ``out_dir``; the card's arguments, the card's seed.
+
+    Args:
+        name: the model (its card is looked up in ``zoo_dirs``, default every zoo directory).
+        out_dir: where the new weights and card go (never over the original: a different directory).
+        dataset: the card's dataset spec; looked up in the plugin registry when None.
+        device: torch device to train on.
+
+    Returns:
+        (the new card, new clean accuracy minus the recorded one, in percentage points).
+
+    Raises:
+        ConfigError: no such card, a card without a trainable recipe, or ``out_dir`` holding the original.
+    """
+    card, card_path = find_card(name, zoo_dirs)
+    if Path(out_dir).resolve() == card_path.parent.resolve():
+        raise ConfigError(f"reproduce {name} into another directory than {card_path.parent}")
+    recipe = card.get("recipe")
+    if isinstance(recipe, dict) and recipe.get("name") == "gan":
+        return _reproduce_gan(card, out_dir, dataset=dataset, device=device, progress=progress, zoo_dirs=zoo_dirs)
+    if not isinstance(recipe, dict) or recipe.get("name") not in _RECIPES:
+        raise ConfigError(f"model card {card_path} has no recipe `advbench train` can run")
+    if dataset is None:
+        from ..plugins import get_host
+
+        dataset = get_host().dataset_spec(card["dataset"])
+    new = train_classifier(
+        dataset=dataset,
+        arch=card["arch"],
+        name=name,
+        out_dir=out_dir,
+        recipe=recipe["name"],
+        epochs=int(recipe.get("epochs", card.get("epochs", DEFAULT_EPOCHS))),
+        batch_size=int(recipe.get("batch_size", 128)),
+        lr=float(recipe.get("lr", DEFAULT_LR)),
+        shift=int(recipe.get("augment_shift", 0)),
+        seed=int(card.get("seed", 0)),
+        device=device,
+        mean=card["mean"],
+        std=card["std"],
+        arch_options=card.get("arch_options") or {},
+        recipe_options=_recorded_options(card),
+        train_split=card.get("train_split", "train"),
+        progress=progress,
+    )
+    return new, round(100 * (new["clean_accuracy"] - float(card.get("clean_accuracy", 0.0))), 4)
+
+
+def _reproduce_gan(
+    card: Mapping[str, Any], out_dir: str | Path, *, dataset: DatasetSpec | None, device: str, progress: bool,
+    zoo_dirs: Sequence[str | Path] | None = None,
+) -> tuple[dict[str, Any], float]:
+    """Re-train a DCGAN from its generator's or discriminator's card; returns the new discriminator card."""
+    from ..gan.train import train_gan
+
+    recipe = card["recipe"]
+    if dataset is None:
+        from ..plugins import get_host
+
+        dataset = get_host().dataset_spec(card.get("train_dataset", "mnist-5k"))
+    _, d_card = train_gan(
+        dataset=dataset,
+        out_dir=out_dir,
+        name=str(card["name"]).split(".", 1)[1],
+        epochs=int(recipe["epochs"]),
+        batch_size=int(recipe["batch_size"]),
+        lr=float(recipe["lr"]),
+        z_dim=int(recipe["z_dim"]),
+        width=int(recipe["width"]),
+        g_loss=str(recipe["g_loss"]),
+        seed=int(card.get("seed", 0)),
+        device=device,
+        progress=progress,
+    )
+    recorded = card.get("clean_accuracy")
+    if recorded is None:  # a generator's card: compare with its discriminator's
+        recorded = find_card(str(card["discriminator"]), zoo_dirs)[0].get("clean_accuracy", 0.0)
+    return d_card, round(100 * (d_card["clean_accuracy"] - float(recorded)), 4)

@@ -1,0 +1,281 @@
+"""Train a DCGAN on an embedded dataset; write generator and discriminator weights, cards and sample grids.
+
+The discriminator's card makes it an ordinary zoo model: arch ``dcgan_d``, 2 classes (0 = fake, 1 = real),
+dataset ``mnist5k-gan`` (real test images + samples of the shipped generator, see :mod:`advbench.gan.dataset`).
+The generator's card has ``"kind": "generator"``, so the zoo does not register it as a classifier.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._version import __version__
+from ..errors import ConfigError
+from ..specs import DatasetSpec
+from .dcgan import G_LOSSES, FAKE, REAL, Generator, discriminator, discriminator_loss, generator_loss
+
+#: Normalisation inside the discriminator ([0, 1] -> [-1, 1]), recorded in its card.
+D_MEAN, D_STD = (0.5,), (0.5,)
+#: The dataset the discriminator is evaluated on (registered by :func:`advbench.gan.dataset.gan_datasets`).
+GAN_DATASET = "mnist5k-gan"
+
+
+#: ``advbench train --recipe gan`` options (``--recipe-opt KEY=VALUE``) and their defaults.
+GAN_OPTIONS: dict[str, Any] = {"g_loss": "non-saturating", "z_dim": 64, "width": 16}
+
+
+def parse_gan_options(pairs: "list[str] | tuple[str, ...]") -> dict[str, Any]:
+    """``["g_loss=minimax", "z_dim=32"]`` -> keyword arguments for :func:`train_gan`.
+
+    Raises:
+        ConfigError: not ``KEY=VALUE``, or an unknown key.
+    """
+    from ..train.trainer import _parse_value
+
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or key not in GAN_OPTIONS:
+            raise ConfigError(f"bad gan option {pair!r}: use KEY=VALUE with KEY one of {', '.join(GAN_OPTIONS)}")
+        parsed[key] = _parse_value(value)
+    return parsed
+
+
+class _NormalisedD(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - D_MEAN[0]) / D_STD[0])
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
+    """Write images [N, 1, H, W] in [0, 1] as one PNG grid (``nrow`` per row, 2-pixel gaps)."""
+    from PIL import Image
+
+    n, _, h, w = images.shape
+    rows = -(-n // nrow)
+    canvas = torch.zeros(rows * (h + 2) + 2, nrow * (w + 2) + 2)
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        canvas[2 + r * (h + 2) : 2 + r * (h + 2) + h, 2 + c * (w + 2) : 2 + c * (w + 2) + w] = images[i, 0]
+    path = Path(path)
+    Image.fromarray((canvas.clamp(0, 1) * 255).round().to(torch.uint8).numpy(), mode="L").save(path)
+    return path
+
+
+def _write_json(path: Path, card: Mapping[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def gan_step(
+    generator: nn.Module,
+    disc: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    real: torch.Tensor,
+    *,
+    g_loss: str = "non-saturating",
+) -> tuple[float, float]:
+    """One alternating update: D on (real, G(z)), then G on fresh z. Returns (d_loss, g_loss) values.
+
+    ``disc`` maps [0, 1] images to two logits; z is drawn from the global RNG (seed it for determinism).
+    """
+    z = torch.randn(real.shape[0], generator.z_dim, device=real.device)
+    fake = generator(z)
+    d_loss = discriminator_loss(disc(real), disc(fake.detach()))
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    z = torch.randn(real.shape[0], generator.z_dim, device=real.device)
+    g = generator_loss(disc(generator(z)), g_loss)
+    opt_g.zero_grad(set_to_none=True)
+    g.backward()
+    opt_g.step()
+    return d_loss.item(), g.item()
+
+
+def load_generator(card_path: str | Path, device: str = "cpu") -> Generator:
+    """The generator of a ``"kind": "generator"`` card (sha256 checked), in eval mode."""
+    from ..errors import WeightsError
+    from ..models.weights import load_into, load_state_dict, sha256_file
+
+    card_path = Path(card_path)
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    weights = card_path.with_suffix(".safetensors")
+    if not weights.is_file():
+        raise WeightsError(f"generator weights {weights} are missing; re-train with `advbench train --recipe gan`")
+    if sha256_file(weights) != card.get("sha256"):
+        raise WeightsError(f"{weights} does not match the sha256 in its card; re-train or reinstall")
+    net = Generator(**card.get("arch_options", {}))
+    load_into(net, load_state_dict(weights), source=str(weights))
+    return net.to(device).eval()
+
+
+def train_gan(
+    *,
+    dataset: DatasetSpec,
+    out_dir: str | Path,
+    name: str = "mnist5k",
+    epochs: int = 20,
+    batch_size: int = 64,
+    lr: float = 2e-4,
+    z_dim: int = 64,
+    width: int = 16,
+    g_loss: str = "non-saturating",
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train a DCGAN on ``dataset``'s train split (Adam, betas (0.5, 0.999), as in Radford et al.).
+
+    Writes, into ``out_dir``: ``dcgan_g.<name>.safetensors/.json`` (generator, ``"kind": "generator"``),
+    ``dcgan_d.<name>.safetensors/.json`` (the discriminator, a 2-class zoo model on :data:`GAN_DATASET`),
+    ``dcgan_g.<name>.png`` (a grid of 64 samples from a fixed z) and ``dcgan_g.<name>.epochs.png`` (one row of
+    8 fixed-z samples per epoch). Seeded: the same arguments give the same weights on CPU.
+
+    Returns:
+        (generator card, discriminator card).
+    """
+    from rich.console import Console
+
+    from ..models.weights import sha256_file
+    from ..train.trainer import _save_state_dict, _version
+
+    if g_loss not in G_LOSSES:
+        raise ConfigError(f"unknown generator loss {g_loss!r}; use one of {', '.join(G_LOSSES)}")
+    if tuple(dataset.input_shape) != (1, 28, 28):
+        raise ConfigError(f"the DCGAN is built for 1x28x28 images; {dataset.name} has {dataset.input_shape}")
+    if epochs < 1 or batch_size < 2 or not lr > 0:
+        raise ConfigError(f"need epochs >= 1, batch size >= 2, lr > 0 (got {epochs}, {batch_size}, {lr})")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    g_name, d_name = f"dcgan_g.{name}", f"dcgan_d.{name}"
+    console = Console(stderr=True, quiet=not progress)
+    started = time.perf_counter()
+    x_train, _ = dataset.load("train")
+    x_dev = x_train.to(device)
+    shuffle = torch.Generator().manual_seed(seed)
+    history = []
+    with torch.random.fork_rng(devices=[torch.device(device).index or 0] if device.startswith("cuda") else []):
+        torch.manual_seed(seed)
+        gen = Generator(z_dim=z_dim, width=width).to(device)
+        d_net = discriminator((1, 28, 28), 2, width=width)
+        disc = _NormalisedD(d_net).to(device)
+        opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.5, 0.999))
+        opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
+        fixed_z = torch.randn(64, z_dim).to(device)
+        rows = []
+        for epoch in range(epochs):
+            gen.train()
+            disc.train()
+            order = torch.randperm(len(x_dev), generator=shuffle).to(device)
+            d_sum = g_sum = 0.0
+            steps = 0
+            for start in range(0, len(order) - 1, batch_size):
+                index = order[start : start + batch_size]
+                if len(index) < 2:
+                    continue
+                d_value, g_value = gan_step(gen, disc, opt_g, opt_d, x_dev[index], g_loss=g_loss)
+                d_sum, g_sum, steps = d_sum + d_value, g_sum + g_value, steps + 1
+            gen.eval()
+            with torch.no_grad():
+                rows.append(gen(fixed_z[:8]).cpu())
+            history.append({"epoch": epoch + 1, "d_loss": round(d_sum / steps, 4), "g_loss": round(g_sum / steps, 4)})
+            console.print(f"gan epoch {epoch + 1}/{epochs}: d_loss {d_sum / steps:.4f} g_loss {g_sum / steps:.4f}")
+        gen.eval()
+        disc.eval()
+        with torch.no_grad():
+            grid = gen(fixed_z).cpu()
+    save_grid(grid, out_dir / f"{g_name}.png")
+    save_grid(torch.cat(rows), out_dir / f"{g_name}.epochs.png")
+    _save_state_dict(gen, out_dir / f"{g_name}.safetensors")
+    _save_state_dict(d_net, out_dir / f"{d_name}.safetensors")
+    wall = round(time.perf_counter() - started, 2)
+    recipe = {
+        "name": "gan",
+        "description": "DCGAN (Radford et al. 2016); discriminator real=1/fake=0 cross-entropy",
+        "g_loss": g_loss,
+        "optimizer": "adam",
+        "lr": lr,
+        "betas": [0.5, 0.999],
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "z_dim": z_dim,
+        "width": width,
+    }
+    common = {
+        "train_dataset": dataset.name,
+        "train_split": "train",
+        "recipe": recipe,
+        "seed": seed,
+        "epochs": epochs,
+        "history": history,
+        "wall_time_s": wall,
+        "versions": {"advbench": _version("advbench", __version__), "torch": torch.__version__},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": device,
+        "command": f"advbench train --recipe gan --dataset {dataset.name} --name {name} --epochs {epochs} "
+        f"--batch-size {batch_size} --lr {lr:g} --recipe-opt g_loss={g_loss} --recipe-opt z_dim={z_dim} "
+        f"--recipe-opt width={width} --seed {seed}",
+    }
+    g_card = {
+        "name": g_name,
+        "kind": "generator",
+        "arch": "dcgan_g",
+        "arch_options": {"z_dim": z_dim, "width": width},
+        "output_shape": [1, 28, 28],
+        "discriminator": d_name,
+        "samples_png": f"{g_name}.png",
+        **common,
+        "sha256": sha256_file(out_dir / f"{g_name}.safetensors"),
+    }
+    d_card = {
+        "name": d_name,
+        "kind": "classifier",
+        "arch": "dcgan_d",
+        "arch_options": {"width": width},
+        "dataset": GAN_DATASET,
+        "input_shape": [1, 28, 28],
+        "num_classes": 2,
+        "class_names": ["fake", "real"],
+        "mean": list(D_MEAN),
+        "std": list(D_STD),
+        "generator": g_name,
+        **common,
+        "sha256": sha256_file(out_dir / f"{d_name}.safetensors"),
+    }
+    _write_json(out_dir / f"{g_name}.json", g_card)
+    _write_json(out_dir / f"{d_name}.json", d_card)
+    # Accuracy on mnist5k-gan built from *this* generator (real test images vs fresh samples).
+    from ..models.zoo import load_zoo_model
+    from ..train.recipes import robust_accuracy
+    from .dataset import build_gan_split
+
+    x_eval, y_eval = build_gan_split(dataset, out_dir / f"{g_name}.json")
+    model = load_zoo_model(d_card, out_dir / f"{d_name}.safetensors", device=device)
+    with torch.inference_mode():
+        pred = torch.cat([model(x_eval[i : i + 500].to(device)).argmax(1).cpu() for i in range(0, len(y_eval), 500)])
+    real, fake = y_eval == REAL, y_eval == FAKE
+    d_card["clean_accuracy"] = round(float((pred == y_eval).float().mean()), 6)
+    d_card["real_judged_real"] = round(float((pred[real] == REAL).float().mean()), 6)
+    d_card["fake_judged_fake"] = round(float((pred[fake] == FAKE).float().mean()), 6)
+    d_card["robust_accuracy"] = round(robust_accuracy(model, x_eval, y_eval, eps=0.3, steps=20, seed=seed), 6)
+    d_card["robust_eval"] = {"attack": "pgd", "norm": "linf", "eps": 0.3, "steps": 20, "random_start": True,
+                             "split": "test", "seed": seed}
+    d_card["wall_time_s"] = round(time.perf_counter() - started, 2)
+    _write_json(out_dir / f"{d_name}.json", d_card)
+    return g_card, d_card
