@@ -116,7 +116,7 @@ def _standard(spec) -> bool:
 def default_models(dataset: str) -> tuple[str, ...]:
     """The models of the embedded default run: every registered model trained on ``dataset`` with the
     standard recipe on its whole train split (the robust, half-split and GAN checkpoints are one
-    ``--models '*.mnist5k*'`` away); for a dataset no model was trained on (``noise``), every registered model
+    ``--models '*.mnist5k_*'`` away); for a dataset no model was trained on (``noise``), every registered model
     that fits its image shape and class count."""
     from .engine.plan import model_incompatibility
     from .errors import ConfigError
