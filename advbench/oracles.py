@@ -92,6 +92,7 @@ class Oracle:
         self.n_forward = torch.zeros(self.batch_size, dtype=torch.int64, device=self.device)
         self.n_backward = torch.zeros(self.batch_size, dtype=torch.int64, device=self.device)
         self.budget = budget
+        self._all = torch.arange(self.batch_size, device=self.device)
 
     def _charge(self, index: torch.Tensor) -> None:
         """Count one forward query per row; refuse the whole query if any sample would pass its budget."""
@@ -113,6 +114,11 @@ class Oracle:
             adversarial = labels == ref if goal.targets is not None else labels != ref
         self.budget.observe(x, index, adversarial)
 
+    @property
+    def full_index(self) -> torch.Tensor:
+        """[B] the batch positions in order; passing this tensor as ``index`` counts with a plain increment."""
+        return self._all
+
     def _index(self, x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
         if index is None:
             if x.shape[0] != self.batch_size:
@@ -120,14 +126,17 @@ class Oracle:
                     f"{type(self).__name__} got {x.shape[0]} inputs for a batch of {self.batch_size}: "
                     "pass index= (the batch positions of the rows) when querying a subset"
                 )
-            return torch.arange(self.batch_size, device=self.device)
+            return self._all
         index = torch.as_tensor(index, device=self.device, dtype=torch.int64)
         if index.shape != (x.shape[0],):
             raise AttackError(f"index must have shape [{x.shape[0]}], got {tuple(index.shape)}")
         return index
 
     def _count(self, counter: torch.Tensor, index: torch.Tensor) -> None:
-        counter.index_add_(0, index, torch.ones_like(index))
+        if index is self._all:  # the whole batch in order: a plain increment, no scatter
+            counter.add_(1)
+        else:
+            counter.index_add_(0, index, torch.ones_like(index))
 
 
 class GradientOracle(Oracle):

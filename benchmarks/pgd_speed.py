@@ -7,7 +7,9 @@ On one batch (the first ``--batch-size`` mnist-5k test images) and for each mode
   where the runner no longer has it (``_common.harness_attack``; so the harness overhead -- oracle,
   query counting, validation, projection, the judging forward -- is included once), with
   ``early_stop=false`` and ``random_start=true`` so every run does exactly k steps;
-* torchattacks PGD-k (``atk(x, y)``) with the same eps, steps, step size and random start.
+* torchattacks PGD-k (``atk(x, y)``) with the same eps, steps, step size and random start, plus the one
+  forward pass that turns its adversarials into predictions, so that both sides deliver the same thing
+  (advbench's harness returns judged predictions; the agreement benchmark times torchattacks the same way).
 
 It prints PGD-k / (k x T1) (target <= 1.15) and advbench / torchattacks (target <= 1.0). Every repeat
 measures T1 and both attacks back to back (the attacks in alternating order); ratios are the medians of
@@ -91,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         def run_torchattacks(k: int):
             torch.manual_seed(args.seed)
             atk = ta.PGD(model, eps=args.eps, alpha=2.5 * args.eps / k, steps=k, random_start=True)
-            return atk(x, y)
+            adv = atk(x, y)
+            with torch.no_grad():
+                return model(adv).argmax(1)
 
         # warm-up: allocator, kernels, autograd graph shapes of both code paths
         for _ in range(3):

@@ -70,7 +70,8 @@ class PGD(Attack):
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         best = x.clone()
         found = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-        index = torch.arange(x.shape[0], device=x.device)
+        full = getattr(oracle, "full_index", None)  # composite attacks may hand over an oracle without one
+        index = full if full is not None and full.numel() == x.shape[0] else torch.arange(x.shape[0], device=x.device)
         for restart in range(self.restarts):
             if restart > 0:
                 index = (~found).nonzero().squeeze(1)  # one host sync per restart
@@ -103,20 +104,28 @@ class PGD(Attack):
         x_adv = random_start(x0, threat, generator) if self.random_start else x0.clone()
         x_first = x_adv.clone()
         found = torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
-        active = torch.arange(x0.shape[0], device=x0.device)  # rows of x0 still iterating
+        active = None  # rows of x0 still iterating; None = all (no gather/scatter copies until compaction)
         for step in range(self.steps):
             if self.early_stop and step and step % COMPACT_EVERY == 0:
-                active = active[~found[active]]
+                active = (~found).nonzero().squeeze(1) if active is None else active[~found[active]]
                 if active.numel() == 0:
                     break
-            xa, rows = x_adv[active], index[active]
+            if active is None:
+                xa, rows, x0a = x_adv, index, x0
+            else:
+                xa, rows, x0a = x_adv[active], index[active], x0[active]
             logits, _, grad = objective_and_grad(oracle, xa, goal, objective, rows)
             if self.early_stop:
                 # The logits of this step's forward pass judge the current iterate for free.
-                new = goal.is_adversarial(logits, rows) & ~found[active]
-                x_first[active] = torch.where(_rows(new, xa), xa, x_first[active])
-                found[active] = found[active] | new
-            x_adv[active] = project(xa + alpha * ascent_direction(grad, threat.norm), x0[active], threat.norm, threat.eps)
+                sel = slice(None) if active is None else active
+                new = goal.is_adversarial(logits, rows) & ~found[sel]
+                x_first[sel] = torch.where(_rows(new, xa), xa, x_first[sel])
+                found[sel] = found[sel] | new
+            stepped = project(xa + alpha * ascent_direction(grad, threat.norm), x0a, threat.norm, threat.eps)
+            if active is None:
+                x_adv = stepped
+            else:
+                x_adv[active] = stepped
         if not check_last:
             return (x_adv if not self.early_stop else torch.where(_rows(found, x_adv), x_first, x_adv)), found
         last_ok = goal.is_adversarial(oracle.logits(x_adv, index), index)
