@@ -74,6 +74,27 @@ class Budget:
         return self.best_x
 
 
+def check_index(x: torch.Tensor, index, batch_size: int, device: torch.device, owner: str) -> torch.Tensor | None:
+    """Validate a query's ``index`` for rows ``x`` [N, ...] of a batch of ``batch_size``.
+
+    Returns:
+        ``None`` when ``index`` is omitted and ``x`` is the whole batch, else ``index`` as int64 [N].
+    Raises:
+        AttackError: ``x`` is a subset queried without ``index``, or ``index`` has the wrong shape.
+    """
+    if index is None:
+        if x.shape[0] != batch_size:
+            raise AttackError(
+                f"{owner} got {x.shape[0]} inputs for a batch of {batch_size}: "
+                "pass index= (the batch positions of the rows) when querying a subset"
+            )
+        return None
+    index = torch.as_tensor(index, device=device, dtype=torch.int64)
+    if index.shape != (x.shape[0],):
+        raise AttackError(f"index must have shape [{x.shape[0]}], got {tuple(index.shape)}")
+    return index
+
+
 class Oracle:
     """Base class: query counters for a batch of ``batch_size`` samples.
 
@@ -120,17 +141,8 @@ class Oracle:
         return self._all
 
     def _index(self, x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
-        if index is None:
-            if x.shape[0] != self.batch_size:
-                raise AttackError(
-                    f"{type(self).__name__} got {x.shape[0]} inputs for a batch of {self.batch_size}: "
-                    "pass index= (the batch positions of the rows) when querying a subset"
-                )
-            return self._all
-        index = torch.as_tensor(index, device=self.device, dtype=torch.int64)
-        if index.shape != (x.shape[0],):
-            raise AttackError(f"index must have shape [{x.shape[0]}], got {tuple(index.shape)}")
-        return index
+        local = check_index(x, index, self.batch_size, self.device, type(self).__name__)
+        return self._all if local is None else local
 
     def _count(self, counter: torch.Tensor, index: torch.Tensor) -> None:
         if index is self._all:  # the whole batch in order: a plain increment, no scatter

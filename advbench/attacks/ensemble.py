@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..errors import AttackError, ConfigError, RegistryError
+from ..oracles import check_index
 from ..threat import Norm, project
 from .base import Attack, AttackOutput, Goal
 
@@ -98,17 +99,8 @@ class SubBatchOracle:
         self.device = parent.device
 
     def _global(self, x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
-        if index is None:
-            if x.shape[0] != self.batch_size:
-                raise AttackError(
-                    f"oracle got {x.shape[0]} inputs for a batch of {self.batch_size}: "
-                    "pass index= (the batch positions of the rows) when querying a subset"
-                )
-            return self._positions
-        index = torch.as_tensor(index, dtype=torch.int64, device=self.device)
-        if index.shape != (x.shape[0],):
-            raise AttackError(f"index must have shape [{x.shape[0]}], got {tuple(index.shape)}")
-        return self._positions[index]
+        local = check_index(x, index, self.batch_size, self.device, "oracle")
+        return self._positions if local is None else self._positions[local]
 
     def __call__(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         return self._parent(x, self._global(x, index))
