@@ -1,6 +1,6 @@
 """advbench vs torchattacks, side by side: robust accuracy and wall time per (model, attack, norm, eps).
 
-Both libraries attack the same samples (the first ``--n-samples`` of the mnist-5k test split), in the same
+Both libraries attack the same samples (``--n-samples`` mnist-5k test images spread evenly over the class-sorted split), in the same
 batches, with the same hyperparameters, on the same models (``advbench.load_model``: inputs in [0, 1],
 normalisation inside, exactly what torchattacks expects). advbench attacks run through
 ``advbench.engine.runner.execute_attack`` or, where the runner no longer has it, the same contract from
@@ -149,7 +149,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="comma-separated pair labels or advbench attack names (default: every pair whose attack is registered)")
     p.add_argument("--eps", default="0.1,0.2,0.3", help="comma-separated linf budgets in [0, 1] pixel space")
     p.add_argument("--l2-eps", default="1.0,1.5,2.0", help="comma-separated l2 budgets (CW-L2, DeepFool)")
-    p.add_argument("--n-samples", type=int, default=1000, help="the first N mnist-5k test images")
+    p.add_argument("--n-samples", type=int, default=1000, help="N mnist-5k test images, evenly spread over the (class-sorted) split")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--repeats", type=int, default=3, help="timed runs per side; medians are reported")
     p.add_argument("--slow-repeats", type=int, default=1, help="timed runs per side of the slow pairs (APGD, CW, DeepFool, FAB, AutoAttack)")
@@ -171,7 +171,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="override the AutoAttack members' steps on both sides (default: each library's own version "
                         "settings: advbench 100, torchattacks 10)")
     g.add_argument("--aa-square-queries", type=int, default=None, help="override Square's queries on both sides (default 5000)")
-    g.add_argument("--aa-n-samples", type=int, default=None, help="cap the AutoAttack rows to the first N samples")
+    g.add_argument("--aa-n-samples", type=int, default=None, help="cap the AutoAttack rows to the first N of the chosen samples")
     return p.parse_args(argv)
 
 
@@ -268,7 +268,10 @@ def main(argv: list[str] | None = None) -> int:
 
     x_all, y_all = advbench.load_dataset("mnist-5k", "test")
     n = min(args.n_samples, x_all.shape[0])
-    x, y = x_all[:n].to(device), y_all[:n].to(device)
+    # evenly spread over the split: mnist-5k's test split is sorted by class, so its first n images would
+    # cover only the first digits
+    pick = torch.linspace(0, x_all.shape[0] - 1, n).round().long()
+    x, y = x_all[pick].to(device), y_all[pick].to(device)
     torch.manual_seed(args.seed)
 
     print(f"advbench {advbench.__version__} | torchattacks {ta.__version__} | torch {torch.__version__} | "
