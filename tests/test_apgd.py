@@ -9,22 +9,10 @@ import torch
 
 from advbench.attacks import PGD, Goal
 from advbench.attacks.apgd import APGDCE, APGDDLR, APGDT, checkpoints, dlr_loss, dlr_targeted_loss
-from advbench.engine.runner import execute_attack
 from advbench.errors import AttackError, ConfigError
 from advbench.oracles import GradientOracle
 from advbench.threat import Norm, ThreatModel, flat_norm
-
-
-def _attack(attack, model, x, y, norm, eps, targets=None, seed=0, num_classes=10):
-    gen = torch.Generator().manual_seed(seed)
-    goal = Goal(labels=y, targets=targets)
-    with torch.no_grad():
-        clean = model(x).argmax(1)
-    return execute_attack(attack, model, x, goal, clean, ThreatModel(norm, eps), gen, num_classes)
-
-
-def _robust(out, y) -> float:
-    return (out.adv_pred == y).float().mean().item()
+from tests.helpers import harness as _attack, robust_fraction as _robust
 
 
 LOGITS = torch.tensor([[1.0, 4.0, 2.0, 3.0], [5.0, 1.0, 2.0, 0.0]])

@@ -4,24 +4,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from advbench.attacks import FGSM, PGD, Goal
-from advbench.engine.runner import execute_attack
-from advbench.oracles import GradientOracle
+from advbench.attacks import FGSM, PGD
 from advbench.threat import Norm, ThreatModel, flat_norm
+from tests.helpers import harness as _attack
 
 
 def _grad(model, x, labels):
     x = x.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(F.cross_entropy(model(x), labels, reduction="sum"), x)
     return g
-
-
-def _attack(attack, model, x, y, norm, eps, targets=None, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    goal = Goal(labels=y, targets=targets)
-    with torch.no_grad():
-        clean = model(x).argmax(1)
-    return execute_attack(attack, model, x, goal, clean, ThreatModel(norm, eps), gen, 10)
 
 
 @pytest.mark.parametrize("eps", [0.05, 0.1, 0.3])

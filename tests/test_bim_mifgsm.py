@@ -8,22 +8,10 @@ from torch import nn
 from advbench.attacks import FGSM, PGD, Goal
 from advbench.attacks.bim import BIM, kurakin_steps
 from advbench.attacks.mifgsm import MIFGSM
-from advbench.engine.runner import execute_attack
 from advbench.errors import ConfigError
 from advbench.models.wrapper import ClassifierWrapper
 from advbench.threat import Norm, ThreatModel, flat_norm
-
-
-def _attack(attack, model, x, y, norm, eps, targets=None, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    goal = Goal(labels=y, targets=targets)
-    with torch.no_grad():
-        clean = model(x).argmax(1)
-    return execute_attack(attack, model, x, goal, clean, ThreatModel(norm, eps), gen, 10)
-
-
-def _robust(out, y):
-    return (out.adv_pred == y).float().mean().item()
+from tests.helpers import harness as _attack, robust_fraction as _robust
 
 
 def test_kurakin_rule_and_step_defaults():
