@@ -51,7 +51,7 @@ def main() -> int:
     keep = clean == y
     x, y, clean = x[keep], y[keep], clean[keep]
     registry = get_host().registry.attacks
-    lines = [f"| case | samples | wall s | success % | median queries | median L2 |", "|---|---|---|---|---|---|"]
+    lines = ["| case | samples | wall s | success % | median queries | median L2 |", "|---|---|---|---|---|---|"]
     for label, name, options, norm, eps in CASES:
         attack = registry.get(name).build(**options)
         gen = torch.Generator().manual_seed(args.seed)

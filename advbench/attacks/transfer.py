@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..threat import Norm, project
+from ..threat import project
 from .base import Attack, Goal
 from .losses import ce_objective
 from .steps import ascent_direction

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +78,6 @@ def resolve_device(device: str) -> str:
 def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = None) -> RunOutcome:
     """Resolve every name, plan, and run. Names are all checked before any compute starts."""
     reporter = reporter or Reporter()
-    registry = host.registry
     dataset: DatasetSpec = host.dataset_spec(config.dataset, config.dataset_options)
     resolved = [resolve_attack(host, a) for a in config.attacks]
     attack_specs = [spec for spec, _ in resolved]
