@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
     from .attacks.base import Attack
+    from .attacks.context import AttackContext
 
 #: What an attack may see of the model (enforced by the oracle it is handed).
 Access = Literal["gradient", "score", "label"]
@@ -35,6 +36,17 @@ class AttackSpec:
             eps cell is derived from it).
         min_classes: the fewest classes a model needs for this attack (DLR needs 3, targeted DLR 4); cells
             with smaller models are dropped from the plan with the reason.
+        strength: rank among fixed-budget white-box attacks, higher = stronger (FGSM 10, PGD 40, the
+            ensemble 100); 0 = unranked. The transferability matrix defaults to the strongest attack of a run,
+            and the gradient-masking flags report a weaker attack beating a stronger one.
+        uses_surrogate: crafts on another model (transfer, substitute): never feeds the transfer matrix.
+        needs_fit: learns from the train split before attacking (universal perturbations, substitutes).
+        fit_per_eps: whether that fit depends on eps (a universal perturbation does, a substitute does not).
+        reports_fooling_rate: judged by its fooling rate (universal perturbations): the success board shows.
+        wants_context: ``factory`` takes a ``context`` keyword (:class:`advbench.attacks.context.AttackContext`):
+            composite attacks (ensemble, transfer, substitute) get the run's registry and model loader.
+        alias: for a name that is not registered, the options it implies if this family claims it
+            (``pgd@cnn.mnist5k_std`` is a transfer attack), else ``None``.
     """
 
     name: str
@@ -45,9 +57,19 @@ class AttackSpec:
     reference: str = ""
     minimum_norm: bool = False
     min_classes: int = 2
+    strength: int = 0
+    uses_surrogate: bool = False
+    needs_fit: bool = False
+    fit_per_eps: bool = True
+    reports_fooling_rate: bool = False
+    wants_context: bool = False
+    alias: Callable[[str], "dict[str, Any] | None"] | None = field(default=None, compare=False)
     plugin: str = field(default="", compare=False)
 
-    def build(self, **options: Any) -> "Attack":
+    def build(self, context: "AttackContext | None" = None, **options: Any) -> "Attack":
+        """The attack with ``options``; composite attacks also get the run's ``context``."""
+        if self.wants_context:
+            return self.factory(context=context, **options)
         return self.factory(**options)
 
 
