@@ -4,14 +4,18 @@
 * :class:`ScoreOracle` (score-based black-box): probabilities only, computed without autograd.
 * :class:`LabelOracle` (decision-based black-box): top-1 labels only.
 
-Score and label oracles keep the model inside a closure and return detached tensors, so an attack declared
-``score`` or ``label`` has no route to gradients, logits or the module. Every oracle counts, per sample of
-the batch it serves, forward queries and (for gradients) backward passes; counters live on the device so
-counting never forces a host sync.
+Every oracle keeps the model inside a closure and exposes no attribute that leads back to it; score and label
+oracles return detached tensors, so an attack declared ``score`` or ``label`` has no route to gradients or
+logits. Counters and budgets live on a :class:`QueryLedger` owned by whoever built the oracle (the harness):
+an oracle charges it, and hands out only copies of the counts, so an attack cannot reset or rewrite them by
+mistake. What this guards against is mistakes, not malice: code running in the same process can always
+reach private attributes (see README, "What the harness guarantees").
 
 Queries are attributed with ``index``: the positions in the oracle's batch of the rows of ``x``. It may be
 omitted when ``x`` holds the whole batch in order; attacks that query a subset (restarts on the points not
-yet broken) or several candidates per sample pass it explicitly.
+yet broken) or several candidates per sample pass it explicitly. :meth:`Oracle.subset` is a view of some rows
+of the batch as a batch of their own (a cascade's still-robust samples), of the same class and sharing the
+ledger; :meth:`Oracle.restricted` is the same rows at a lower access level.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from .errors import AttackError
 if TYPE_CHECKING:  # pragma: no cover
     from .attacks.base import Goal
     from .threat import ThreatModel
+
+ACCESS_ORDER = {"label": 0, "score": 1, "gradient": 2}
 
 
 class QueryBudgetExhausted(Exception):
@@ -74,6 +80,50 @@ class Budget:
         return self.best_x
 
 
+class QueryLedger:
+    """Per-sample query counters of one batch (and its budget), owned by the harness.
+
+    Attributes:
+        n_forward, n_backward: int64 [B] counts so far (the harness reads them; oracles only add).
+        budget: the hard budget, or ``None``.
+    """
+
+    def __init__(self, batch_size: int, device: torch.device | str, budget: Budget | None = None) -> None:
+        self.batch_size = int(batch_size)
+        self.device = torch.device(device)
+        self.n_forward = torch.zeros(self.batch_size, dtype=torch.int64, device=self.device)
+        self.n_backward = torch.zeros(self.batch_size, dtype=torch.int64, device=self.device)
+        self.budget = budget
+        self.all = torch.arange(self.batch_size, device=self.device)
+
+    def charge(self, index: torch.Tensor) -> None:
+        """Count one forward query per row; refuse the whole query if any sample would pass its budget."""
+        if self.budget is not None:
+            after = self.n_forward.clone().index_add_(0, index, torch.ones_like(index))
+            if bool((after > self.budget.limit).any()):  # a host sync, only when a budget is set
+                raise QueryBudgetExhausted(f"query budget of {self.budget.limit} per sample reached")
+        self.count(self.n_forward, index)
+
+    def count(self, counter: torch.Tensor, index: torch.Tensor) -> None:
+        if index is self.all:  # the whole batch in order: a plain increment, no scatter
+            counter.add_(1)
+        else:
+            counter.index_add_(0, index, torch.ones_like(index))
+
+    def observe(self, x: torch.Tensor, index: torch.Tensor, logits: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None) -> None:
+        """Offer queried points to the budget's best-in-budget tracker (no-op without a budget)."""
+        if self.budget is None:
+            return
+        goal = self.budget.goal
+        if logits is not None:
+            adversarial = goal.is_adversarial(logits.detach(), index)
+        else:
+            ref = goal.targets[index] if goal.targets is not None else goal.labels[index]
+            adversarial = labels == ref if goal.targets is not None else labels != ref
+        self.budget.observe(x, index, adversarial)
+
+
 def check_index(x: torch.Tensor, index, batch_size: int, device: torch.device, owner: str) -> torch.Tensor | None:
     """Validate a query's ``index`` for rows ``x`` [N, ...] of a batch of ``batch_size``.
 
@@ -96,59 +146,86 @@ def check_index(x: torch.Tensor, index, batch_size: int, device: torch.device, o
 
 
 class Oracle:
-    """Base class: query counters for a batch of ``batch_size`` samples.
+    """Base class: access to a model for the rows ``positions`` of a ledger's batch.
 
     Attributes:
-        n_forward: int64 [B] forward queries per sample.
-        n_backward: int64 [B] backward passes per sample (gradient oracle only).
-        num_classes: K.
+        access: ``gradient``, ``score`` or ``label``. batch_size: B (rows this oracle serves).
+        num_classes: K. device: where queries run.
     """
 
     access: str = ""
 
-    def __init__(self, batch_size: int, num_classes: int, device: torch.device | str, budget: Budget | None = None) -> None:
-        self.batch_size = int(batch_size)
+    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], num_classes: int, ledger: QueryLedger,
+                 positions: torch.Tensor | None = None) -> None:
+        self._forward = forward  # the model's forward, in a closure (see make_oracle)
+        self._ledger = ledger
+        self._positions = positions  # None: the ledger's whole batch, in order
         self.num_classes = int(num_classes)
-        self.device = torch.device(device)
-        self.n_forward = torch.zeros(self.batch_size, dtype=torch.int64, device=self.device)
-        self.n_backward = torch.zeros(self.batch_size, dtype=torch.int64, device=self.device)
-        self.budget = budget
-        self._all = torch.arange(self.batch_size, device=self.device)
+        self.device = ledger.device
+        self.batch_size = ledger.batch_size if positions is None else int(positions.numel())
+        self._all = ledger.all if positions is None else torch.arange(self.batch_size, device=self.device)
 
-    def _charge(self, index: torch.Tensor) -> None:
-        """Count one forward query per row; refuse the whole query if any sample would pass its budget."""
-        if self.budget is not None:
-            after = self.n_forward.clone().index_add_(0, index, torch.ones_like(index))
-            if bool((after > self.budget.limit).any()):  # a host sync, only when a budget is set
-                raise QueryBudgetExhausted(f"query budget of {self.budget.limit} per sample reached")
-        self._count(self.n_forward, index)
+    # -- counters (copies: the ledger is the harness's) --------------------------------------------------
+    @property
+    def n_forward(self) -> torch.Tensor:
+        """int64 [batch_size]: forward queries so far per row (a copy)."""
+        return self._rows(self._ledger.n_forward)
 
-    def _observe(self, x: torch.Tensor, index: torch.Tensor, logits: torch.Tensor | None = None,
-                 labels: torch.Tensor | None = None) -> None:
-        if self.budget is None:
-            return
-        goal = self.budget.goal
-        if logits is not None:
-            adversarial = goal.is_adversarial(logits.detach(), index)
-        else:
-            ref = goal.targets[index] if goal.targets is not None else goal.labels[index]
-            adversarial = labels == ref if goal.targets is not None else labels != ref
-        self.budget.observe(x, index, adversarial)
+    @property
+    def n_backward(self) -> torch.Tensor:
+        """int64 [batch_size]: backward passes so far per row (a copy)."""
+        return self._rows(self._ledger.n_backward)
+
+    def queries_left(self) -> torch.Tensor | None:
+        """int64 [batch_size] forward queries each row may still make under the hard budget, or ``None``."""
+        budget = self._ledger.budget
+        return None if budget is None else (budget.limit - self.n_forward).clamp_min(0)
+
+    def _rows(self, counter: torch.Tensor) -> torch.Tensor:
+        return counter.clone() if self._positions is None else counter[self._positions]
 
     @property
     def full_index(self) -> torch.Tensor:
         """[B] the batch positions in order; passing this tensor as ``index`` counts with a plain increment."""
         return self._all
 
-    def _index(self, x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
-        local = check_index(x, index, self.batch_size, self.device, type(self).__name__)
-        return self._all if local is None else local
+    # -- views ---------------------------------------------------------------------------------------
+    def subset(self, positions: torch.Tensor) -> "Oracle":
+        """The rows ``positions`` [n] of this batch as a batch of their own (same access, shared ledger)."""
+        positions = torch.as_tensor(positions, dtype=torch.int64, device=self.device)
+        return self._view(type(self), self._ledger_rows(positions))
 
-    def _count(self, counter: torch.Tensor, index: torch.Tensor) -> None:
-        if index is self._all:  # the whole batch in order: a plain increment, no scatter
-            counter.add_(1)
-        else:
-            counter.index_add_(0, index, torch.ones_like(index))
+    def restricted(self, access: str) -> "Oracle":
+        """The same rows at ``access`` (equal or lower), sharing this oracle's counters.
+
+        A composite attack (the ensemble) hands each member exactly the access it declared, while every query
+        still counts against the same samples.
+        """
+        if access not in ORACLES:
+            raise AttackError(f"unknown access level {access!r}: use gradient, score or label")
+        if access == self.access:
+            return self
+        if ACCESS_ORDER[access] > ACCESS_ORDER[self.access]:
+            raise AttackError(f"a {self.access} oracle cannot serve a {access} attack")
+        return self._view(ORACLES[access], self._positions)
+
+    def _view(self, cls: type["Oracle"], positions: torch.Tensor | None) -> "Oracle":
+        return cls(self._forward, self.num_classes, self._ledger, positions)
+
+    def _ledger_rows(self, local: torch.Tensor | None) -> torch.Tensor | None:
+        """Ledger positions of local rows ``local`` (``None``: every row of this oracle)."""
+        if local is None:
+            return self._positions
+        return local if self._positions is None else self._positions[local]
+
+    # -- queries -------------------------------------------------------------------------------------
+    def _query(self, x: torch.Tensor, index: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits [N, K], ledger index [N]) for one counted forward query."""
+        local = check_index(x, index, self.batch_size, self.device, type(self).__name__)
+        rows = self._ledger_rows(local)
+        idx = self._ledger.all if rows is None else rows
+        self._ledger.charge(idx)
+        return self._forward(x), idx
 
 
 class GradientOracle(Oracle):
@@ -160,18 +237,12 @@ class GradientOracle(Oracle):
 
     access = "gradient"
 
-    def __init__(self, model: torch.nn.Module, batch_size: int, num_classes: int, device: torch.device | str,
-                 budget: Budget | None = None) -> None:
-        super().__init__(batch_size, num_classes, device, budget)
-        self.model = model
-
     def __call__(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        idx = self._index(x, index)
-        self._charge(idx)
-        logits = self.model(x)
-        self._observe(x, idx, logits=logits)
+        logits, idx = self._query(x, index)
+        self._ledger.observe(x, idx, logits=logits)
         if logits.requires_grad:
-            logits.register_hook(lambda grad: self._count(self.n_backward, idx))
+            ledger = self._ledger
+            logits.register_hook(lambda grad: ledger.count(ledger.n_backward, idx))
         return logits
 
     def logits(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
@@ -179,56 +250,29 @@ class GradientOracle(Oracle):
         with torch.no_grad():
             return self(x, index)
 
-    def restricted(self, access: str) -> "Oracle":
-        """An oracle of ``access`` level over the same model and batch that shares this one's counters.
 
-        A composite attack (the ensemble) hands each member exactly the access it declared, while every
-        query still counts against the same samples.
-        """
-        if access == "gradient":
-            return self
-        view = ORACLES[access](self.model, self.batch_size, self.num_classes, self.device, self.budget)
-        view.n_forward, view.n_backward = self.n_forward, self.n_backward
-        return view
-
-
-class _BlackBoxOracle(Oracle):
-    def __init__(self, model: torch.nn.Module, batch_size: int, num_classes: int, device: torch.device | str,
-                 budget: Budget | None = None) -> None:
-        super().__init__(batch_size, num_classes, device, budget)
-        # The model lives only in this closure: no attribute of the oracle leads back to it.
-        def query(x: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                return model(x.detach())
-
-        self._query: Callable[[torch.Tensor], torch.Tensor] = query
-
-    def _logits(self, x: torch.Tensor, index: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = self._index(x, index)
-        self._charge(idx)
-        return self._query(x), idx
-
-
-class ScoreOracle(_BlackBoxOracle):
+class ScoreOracle(Oracle):
     """Score-based access: ``oracle(x)`` returns probabilities [N, K] (softmax), detached."""
 
     access = "score"
 
     def __call__(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        logits, idx = self._logits(x, index)
-        self._observe(x, idx, logits=logits)
+        with torch.no_grad():
+            logits, idx = self._query(x.detach(), index)
+        self._ledger.observe(x, idx, logits=logits)
         return logits.softmax(dim=1)
 
 
-class LabelOracle(_BlackBoxOracle):
+class LabelOracle(Oracle):
     """Decision-based access: ``oracle(x)`` returns top-1 labels [N] (int64)."""
 
     access = "label"
 
     def __call__(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        logits, idx = self._logits(x, index)
+        with torch.no_grad():
+            logits, idx = self._query(x.detach(), index)
         labels = logits.argmax(dim=1)
-        self._observe(x, idx, labels=labels)  # a label oracle judges by labels alone, as the attacker could
+        self._ledger.observe(x, idx, labels=labels)  # a label oracle judges by labels alone, as the attacker could
         return labels
 
 
@@ -236,10 +280,38 @@ ORACLES: dict[str, type[Oracle]] = {"gradient": GradientOracle, "score": ScoreOr
 
 
 def make_oracle(access: str, model: torch.nn.Module, batch_size: int, num_classes: int, device,
-                budget: Budget | None = None) -> Oracle:
-    """The oracle for an access level (``gradient``, ``score`` or ``label``), optionally with a budget."""
+                budget: Budget | None = None, ledger: QueryLedger | None = None) -> Oracle:
+    """The oracle for an access level over a batch of ``batch_size``, with a fresh ledger unless one is given.
+
+    Attacks may build one over a model of their own (a transfer attack's surrogate); its queries then count on
+    that oracle's own ledger, never on the target's.
+    """
     try:
         cls = ORACLES[access]
     except KeyError:
         raise AttackError(f"unknown access level {access!r}: use gradient, score or label") from None
-    return cls(model, batch_size, num_classes, device, budget)
+    if ledger is None:
+        ledger = QueryLedger(batch_size, device, budget)
+    elif ledger.batch_size != batch_size:
+        raise AttackError(f"ledger of {ledger.batch_size} rows for an oracle over {batch_size}")
+    # The model lives only in this closure: no attribute of the oracle leads back to it.
+    return cls(lambda x: model(x), num_classes, ledger)
+
+
+def judge_logits(oracle: Oracle, x: torch.Tensor, *, counted: bool) -> torch.Tensor:
+    """The harness's own look at the model behind ``oracle`` for all its rows: logits [B, K], no autograd.
+
+    For the harness (``advbench.engine.harness``) only: it judges a cascade member's candidates whatever the
+    member's access level. ``counted`` charges one forward query per row (the cascade learns the verdict).
+    """
+    with torch.no_grad():
+        if counted:
+            logits, _ = oracle._query(x, None)
+            return logits
+        return oracle._forward(x)
+
+
+__all__ = [
+    "Budget", "QueryBudgetExhausted", "QueryLedger", "Oracle", "GradientOracle", "ScoreOracle", "LabelOracle",
+    "ORACLES", "make_oracle", "judge_logits", "check_index",
+]

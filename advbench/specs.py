@@ -42,6 +42,7 @@ class AttackSpec:
         uses_surrogate: crafts on another model (transfer, substitute): never feeds the transfer matrix.
         needs_fit: learns from the train split before attacking (universal perturbations, substitutes).
         fit_per_eps: whether that fit depends on eps (a universal perturbation does, a substitute does not).
+        targeted: supports targeted goals (``--targeted``); the plan drops its cells from a targeted run.
         reports_fooling_rate: judged by its fooling rate (universal perturbations): the success board shows.
         wants_context: ``factory`` takes a ``context`` keyword (:class:`advbench.attacks.context.AttackContext`):
             composite attacks (ensemble, transfer, substitute) get the run's registry and model loader.
@@ -62,6 +63,7 @@ class AttackSpec:
     needs_fit: bool = False
     fit_per_eps: bool = True
     reports_fooling_rate: bool = False
+    targeted: bool = True
     wants_context: bool = False
     alias: Callable[[str], "dict[str, Any] | None"] | None = field(default=None, compare=False)
     plugin: str = field(default="", compare=False)

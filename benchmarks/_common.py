@@ -73,36 +73,20 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]
     Console(width=200).print(table)
 
 
-def harness_attack(attack, model, x, y, clean_pred, threat, generator, num_classes) -> torch.Tensor:
-    """Adversarial predictions [B] for one batch, through advbench's harness contract (see ``harness_outcome``)."""
-    return harness_outcome(attack, model, x, y, clean_pred, threat, generator, num_classes)[1]
+def harness_attack(attack, model, x, y, clean_logits, threat, generator, num_classes) -> torch.Tensor:
+    """Adversarial predictions [B] for one batch, through advbench's harness (see ``harness_outcome``)."""
+    return harness_outcome(attack, model, x, y, clean_logits, threat, generator, num_classes)[1]
 
 
-def harness_outcome(attack, model, x, y, clean_pred, threat, generator, num_classes):
+def harness_outcome(attack, model, x, y, clean_logits, threat, generator, num_classes):
     """(x_adv [B, C, H, W] projected, adversarial predictions [B], success [B]) for one batch, through
-    advbench's harness contract.
+    advbench's production harness (``advbench.engine.harness.Harness``: the same code as ``advbench run``).
 
-    Uses ``advbench.engine.runner.execute_attack`` when the installed advbench has it; otherwise the same
-    contract from its parts: the access-level oracle, ``attack.run``, the runner's validation, projection
-    into the threat ball and [0, 1], and the judging forward pass (a sample left at x keeps its clean
-    prediction). Either way the harness overhead is paid once per batch, as in ``advbench run``.
+    ``clean_logits`` [B, K] are computed once per model by the caller, as ``advbench run`` does. Samples the
+    model misclassifies are not attacked, so their prediction is the clean one and they never count as a
+    success.
     """
-    from advbench.attacks.base import Goal
-    from advbench.engine import runner
+    from advbench.engine.harness import Harness
 
-    goal = Goal(labels=y)
-    if hasattr(runner, "execute_attack"):
-        out = runner.execute_attack(attack, model, x, goal, clean_pred, threat, generator, num_classes)
-        return out.x_adv, out.adv_pred, out.success
-    from advbench.oracles import make_oracle
-
-    oracle = make_oracle(attack.access, model, x.shape[0], num_classes, x.device)
-    with torch.enable_grad():
-        raw = attack.run(oracle, x, goal, threat, generator)
-    validated = runner._validated(raw, x, attack.name)
-    x_adv = validated[0] if isinstance(validated, tuple) else validated
-    x_adv = threat.project(x_adv, x)
-    with torch.no_grad():
-        adv_pred = model(x_adv).argmax(dim=1)
-    unchanged = (x_adv == x).flatten(1).all(dim=1)
-    return x_adv, torch.where(unchanged, clean_pred, adv_pred), (adv_pred != y) & ~unchanged
+    verdict = Harness(model, num_classes).attack(attack, x, y, threat, generator, clean_logits=clean_logits)
+    return verdict.x_adv, verdict.adv_pred, verdict.success

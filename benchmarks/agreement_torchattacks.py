@@ -3,9 +3,8 @@
 Both libraries attack the same samples (``--n-samples`` mnist-5k test images spread evenly over the class-sorted split), in the same
 batches, with the same hyperparameters, on the same models (``advbench.load_model``: inputs in [0, 1],
 normalisation inside, exactly what torchattacks expects). advbench attacks run through
-``advbench.engine.runner.execute_attack`` or, where the runner no longer has it, the same contract from
-its parts (``_common.harness_outcome``: validation, projection into the ball and [0, 1], re-judging by the
-model); torchattacks runs ``atk(x, y)`` followed by one forward pass to judge its adversarials. Each side is
+advbench's production harness (``_common.harness_outcome`` -> ``advbench.engine.harness.Harness``:
+validation, projection into the ball and [0, 1], re-judging by the model); torchattacks runs ``atk(x, y)`` followed by one forward pass to judge its adversarials. Each side is
 timed over all batches, ``--repeats`` times (``--slow-repeats`` for the slow pairs; in alternating order),
 and the median is reported. Robust = clean-correct and still correctly classified; accuracies are over all
 samples.
@@ -184,13 +183,13 @@ def build_advbench(spec, options: dict[str, Any]) -> tuple[Any, dict[str, Any], 
     return spec.build(**used), used, dropped
 
 
-def advbench_pass(attack, model, x, y, clean_pred, threat, batch_size, device, seed, num_classes):
+def advbench_pass(attack, model, x, y, clean_logits, threat, batch_size, device, seed, num_classes):
     """(x_adv [N] projected into ``threat``, success [N]) through the harness, batch by batch."""
     generator = torch.Generator(device=device).manual_seed(seed)
     advs, succ = [], []
     for i in range(0, x.shape[0], batch_size):
         x_adv, _, success = harness_outcome(attack, model, x[i : i + batch_size], y[i : i + batch_size],
-                                            clean_pred[i : i + batch_size], threat, generator, num_classes)
+                                            clean_logits[i : i + batch_size], threat, generator, num_classes)
         advs.append(x_adv)
         succ.append(success)
     return torch.cat(advs), torch.cat(succ).cpu()
@@ -290,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     for model_name in models:
         model = advbench.load_model(model_name, device=device)
         with torch.no_grad():
-            clean_pred = torch.cat([model(x[i : i + args.batch_size]).argmax(1) for i in range(0, n, args.batch_size)])
+            clean_logits = torch.cat([model(x[i : i + args.batch_size]) for i in range(0, n, args.batch_size)]).float()
+            clean_pred = clean_logits.argmax(1)
             num_classes = int(model(x[:1]).shape[1])
         # warm-up: a few forward + input-gradient passes on one full batch
         for _ in range(3):
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.autograd.grad(torch.nn.functional.cross_entropy(model(xb), y[: args.batch_size]), xb)
         for pair in pairs:
             m = min(n, getattr(args, pair.cap) or n) if pair.cap else n
-            xs, ys, cps = x[:m], y[:m], clean_pred[:m]
+            xs, ys, cps, cls = x[:m], y[:m], clean_pred[:m], clean_logits[:m]
             correct = (cps == ys).cpu()
             norm = Norm(pair.norm)
             eps_list = eps_by_norm[pair.norm]
@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
                 for r in range(repeats):
                     for side in (("adv", "ta") if r % 2 == 0 else ("ta", "adv")):
                         if side == "adv":
-                            t, out = timed(lambda: advbench_pass(attack, model, xs, ys, cps, threat, args.batch_size,
+                            t, out = timed(lambda: advbench_pass(attack, model, xs, ys, cls, threat, args.batch_size,
                                                                  device, args.seed, num_classes), device)
                             adv_times.append(t)
                             if adv_out is not None and not torch.equal(out[0], adv_out[0]):

@@ -20,10 +20,9 @@ from pathlib import Path
 import torch
 
 import advbench
-from advbench.attacks.base import Goal
-from advbench.engine.runner import execute_attack
+from advbench.testing import run_batch
 from advbench.plugins import get_host
-from advbench.threat import Norm, ThreatModel, flat_norm
+from advbench.threat import Norm, flat_norm
 
 CASES = [
     # (label, attack, options, norm, eps)
@@ -54,9 +53,8 @@ def main() -> int:
     lines = ["| case | samples | wall s | success % | median queries | median L2 |", "|---|---|---|---|---|---|"]
     for label, name, options, norm, eps in CASES:
         attack = registry.get(name).build(**options)
-        gen = torch.Generator().manual_seed(args.seed)
         start = time.perf_counter()
-        out = execute_attack(attack, model, x, Goal(labels=y), clean, ThreatModel(norm, eps), gen, 10)
+        out = run_batch(attack, model, x, y, norm, eps, seed=args.seed, num_classes=10)
         wall = time.perf_counter() - start
         ok = out.success
         l2 = flat_norm(out.x_adv - x, Norm.L2)[ok]

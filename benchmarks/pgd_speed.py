@@ -3,9 +3,9 @@
 On one batch (the first ``--batch-size`` mnist-5k test images) and for each model this measures:
 
 * T1: one forward + input-gradient backward pass of the model (the unit of work of a PGD step);
-* advbench PGD-k through ``advbench.engine.runner.execute_attack``, or the same contract from its parts
-  where the runner no longer has it (``_common.harness_attack``; so the harness overhead -- oracle,
-  query counting, validation, projection, the judging forward -- is included once), with
+* advbench PGD-k through the production harness (``_common.harness_attack`` ->
+  ``advbench.engine.harness.Harness``; so the harness overhead -- oracle, query counting, validation,
+  projection, the judging forward -- is included once), with
   ``early_stop=false`` and ``random_start=true`` so every run does exactly k steps;
 * torchattacks PGD-k (``atk(x, y)``) with the same eps, steps, step size and random start, plus the one
   forward pass that turns its adversarials into predictions, so that both sides deliver the same thing
@@ -82,13 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     for model_name in csv_list(args.models):
         model = advbench.load_model(model_name, device=device)
         with torch.no_grad():
-            clean_pred = model(x).argmax(1)
+            clean_logits = model(x).float()
             num_classes = int(model(x[:1]).shape[1])
 
         def run_advbench(k: int):
             attack = pgd_spec.build(steps=k, step_size=2.5 * args.eps / k, random_start=True, early_stop=False)
             gen = torch.Generator(device=device).manual_seed(args.seed)
-            return harness_attack(attack, model, x, y, clean_pred, threat, gen, num_classes)
+            return harness_attack(attack, model, x, y, clean_logits, threat, gen, num_classes)
 
         def run_torchattacks(k: int):
             torch.manual_seed(args.seed)

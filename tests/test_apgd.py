@@ -10,7 +10,7 @@ import torch
 from advbench.attacks import PGD, Goal
 from advbench.attacks.apgd import APGDCE, APGDDLR, APGDT, checkpoints, dlr_loss, dlr_targeted_loss
 from advbench.errors import AttackError, ConfigError
-from advbench.oracles import GradientOracle
+from advbench.oracles import make_oracle
 from advbench.threat import Norm, ThreatModel, flat_norm
 from tests.helpers import harness as _attack, robust_fraction as _robust
 
@@ -56,7 +56,7 @@ def test_raw_output_stays_in_the_ball_and_the_bounds(cnn, mnist_test, cls, norm,
     x, y = mnist_test
     x, y = x[:48], y[:48]
     # Called directly (not through the harness, which would project the output anyway).
-    oracle = GradientOracle(cnn, x.shape[0], 10, x.device)
+    oracle = make_oracle("gradient", cnn, x.shape[0], 10, x.device)
     attack = cls(steps=8, n_target_classes=2) if cls is APGDT else cls(steps=8)
     with torch.enable_grad():
         out = attack.run(oracle, x, Goal(y), ThreatModel(norm, eps), torch.Generator().manual_seed(0))
@@ -118,7 +118,8 @@ def test_dlr_needs_three_classes_and_targeted_dlr_four():
         (3, APGDT(steps=2), "at least 4 classes"),
     ]:
         model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, k))
-        y = torch.zeros(4, dtype=torch.int64)
+        with torch.no_grad():
+            y = model(x).argmax(1)  # labels the model gets right: the harness attacks only those
         with pytest.raises(AttackError, match=match):
             _attack(attack, model, x, y, Norm.LINF, 0.1, num_classes=k)
     # CE has no such limit

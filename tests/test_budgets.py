@@ -10,7 +10,7 @@ import advbench
 from advbench import Attack
 from advbench.attacks.base import Goal
 from advbench.models.wrapper import ClassifierWrapper
-from advbench.oracles import Budget, LabelOracle, QueryBudgetExhausted, ScoreOracle
+from advbench.oracles import Budget, QueryBudgetExhausted, make_oracle
 from advbench.threat import Norm, ThreatModel
 
 
@@ -76,7 +76,7 @@ def test_counts_match_a_hand_count_and_the_budget_refuses_the_whole_query():
     model = _tiny()
     x = torch.rand(3, 1, 2, 2)
     goal = Goal(labels=model(x).argmax(1).detach())
-    oracle = ScoreOracle(model, 3, 3, "cpu", Budget(4, goal, x, ThreatModel(Norm.LINF, 1.0)))
+    oracle = make_oracle("score", model, 3, 3, "cpu", Budget(4, goal, x, ThreatModel(Norm.LINF, 1.0)))
     oracle(x)  # 1 each
     oracle(x[:2], index=torch.tensor([0, 1]))  # 2, 2, 1
     oracle(torch.cat([x[2:], x[2:]]), index=torch.tensor([2, 2]))  # 2, 2, 3
@@ -92,7 +92,7 @@ def test_budget_keeps_the_smallest_in_ball_adversarial():
     x = torch.full((1, 1, 2, 2), 0.5)
     label = model(x).argmax(1).detach()
     budget = Budget(100, Goal(labels=label), x, ThreatModel(Norm.L2, 10.0))
-    oracle = LabelOracle(model, 1, 3, "cpu", budget)
+    oracle = make_oracle("label", model, 1, 3, "cpu", budget)
     directions = torch.randn(64, 1, 2, 2, generator=torch.Generator().manual_seed(0))
     candidates = (x + directions).clamp(0, 1)
     labels = oracle(candidates, index=torch.zeros(64, dtype=torch.int64))

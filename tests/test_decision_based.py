@@ -10,7 +10,7 @@ import advbench
 from advbench.attacks.base import Goal
 from advbench.attacks.decision_based import Boundary, HopSkipJump
 from advbench.attacks.substitute import Substitute
-from advbench.oracles import LabelOracle
+from advbench.oracles import make_oracle
 from advbench.threat import Norm, ThreatModel, flat_norm
 
 INF = float("inf")
@@ -56,7 +56,7 @@ def batch(cnn, mnist_test):
 
 
 def _attack(attack, model, x, y, norm, seed=0):
-    oracle = LabelOracle(model, x.shape[0], 10, "cpu")
+    oracle = make_oracle("label", model, x.shape[0], 10, "cpu")
     x_adv = attack.run(oracle, x, Goal(labels=y), ThreatModel(norm, INF), torch.Generator().manual_seed(seed))
     return x_adv, oracle
 
@@ -90,7 +90,7 @@ def test_hopskipjump_linf_stays_within_max_queries(cnn, batch):
 
 def test_a_label_attack_has_no_scores_to_use(cnn, batch):
     x, y = batch
-    labels = LabelOracle(cnn, x.shape[0], 10, "cpu")(x)
+    labels = make_oracle("label", cnn, x.shape[0], 10, "cpu")(x)
     assert labels.dtype == torch.int64 and labels.shape == (x.shape[0],)
     with pytest.raises(RuntimeError):
         labels.softmax(dim=0)  # top-1 labels only: there are no scores to take
@@ -119,8 +119,10 @@ def test_harness_budget_stops_hopskipjump_cleanly(host):
 def test_substitute_fits_on_labels_and_beats_noise(host, mnist_test):
     model = advbench.load_model("linear.mnist5k_std")
     x_train, y_train = advbench.load_dataset("mnist-5k", "train")
-    attack = Substitute(n_seed=100, rho=2, epochs=10, arch="linear", lr=0.01)  # small and fast
-    fit_oracle = LabelOracle(model, x_train.shape[0], 10, "cpu")
+    from advbench.testing import build_attack
+
+    attack = build_attack("substitute", host, n_seed=100, rho=2, epochs=10, arch="linear", lr=0.01)  # small and fast
+    fit_oracle = make_oracle("label", model, x_train.shape[0], 10, "cpu")
     attack.fit(fit_oracle, x_train, Goal(labels=y_train), ThreatModel(Norm.LINF, 0.2), torch.Generator().manual_seed(0))
     assert int(fit_oracle.n_forward.sum()) == 100 * 2**2  # every point of the final set labelled once
     assert int((fit_oracle.n_forward > 0).sum()) == 100 and int(fit_oracle.n_forward.max()) == 2**2
@@ -128,7 +130,7 @@ def test_substitute_fits_on_labels_and_beats_noise(host, mnist_test):
 
     x, y = mnist_test
     x, y = x[:100], y[:100]
-    oracle = LabelOracle(model, x.shape[0], 10, "cpu")
+    oracle = make_oracle("label", model, x.shape[0], 10, "cpu")
     threat = ThreatModel(Norm.LINF, 0.2)
     gen = torch.Generator().manual_seed(0)
     x_adv = threat.project(attack.run(oracle, x, Goal(labels=y), threat, gen), x)
@@ -152,5 +154,5 @@ def test_substitute_run_before_fit_is_an_error(batch, cnn):
 
     x, y = batch
     with pytest.raises(AttackError, match="fit"):
-        Substitute().run(LabelOracle(cnn, x.shape[0], 10, "cpu"), x, Goal(labels=y), ThreatModel(Norm.LINF, 0.1),
+        Substitute().run(make_oracle("label", cnn, x.shape[0], 10, "cpu"), x, Goal(labels=y), ThreatModel(Norm.LINF, 0.1),
                          torch.Generator())

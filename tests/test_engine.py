@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import advbench
-from advbench.engine.runner import ROW_COLUMNS
+from advbench.schema import ROW_COLUMNS
 from advbench.errors import CellFailed
 from advbench.results import load_adversarials, load_manifest, load_rows
 from advbench.threat import Norm, flat_norm

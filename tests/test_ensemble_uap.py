@@ -2,41 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 import torch
 
 import advbench
+from dataclasses import replace
+
 from advbench.attacks.base import Goal
-from advbench.attacks.ensemble import Ensemble, make_sub_oracle, parse_member_options
+from advbench.attacks.ensemble import Ensemble, parse_member_options
+from advbench.attacks.fgsm import FGSM
 from advbench.attacks.uap import UAP
-from advbench.engine.runner import execute_attack
-from advbench.errors import AttackError, ConfigError
-from advbench.oracles import GradientOracle
-from advbench.plugins import get_host, make_host, set_host
+from advbench.errors import AttackError, ConfigError, RegistryError
+from advbench.oracles import make_oracle
+from advbench.plugins import make_host
+from advbench.testing import build_attack, make_test_context, run_batch
 from advbench.threat import Norm, ThreatModel
-
-OURS = (Ensemble, UAP)
-
-
-class _Ours:
-    """A plugin adding whichever of our attacks the built-ins do not register (yet)."""
-
-    def __init__(self, classes):
-        self.classes = classes
-
-    @advbench.hookimpl
-    def advbench_register_attacks(self, registrar):
-        for cls in self.classes:
-            registrar.add(cls.spec())
 
 
 @pytest.fixture
 def host():
-    """The current host, extended with ``ensemble`` and ``uap`` where the built-ins lack them."""
-    missing = [cls for cls in OURS if cls.name not in get_host().registry.attacks]
-    if missing:
-        set_host(make_host(autoload=False, extra=[("test-ensemble-uap", _Ours(missing))]))
-    return get_host()
+    return make_host(autoload=False)
 
 
 @pytest.fixture
@@ -49,21 +36,17 @@ def correct(cnn, mnist_test):
 
 
 def _execute(attack, model, x, y, eps, seed=0, norm=Norm.LINF):
-    with torch.no_grad():
-        clean = model(x).argmax(1)
-    gen = torch.Generator().manual_seed(seed)
-    return execute_attack(attack, model, x, Goal(y), clean, ThreatModel(norm, eps), gen, 10)
+    return run_batch(attack, model, x, y, norm, eps, seed=seed, num_classes=10)
 
 
 # -- ensemble ------------------------------------------------------------------------------------------
 def test_ensemble_is_the_per_sample_worst_case_and_attributes_queries(host, cnn, correct):
     x, y = correct
     pgd_opts = {"steps": "4", "random_start": "false"}  # deterministic, so the cascade can be compared exactly
-    reg = host.registry.attacks
-    ens = reg.get("ensemble").build(members="fgsm,pgd", member_options="pgd.steps=4;pgd.random_start=false")
+    ens = build_attack("ensemble", host, members="fgsm,pgd", member_options="pgd.steps=4;pgd.random_start=false")
     out = _execute(ens, cnn, x, y, 0.1)
-    fgsm = _execute(reg.get("fgsm").build(), cnn, x, y, 0.1)
-    pgd = _execute(reg.get("pgd").build(**pgd_opts), cnn, x, y, 0.1)
+    fgsm = _execute(build_attack("fgsm", host), cnn, x, y, 0.1)
+    pgd = _execute(build_attack("pgd", host, **pgd_opts), cnn, x, y, 0.1)
 
     robust = out.adv_pred == y
     r_fgsm, r_pgd = fgsm.adv_pred == y, pgd.adv_pred == y
@@ -96,49 +79,76 @@ def test_ensemble_is_the_per_sample_worst_case_and_attributes_queries(host, cnn,
 
 def test_ensemble_member_errors(host):
     with pytest.raises(ConfigError, match=r"unknown attack 'pgdd'.*did you mean 'pgd'"):
-        host.registry.attacks.get("ensemble").build(members="fgsm,pgdd")
+        build_attack("ensemble", host, members="fgsm,pgdd")
     with pytest.raises(ConfigError, match="not among the members"):
         Ensemble(members="fgsm,pgd", member_options="apgd_ce.steps=3")
     with pytest.raises(ConfigError, match="has no option 'stepz'"):
-        Ensemble(members="fgsm,pgd", member_options="pgd.stepz=3")
+        build_attack("ensemble", host, members="fgsm,pgd", member_options="pgd.stepz=3")
     with pytest.raises(ConfigError, match="MEMBER.OPTION=VALUE"):
         parse_member_options("pgd=3")
     with pytest.raises(ConfigError, match="itself"):
-        host.registry.attacks.get("ensemble").build(members="fgsm,ensemble")
+        build_attack("ensemble", host, members="fgsm,ensemble")
     with pytest.raises(ConfigError, match="needs members"):
         Ensemble.from_options(version="custom")
+    with pytest.raises(AttackError, match="needs the run's context"):
+        Ensemble().member_attacks()  # built without a context: no global host to fall back on
     assert parse_member_options("apgd_ce.steps=50; fab_t.steps=50") == {
         "apgd_ce": {"steps": "50"}, "fab_t": {"steps": "50"}
     }
 
 
 def test_ensemble_default_members_skip_unregistered(host):
-    """Default (unset) members that the host does not register are skipped with a reason, not an error."""
-    defaults = Ensemble.DEFAULT_MEMBERS.split(",")
-    present = [m for m in defaults if m in host.registry.attacks]
-    if not present:
-        with pytest.warns(UserWarning), pytest.raises(ConfigError, match="no member of the ensemble"):
-            Ensemble()
-        return
-    with pytest.warns(UserWarning) if len(present) < len(defaults) else _no_warning():
-        ens = Ensemble()
-    assert [a.name for a in ens.member_attacks()] == present
-    assert set(ens.skipped) == set(defaults) - set(present)
+    """Default (unset) members that the run's registry does not have are skipped with a reason, not an error."""
+    context = make_test_context(host)
+
+    def without_square(name):
+        if name == "square":
+            raise RegistryError("unknown attack 'square'")
+        return context.attack_spec(name)
+
+    ens = Ensemble()
+    with pytest.warns(UserWarning, match="square"):
+        ens.bind(replace(context, attack_spec=without_square))
+    assert [a.name for a in ens.member_attacks()] == ["apgd_ce", "apgd_t", "fab_t"]
+    assert set(ens.skipped) == {"square"}
 
 
-class _no_warning:
-    def __enter__(self):
-        return self
+@dataclass
+class Double(FGSM):
+    """A third party's attack (FGSM at twice the step, projected back by the harness)."""
 
-    def __exit__(self, *exc):
-        return False
+    name = "double_fgsm"
+
+    def run(self, oracle, x, goal, threat, generator):
+        return x + 2 * (super().run(oracle, x, goal, threat, generator) - x)
 
 
-def test_sub_batch_oracle_maps_rows_and_shares_counters(cnn, mnist_test):
+class _DoublePlugin:
+    @advbench.hookimpl
+    def advbench_register_attacks(self, registrar):
+        registrar.add(Double.spec())
+
+
+def test_a_plugin_attack_is_an_ensemble_member_and_a_transfer_base(cnn, correct):
+    """The ensemble and transfer resolve names against the run's host, not a global one."""
+    host = make_host(autoload=False, extra=[("double", _DoublePlugin())])
+    x, y = correct
+    ens = build_attack("ensemble", host, version="custom", members="double_fgsm")
+    out = _execute(ens, cnn, x, y, 0.1)
+    fgsm = _execute(build_attack("fgsm", host), cnn, x, y, 0.1)
+    assert set(out.extras["broken_by"]) <= {"", "double_fgsm"}
+    assert torch.equal(out.adv_pred, fgsm.adv_pred)  # 2x the sign step, clipped to the same linf ball
+    transfer = build_attack("double_fgsm@cnn.mnist5k_std", host)
+    crafted = _execute(transfer, cnn, x, y, 0.1)
+    assert torch.equal(crafted.x_adv, fgsm.x_adv)  # the surrogate is the target here: the same adversarials
+    assert int(crafted.n_forward.sum()) == 0  # the target itself was never queried
+
+
+def test_oracle_subset_maps_rows_and_shares_counters(cnn, mnist_test):
     x = mnist_test[0][:5]
-    parent = GradientOracle(cnn, 5, 10, "cpu")
-    sub = make_sub_oracle(parent, torch.tensor([1, 3]))
-    assert sub.batch_size == 2
+    parent = make_oracle("gradient", cnn, 5, 10, "cpu")
+    sub = parent.subset(torch.tensor([1, 3]))
+    assert sub.batch_size == 2 and type(sub) is type(parent)
     sub(x[[1, 3]])
     sub.logits(x[[3]], torch.tensor([1]))
     assert parent.n_forward.tolist() == [0, 1, 0, 2, 0]
@@ -146,8 +156,16 @@ def test_sub_batch_oracle_maps_rows_and_shares_counters(cnn, mnist_test):
     assert labels(x[[1, 3]]).dtype == torch.int64 and not hasattr(labels, "logits")
     assert parent.n_forward.tolist() == [0, 2, 0, 3, 0]
     assert sub.n_forward.tolist() == [2, 3]
+    nested = sub.subset(torch.tensor([1]))
+    nested(x[[3]])
+    assert parent.n_forward.tolist() == [0, 2, 0, 4, 0]
     with pytest.raises(AttackError, match="pass index"):
         sub(x[:3])
+    with pytest.raises(AttackError, match="cannot serve"):
+        labels.restricted("gradient")
+    sub.n_forward.add_(100)  # a copy: an attack cannot rewrite the harness's counters
+    assert parent.n_forward.tolist() == [0, 2, 0, 4, 0]
+    assert not any(isinstance(v, torch.nn.Module) for v in vars(parent).values())
 
 
 # -- UAP -----------------------------------------------------------------------------------------------
@@ -160,7 +178,7 @@ def train_subset():
 def _fit(model, x, y, eps, seed=0, **options):
     options = {"max_passes": 2, "batch_size": 40, **options}  # 20 small steps: enough to beat noise at 0.2
     uap = UAP(**options)
-    oracle = GradientOracle(model, x.shape[0], 10, "cpu")
+    oracle = make_oracle("gradient", model, x.shape[0], 10, "cpu")
     uap.fit(oracle, x, Goal(y), ThreatModel(Norm.LINF, eps), torch.Generator().manual_seed(seed))
     return uap
 

@@ -9,10 +9,10 @@ from torch import nn
 
 from advbench.attacks.base import Goal
 from advbench.attacks.fab import FAB, FABT, project_to_hyperplane
-from advbench.engine.runner import execute_attack
+from advbench.testing import run_batch
 from advbench.errors import ConfigError
 from advbench.models.wrapper import ClassifierWrapper
-from advbench.oracles import GradientOracle
+from advbench.oracles import make_oracle
 from advbench.threat import Norm, ThreatModel, flat_norm
 
 
@@ -28,7 +28,7 @@ def _one_thread():
 
 def _run(attack, model, x, y, norm, targets=None, seed=0, num_classes=10):
     """The engine's minimum-norm call: unbounded eps. Returns (x_adv, oracle)."""
-    oracle = GradientOracle(model, x.shape[0], num_classes, "cpu")
+    oracle = make_oracle("gradient", model, x.shape[0], num_classes, "cpu")
     threat = types.SimpleNamespace(norm=norm, eps=math.inf)
     with torch.enable_grad():
         out = attack.run(oracle, x, Goal(labels=y, targets=targets), threat, torch.Generator().manual_seed(seed))
@@ -172,8 +172,7 @@ def test_a_finite_budget_stops_rerunning_points_broken_within_it(cnn, mnist_test
     with torch.no_grad():
         clean = cnn(x).argmax(1)
     threat = ThreatModel(Norm.LINF, 0.3)
-    out = execute_attack(FABT(steps=6, n_target_classes=3), cnn, x, Goal(y), clean, threat,
-                         torch.Generator().manual_seed(0), 10)
+    out = run_batch(FABT(steps=6, n_target_classes=3), cnn, x, y, threat.norm, threat.eps, seed=0, num_classes=10)
     attacked = clean == y
     assert out.n_backward[attacked].min() == 6 and (out.n_backward[attacked] <= 18).all()
     assert (flat_norm(out.x_adv - x, Norm.LINF) <= 0.3 + 1e-6).all()

@@ -9,7 +9,7 @@ from torch import nn
 
 import advbench
 from advbench import Attack
-from advbench.engine.runner import choose_targets
+from advbench.engine.session import choose_targets
 from advbench.models.wrapper import ClassifierWrapper
 from advbench.specs import ModelSpec
 

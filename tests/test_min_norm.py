@@ -11,18 +11,14 @@ from advbench.attacks.base import Goal
 from advbench.attacks.cw import CWL2, logit_margin
 from advbench.attacks.deepfool import NUDGE, DeepFool
 from advbench.attacks.lbfgs import LBFGS
-from advbench.engine.runner import execute_attack
+from advbench.testing import run_batch
 from advbench.errors import AttackError
 from advbench.models.wrapper import ClassifierWrapper
 from advbench.threat import Norm, ThreatModel, flat_norm
 
 
 def _attack(attack, model, x, y, norm, targets=None, num_classes=10):
-    goal = Goal(labels=y, targets=targets)
-    with torch.no_grad():
-        clean = model(x).argmax(1)
-    gen = torch.Generator().manual_seed(0)
-    return execute_attack(attack, model, x, goal, clean, ThreatModel(norm, math.inf), gen, num_classes)
+    return run_batch(attack, model, x, y, norm, math.inf, targets=targets, seed=0, num_classes=num_classes)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from torch import nn
 
 from advbench.errors import AttackError
 from advbench.models.wrapper import ClassifierWrapper
-from advbench.oracles import GradientOracle, LabelOracle, ScoreOracle
+from advbench.oracles import LabelOracle, make_oracle
 
 
 def _model():
@@ -18,7 +18,7 @@ def _model():
 
 def test_gradient_oracle_counts_forward_and_backward_by_index():
     model = _model()
-    oracle = GradientOracle(model, batch_size=4, num_classes=3, device="cpu")
+    oracle = make_oracle("gradient", model, batch_size=4, num_classes=3, device="cpu")
     x = torch.rand(4, 3, 2, 2, requires_grad=True)
     oracle(x).sum().backward()  # 1 fwd + 1 bwd for every sample
     sub = torch.rand(3, 3, 2, 2, requires_grad=True)
@@ -30,14 +30,14 @@ def test_gradient_oracle_counts_forward_and_backward_by_index():
 
 
 def test_subset_query_without_index_is_an_error():
-    oracle = GradientOracle(_model(), batch_size=4, num_classes=3, device="cpu")
+    oracle = make_oracle("gradient", _model(), batch_size=4, num_classes=3, device="cpu")
     with pytest.raises(AttackError, match="index"):
         oracle(torch.rand(2, 3, 2, 2))
 
 
 def test_score_oracle_gives_probabilities_without_gradients():
     model = _model()
-    oracle = ScoreOracle(model, batch_size=2, num_classes=3, device="cpu")
+    oracle = make_oracle("score", model, batch_size=2, num_classes=3, device="cpu")
     x = torch.rand(2, 3, 2, 2, requires_grad=True)
     probs = oracle(x)
     assert probs.requires_grad is False and probs.grad_fn is None
@@ -50,7 +50,7 @@ def test_score_oracle_gives_probabilities_without_gradients():
 
 def test_label_oracle_gives_top1_only_and_hides_the_model():
     model = _model()
-    oracle = LabelOracle(model, batch_size=2, num_classes=3, device="cpu")
+    oracle = make_oracle("label", model, batch_size=2, num_classes=3, device="cpu")
     x = torch.rand(2, 3, 2, 2)
     labels = oracle(x)
     assert labels.dtype == torch.int64 and labels.shape == (2,)
@@ -64,9 +64,10 @@ def test_label_oracle_gives_top1_only_and_hides_the_model():
 
 def test_restricted_views_share_counters_and_enforce_access():
     model = _model()
-    oracle = GradientOracle(model, batch_size=2, num_classes=3, device="cpu")
+    oracle = make_oracle("gradient", model, batch_size=2, num_classes=3, device="cpu")
     labels_only = oracle.restricted("label")
     assert isinstance(labels_only, LabelOracle) and not hasattr(labels_only, "model")
+    assert not any(isinstance(v, torch.nn.Module) for v in vars(oracle).values())  # no module handed out
     labels_only(torch.rand(2, 3, 2, 2))
     oracle.restricted("score")(torch.rand(1, 3, 2, 2), index=torch.tensor([1]))
     assert oracle.n_forward.tolist() == [1, 2]

@@ -8,8 +8,8 @@ import torch
 from advbench.attacks.base import Goal
 from advbench.attacks.score_based import NES, SPSA, SimBA, score_loss
 from advbench.attacks.square import Square, eta, p_selection
-from advbench.engine.runner import execute_attack
-from advbench.oracles import Budget, QueryBudgetExhausted, ScoreOracle
+from advbench.testing import run_batch
+from advbench.oracles import Budget, QueryBudgetExhausted, ScoreOracle, make_oracle
 from advbench.threat import Norm, ThreatModel, flat_norm
 
 # Small caps keep each run around a second on a busy 2-core machine. CAP: the query cap most are given.
@@ -55,7 +55,7 @@ _RUNS: dict = {}
 
 
 def _run(name, norm, batch, cnn, seed=0):
-    """execute_attack (the harness contract) for attack ``name``, cached per (name, norm, seed)."""
+    """The production harness (run_batch) for attack ``name``, cached per (name, norm, seed)."""
     key = (name, norm, seed)
     if key not in _RUNS:
         x, y, pred = batch
@@ -63,8 +63,7 @@ def _run(name, norm, batch, cnn, seed=0):
         if norm == "l2":  # only the threat and access checks run on l2: half the queries do
             attack.n_queries //= 2
         rec = _Recorder(attack)
-        out = execute_attack(attack, cnn, x, Goal(labels=y), pred, THREATS[norm],
-                             torch.Generator().manual_seed(seed), 10)
+        out = run_batch(attack, cnn, x, y, THREATS[norm].norm, THREATS[norm].eps, seed=seed, num_classes=10)
         _RUNS[key] = (rec, out)
     return _RUNS[key]
 
@@ -72,8 +71,8 @@ def _run(name, norm, batch, cnn, seed=0):
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 @pytest.mark.parametrize("name", list(ATTACKS))
 def test_score_access_threat_and_query_cap(name, norm, batch, cnn):
-    x = batch[0]
     rec, out = _run(name, norm, batch, cnn)
+    x = batch[0][out.attacked]  # the attack sees only the samples the harness attacks
     attack = rec.attack
     assert attack.access == "score" and attack.description and attack.reference
     assert type(rec.oracle) is ScoreOracle
@@ -111,7 +110,7 @@ def test_same_seed_same_output(name, batch, cnn):
     for seed in (3, 3, 4):
         attack = ATTACKS[name]()
         attack.n_queries = 40 if name not in ("spsa", "nes") else attack.n_queries // 3
-        oracle = ScoreOracle(cnn, x.shape[0], 10, "cpu")
+        oracle = make_oracle("score", cnn, x.shape[0], 10, "cpu")
         outs.append(attack.run(oracle, x, Goal(labels=y), THREATS["linf"], torch.Generator().manual_seed(seed)))
     assert torch.equal(outs[0], outs[1])
     assert not torch.equal(outs[0], outs[2])
@@ -125,12 +124,12 @@ def test_explicit_caps_hold_and_a_harness_budget_stops_the_attack(batch, cnn):
     for attack, cap in ((Square(n_queries=37), 37), (SPSA(n_queries=40, samples=4), 40),
                         (NES(n_queries=40, samples=4), 40), (SimBA(n_queries=37), 37),
                         (Square(n_queries=20, restarts=2), 40)):
-        oracle = ScoreOracle(cnn, x.shape[0], 10, "cpu")
+        oracle = make_oracle("score", cnn, x.shape[0], 10, "cpu")
         attack.run(oracle, x, goal, threat, torch.Generator().manual_seed(0))
         assert int(oracle.n_forward.max()) <= cap
         assert int(oracle.n_forward.min()) >= cap - 10  # steps of 9 (SPSA) and 5 (NES) queries
     # A harness budget below the attack's own cap raises through the attack (the harness catches it).
-    oracle = ScoreOracle(cnn, x.shape[0], 10, "cpu", Budget(25, goal, x, threat))
+    oracle = make_oracle("score", cnn, x.shape[0], 10, "cpu", Budget(25, goal, x, threat))
     with pytest.raises(QueryBudgetExhausted):
         Square(n_queries=100).run(oracle, x, goal, threat, torch.Generator().manual_seed(0))
     assert int(oracle.n_forward.max()) == 25

@@ -65,9 +65,9 @@ def test_surrogates_option_expands_transfer():
 
 
 def test_the_matrix_defaults_to_the_strongest_white_box_attack():
-    from advbench.engine.executor import pick_transfer_attack
+    from advbench.engine.resolve import pick_transfer_attack
 
-    attacks = {n: get_host().registry.attacks.get(n).build() for n in ("fgsm", "pgd", "square")}
-    assert pick_transfer_attack(RunConfig(models=("a",)), attacks) == "pgd"
+    specs = {n: get_host().registry.attacks.get(n) for n in ("fgsm", "pgd", "square")}
+    assert pick_transfer_attack(RunConfig(models=("a",)), specs) == "pgd"
     with pytest.raises(AdvbenchError, match="not a white-box attack"):
-        pick_transfer_attack(RunConfig(models=("a",), transfer_attack="square"), attacks)
+        pick_transfer_attack(RunConfig(models=("a",), transfer_attack="square"), specs)

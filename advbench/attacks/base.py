@@ -6,7 +6,7 @@ dataclasses whose fields are their options (``--attack-opt pgd.steps=40`` sets `
 
 The harness never trusts what ``run`` returns: it checks the shape and finiteness, projects the result into
 the epsilon ball and the input bounds, re-runs the model and decides success itself
-(:func:`advbench.engine.runner.execute_attack`).
+(:class:`advbench.engine.harness.Harness`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ..specs import AttackSpec
 if typing.TYPE_CHECKING:  # pragma: no cover
     from ..oracles import Oracle
     from ..threat import ThreatModel
+    from .context import AttackContext
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,13 @@ class Attack:
     #: Whether :meth:`fit` depends on eps (a universal perturbation does; a substitute model does not, and is
     #: then trained once per model).
     fit_per_eps: ClassVar[bool] = True
+    #: Rank among fixed-budget white-box attacks, higher = stronger (0: unranked); see AttackSpec.strength.
+    strength: ClassVar[int] = 0
+    #: Crafts on another model (transfer, substitute). Judged by its fooling rate (universal perturbations).
+    uses_surrogate: ClassVar[bool] = False
+    reports_fooling_rate: ClassVar[bool] = False
+    #: Whether the attack can pursue a target class (``--targeted``); the plan drops it from targeted runs if not.
+    supports_targeted: ClassVar[bool] = True
 
     def fit(
         self, oracle: "Oracle", x: torch.Tensor, goal: Goal, threat: "ThreatModel", generator: torch.Generator
@@ -137,6 +145,30 @@ class Attack:
         """
         raise NotImplementedError(f"{type(self).__name__}.run")
 
+    # -- the run's context (composite attacks) -------------------------------------------------------
+    #: Set on attacks whose spec says ``wants_context`` (the ensemble, transfer, substitute): they build
+    #: members, base attacks or surrogates through the run's :class:`~advbench.attacks.context.AttackContext`.
+    wants_context: ClassVar[bool] = False
+
+    def bind(self, context: "AttackContext | None") -> None:
+        """Receive the run's context once, right after the attack is built (not an option, never recorded).
+
+        Composite attacks override this to resolve what they need now, so a bad member or base attack fails
+        before any cell runs; they call ``super().bind(context)`` first.
+        """
+        self.__dict__["_context"] = context
+
+    @property
+    def context(self) -> "AttackContext":
+        """The context :meth:`bind` received (an :class:`AttackError` when the attack was built without one)."""
+        from ..errors import AttackError
+
+        context = self.__dict__.get("_context")
+        if context is None:
+            raise AttackError(f"attack {self.name!r} needs the run's context: build it with "
+                              "advbench.testing.build_attack(name, ...) or through a run, not by calling its class")
+        return context
+
     # -- options -------------------------------------------------------------------------------------
     def options(self) -> dict[str, Any]:
         """The hyperparameters as plain data (recorded in the run manifest)."""
@@ -147,8 +179,9 @@ class Attack:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
-    def from_options(cls, **options: Any) -> "Attack":
-        """Build from option values, converting strings (from the command line) to the field types."""
+    def from_options(cls, context: "AttackContext | None" = None, **options: Any) -> "Attack":
+        """Build from option values, converting strings (from the command line) to the field types; an attack
+        that ``wants_context`` is then bound to ``context``."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
         hints = typing.get_type_hints(cls)
         kwargs = {}
@@ -158,9 +191,12 @@ class Attack:
                 raise ConfigError(f"attack {cls.name!r} has no option {key!r}; its options are: {valid}")
             kwargs[key] = _convert(value, hints.get(key, Any), f"{cls.name}.{key}")
         try:
-            return cls(**kwargs)
+            attack = cls(**kwargs)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"attack {cls.name!r}: {exc}") from None
+        if cls.wants_context:
+            attack.bind(context)
+        return attack
 
     @classmethod
     def spec(cls) -> AttackSpec:
@@ -174,7 +210,20 @@ class Attack:
             reference=cls.reference,
             minimum_norm=cls.minimum_norm,
             min_classes=cls.min_classes,
+            strength=cls.strength,
+            uses_surrogate=cls.uses_surrogate,
+            needs_fit=cls.needs_fit,
+            fit_per_eps=cls.fit_per_eps,
+            reports_fooling_rate=cls.reports_fooling_rate,
+            targeted=cls.supports_targeted,
+            wants_context=cls.wants_context,
+            alias=cls.alias,
         )
+
+    @classmethod
+    def alias(cls, name: str) -> "dict[str, Any] | None":
+        """Options implied by an unregistered attack name this family claims (``pgd@MODEL``), else ``None``."""
+        return None
 
 
 def _convert(value: Any, hint: Any, label: str) -> Any:

@@ -52,6 +52,7 @@ class DeepFool(Attack):
     name = "deepfool"
     norms = ("l2", "linf")
     minimum_norm: ClassVar[bool] = True
+    supports_targeted: ClassVar[bool] = False
     description = "DeepFool: steps to the nearest linearised decision boundary (minimum-norm, l2 and linf)"
     reference = (
         "Moosavi-Dezfooli, Fawzi & Frossard. DeepFool: a simple and accurate method to fool deep neural "

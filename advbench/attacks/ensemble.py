@@ -5,9 +5,10 @@ the threat ball and [0, 1], one counted forward query, ``goal.is_adversarial``);
 samples that are still robust, and so on. Each sample keeps the first adversarial found and records the
 member that found it (the ``broken_by`` column of the rows).
 
-Members see a :class:`SubBatchOracle`: a view of the ensemble's oracle restricted to the still-robust rows
-and to the member's own access level, so that every query a member makes is counted against the right
-sample of the harness's batch.
+Members see ``oracle.subset(still_robust)``: a view of the ensemble's oracle over the still-robust rows, at
+the member's own access level, so that every query a member makes is counted against the right sample of the
+harness's batch. Members are resolved and run through the run's attack context: the registry of the run's
+host (a plugin's attack can be a member) and the harness's own member contract (validate, project, judge).
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..errors import AttackError, ConfigError, RegistryError
-from ..oracles import check_index
-from ..threat import Norm, project
+from ..threat import Norm
 from .base import Attack, AttackOutput, Goal
 
 #: The member lists (and the options they get) of each ``version``, after AutoAttack's ``set_version``.
@@ -76,65 +76,6 @@ def parse_member_options(text: str) -> dict[str, dict[str, str]]:
             )
         out.setdefault(member, {})[option.strip()] = value.strip()
     return out
-
-
-class SubBatchOracle:
-    """The rows ``positions`` of a parent oracle's batch, seen as a batch of their own.
-
-    A member attack expects an oracle whose batch is exactly its ``x``: it queries with no ``index`` (its whole
-    sub-batch) or with member-local positions. This view maps those to positions of the parent's batch, so
-    queries are counted on the parent's per-sample counters (shared, never copied) against the right samples.
-    It forwards only what the parent offers: a score or label parent gives no ``logits`` and no gradients.
-
-    Attributes:
-        access: the parent's access level. batch_size: len(positions). num_classes, device: the parent's.
-    """
-
-    def __init__(self, parent, positions: torch.Tensor) -> None:
-        self._parent = parent
-        self._positions = torch.as_tensor(positions, dtype=torch.int64, device=parent.device)
-        self.access = parent.access
-        self.batch_size = int(self._positions.numel())
-        self.num_classes = parent.num_classes
-        self.device = parent.device
-
-    def _global(self, x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
-        local = check_index(x, index, self.batch_size, self.device, "oracle")
-        return self._positions if local is None else self._positions[local]
-
-    def __call__(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        return self._parent(x, self._global(x, index))
-
-    @property
-    def n_forward(self) -> torch.Tensor:
-        """int64 [batch_size]: forward queries so far of these rows (a copy; counting happens in the parent)."""
-        return self._parent.n_forward[self._positions]
-
-    @property
-    def n_backward(self) -> torch.Tensor:
-        return self._parent.n_backward[self._positions]
-
-    def restricted(self, access: str) -> "SubBatchOracle":
-        """The same rows at a lower access level (shares the counters)."""
-        if access == self.access:
-            return self
-        if not hasattr(self._parent, "restricted"):
-            raise AttackError(f"a {self.access} oracle cannot serve a {access} attack")
-        return make_sub_oracle(self._parent.restricted(access), self._positions)
-
-
-class SubBatchGradientOracle(SubBatchOracle):
-    """A :class:`SubBatchOracle` over a gradient oracle: adds ``logits`` (a counted forward, no autograd)."""
-
-    def logits(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        with torch.no_grad():
-            return self(x, index)
-
-
-def make_sub_oracle(parent, positions: torch.Tensor) -> SubBatchOracle:
-    """A view of rows ``positions`` [n] of ``parent``'s batch (gradient parents keep ``logits``)."""
-    cls = SubBatchGradientOracle if parent.access == "gradient" else SubBatchOracle
-    return cls(parent, positions)
 
 
 @dataclass
@@ -211,23 +152,29 @@ class Ensemble(Attack):
         self._per_member = per_member
         self.skipped: dict[str, str] = {}
         self._resolved: list[tuple[str, Any, Attack]] | None = None
-        # Resolve now, when the attack is built: an unknown explicit member fails before any cell runs, and
-        # skipped default members are known (and warned about) up front.
-        self._resolve()
+
+    wants_context = True
+    strength = 100
 
     # -- members --------------------------------------------------------------------------------------
+    def bind(self, context) -> None:
+        """Resolve the members against the run's registry now: an unknown explicit member fails before any
+        cell runs, and skipped default members are known (and warned about) up front."""
+        super().bind(context)
+        self._resolved = None
+        if context is not None:
+            self._resolve()
+
     def _resolve(self) -> list[tuple[str, Any, Attack]]:
-        """(name, spec, built attack) per member that runs, in order, from the current plugin host."""
+        """(name, spec, built attack) per member that runs, in order, from the run's registry."""
         if self._resolved is not None:
             return self._resolved
-        from ..plugins import get_host
-
-        table = get_host().registry.attacks
+        context = self.context
         version_options = VERSIONS[self.version][1]
         resolved = []
         for name in self._names:
             try:
-                spec = table.get(name)
+                spec = context.attack_spec(name)
             except RegistryError as exc:
                 if self._explicit:
                     raise ConfigError(f"ensemble member: {exc}") from None
@@ -237,12 +184,12 @@ class Ensemble(Attack):
             if spec.name == self.name:
                 raise ConfigError("an ensemble cannot be a member of itself")
             user = self._per_member.get(name, {})
-            attack = spec.build(**user)  # unknown user options are a ConfigError naming the member's options
+            attack = context.build_attack(name, user)  # unknown user options: a ConfigError naming the member's
             preset = version_options.get(name, {})
             known = set(attack.option_names()) if isinstance(attack, Attack) else set()
             merged = {k: v for k, v in preset.items() if k in known and k not in user}
             if merged:
-                attack = spec.build(**merged, **user)
+                attack = context.build_attack(name, {**merged, **user})
             resolved.append((name, spec, attack))
         if not resolved:
             raise ConfigError(
@@ -253,7 +200,7 @@ class Ensemble(Attack):
         return resolved
 
     def member_attacks(self) -> list[Attack]:
-        """The attacks that run, in order (resolved against the current plugin host)."""
+        """The attacks that run, in order (resolved against the run's registry)."""
         return [attack for _, _, attack in self._resolve()]
 
     # -- the cascade ----------------------------------------------------------------------------------
@@ -279,39 +226,19 @@ class Ensemble(Attack):
         x_adv = x.clone()
         broken_by = [""] * x.shape[0]
         todo = torch.arange(x.shape[0], device=x.device)
-        for name, spec, attack in members:
+        for name, _, attack in members:
             if todo.numel() == 0:
                 break
-            sub_goal = goal.subset(todo)
-            view = make_sub_oracle(oracle.restricted(attack.access), todo)
             seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
             member_gen = torch.Generator(device=generator.device).manual_seed(seed)
-            x_sub = x[todo]
-            with torch.enable_grad():
-                raw = attack.run(view, x_sub, sub_goal, threat, member_gen)
-            candidate = self._checked(raw, x_sub, name)
-            # Judge as the harness does: project, then one counted forward query on the ensemble's oracle.
-            candidate = project(candidate, x_sub, threat.norm, threat.eps)
-            logits = oracle.logits(candidate, todo)
-            broken = goal.is_adversarial(logits, todo)
-            x_adv[todo[broken]] = candidate[broken]
+            try:  # the harness's member contract: validate, project, one counted judging query per row
+                verdict = self.context.run_member(attack, oracle.subset(todo), x[todo], goal.subset(todo), threat,
+                                                  member_gen)
+            except AttackError as exc:
+                raise AttackError(f"ensemble member {name!r}: {exc}") from exc
+            broken = verdict.success
+            x_adv[todo[broken]] = verdict.x_adv[broken]
             for i in todo[broken].tolist():  # one host sync per member
                 broken_by[i] = name
             todo = todo[~broken]
         return AttackOutput(x_adv, extras={"broken_by": broken_by})
-
-    @staticmethod
-    def _checked(raw: object, x: torch.Tensor, name: str) -> torch.Tensor:
-        """The member's candidates as a finite tensor shaped like ``x`` (else an error naming the member)."""
-        if isinstance(raw, AttackOutput):
-            raw = raw.x_adv
-        if not isinstance(raw, torch.Tensor):
-            raise AttackError(f"ensemble member {name!r} returned {type(raw).__name__} instead of a tensor")
-        if tuple(raw.shape) != tuple(x.shape):
-            raise AttackError(
-                f"ensemble member {name!r} returned shape {tuple(raw.shape)} for inputs of shape {tuple(x.shape)}"
-            )
-        raw = raw.detach().to(device=x.device, dtype=x.dtype)
-        if not torch.isfinite(raw).all():
-            raise AttackError(f"ensemble member {name!r} returned NaN or infinite values")
-        return raw

@@ -13,7 +13,9 @@ from typing import Any
 import torch
 
 from ..errors import AttackError, ConfigError
+from ..oracles import make_oracle
 from .base import Attack, Goal
+from .transfer import parse_options
 
 
 @dataclass
@@ -54,6 +56,7 @@ class Substitute(Attack):
     norms = ("linf", "l2")
     needs_fit = True
     fit_per_eps = False
+    wants_context = True
     description = "Substitute model trained on the target's labels with Jacobian augmentation, then FGSM/PGD on it"
     reference = ("Papernot, McDaniel, Goodfellow, Jha, Celik, Swami. Practical Black-Box Attacks against "
                  "Machine Learning. AsiaCCS 2017")
@@ -152,27 +155,27 @@ class Substitute(Attack):
         return torch.cat(out)
 
     # -- run -------------------------------------------------------------------------------------------
-    def _base_attack(self) -> Attack:
-        cache: dict[str, Any] = self.__dict__.setdefault("_base", {})
-        if "attack" not in cache:
-            from ..plugins import get_host
-
-            spec = get_host().registry.attacks.get(self.base)
-            if spec.access != "gradient" or getattr(spec, "minimum_norm", False):
-                raise ConfigError(f"substitute base attack must be a fixed-eps gradient attack, not {self.base!r}")
-            opts = dict(item.split("=", 1) for item in self.base_options.split(";") if "=" in item)
-            cache["attack"] = spec.build(**opts)
-        return cache["attack"]
+    def bind(self, context) -> None:
+        """Build the base attack through the run's registry now (a bad name fails before any cell runs)."""
+        super().bind(context)
+        if context is None:
+            return
+        spec = context.attack_spec(self.base)
+        if spec.access != "gradient" or spec.minimum_norm or spec.uses_surrogate:
+            raise ConfigError(f"substitute base attack must be a fixed-eps gradient attack, not {self.base!r}")
+        self.__dict__["_base_attack"] = context.build_attack(self.base, parse_options(self.base_options))
 
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         """Craft on the substitute; the target oracle is not queried. x: [B, C, H, W] -> [B, C, H, W]."""
-        from ..oracles import GradientOracle
-
         if self.substitute is None:
             raise AttackError("attack 'substitute' must be fit() on a train split before run()")
+        base = self.__dict__.get("_base_attack")
+        if base is None:
+            raise AttackError("attack 'substitute' was built without the run's context: build it through a run "
+                              "or advbench.testing.build_attack")
         model = self.substitute.to(x.device)
-        surrogate = GradientOracle(model, x.shape[0], oracle.num_classes, x.device)
-        return self._base_attack().run(surrogate, x, goal, threat, generator)
+        surrogate = make_oracle("gradient", model, x.shape[0], oracle.num_classes, x.device)
+        return base.run(surrogate, x, goal, threat, generator)
 
 
 __all__ = ["Substitute"]

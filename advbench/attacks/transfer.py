@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..oracles import make_oracle
 from ..threat import project
 from .base import Attack, Goal
 from .losses import ce_objective
@@ -32,6 +33,46 @@ def split_transfer_name(name: str) -> tuple[str, str] | None:
     """``"pgd@cnn.mnist5k_std"`` -> ``("pgd", "cnn.mnist5k_std")``; ``None`` for a plain attack name."""
     base, sep, surrogate = name.partition("@")
     return (base, surrogate) if sep and base and surrogate else None
+
+
+def parse_options(text: str) -> dict[str, str]:  # replaced by advbench.options.parse_options at merge
+    out: dict[str, str] = {}
+    for item in str(text or "").split(";"):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"invalid option {item.strip()!r}: write OPTION=VALUE, several separated by ';'")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def surrogate_for(loaded, input_shape: tuple[int, ...]) -> tuple[torch.nn.Module, int]:
+    """(module taking the target's inputs [B, *input_shape], its class count) for a loaded surrogate.
+
+    Where the surrogate's own preprocessing gives another image size than the target's inputs, the module
+    resizes differentiably (bilinear) to the surrogate's size, so gradients still reach the target's pixels.
+    """
+    module = loaded.module
+    if loaded.preprocess is not None:
+        probe = torch.zeros(1, *input_shape)
+        want = tuple(loaded.preprocess(probe).shape[1:])
+        if want[0] != input_shape[0]:
+            raise ConfigError(f"surrogate {loaded.name!r} takes {want[0]}-channel images; the target's have {input_shape[0]}")
+        if want != tuple(input_shape):
+            module = _Resized(module, want[1:])
+    return module, loaded.num_classes
+
+
+class _Resized(torch.nn.Module):
+    """``module(resize(x))``: a surrogate that takes another image size than the target."""
+
+    def __init__(self, module: torch.nn.Module, size: tuple[int, ...]) -> None:
+        super().__init__()
+        self.module, self.size = module, tuple(size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(F.interpolate(x, size=self.size, mode="bilinear", align_corners=False))
 
 
 def gaussian_kernel(size: int, channels: int) -> torch.Tensor:
@@ -95,43 +136,50 @@ class Transfer(Attack):
         if not 0 <= self.diversity <= 1:
             raise ValueError("diversity must be in [0, 1]")
 
-    @property
-    def _cache(self) -> dict[str, Any]:
-        # Not a dataclass field, so it is neither an option nor recorded in the manifest.
-        return self.__dict__.setdefault("_loaded", {})
+    wants_context = True
+
+    @classmethod
+    def alias(cls, name: str) -> dict[str, Any] | None:
+        """``ATTACK@MODEL`` names this family: ``ATTACK`` crafted on the surrogate ``MODEL`` (``transfer@MODEL``
+        uses the default base)."""
+        parts = split_transfer_name(name)
+        if parts is None:
+            return None
+        base, surrogate = parts
+        return {"surrogate": surrogate} if base == cls.name else {"surrogate": surrogate, "base": base}
 
     @property
     def mi_di_ti(self) -> bool:
         return self.momentum > 0 or self.diversity > 0 or self.translation > 0
 
-    def _surrogate(self, device: torch.device) -> torch.nn.Module:
-        from ..plugins import get_host
-
+    def bind(self, context) -> None:
+        """Check the surrogate's name and build the base attack through the run's registry, before any cell runs."""
+        super().bind(context)
+        self.__dict__["_surrogates"] = {}
+        if context is None:
+            return
         if not self.surrogate:
             raise ConfigError("attack 'transfer' needs a surrogate: --surrogates NAME or ATTACK@NAME")
-        key = f"model:{device}"
-        if key not in self._cache:
-            self._cache[key] = get_host().model_spec(self.surrogate).load(device=str(device))
-        return self._cache[key]
+        spec = context.attack_spec(self.base)
+        if spec.access != "gradient" or spec.uses_surrogate:
+            raise ConfigError(f"transfer base attack must be a white-box gradient attack on the surrogate; "
+                              f"{self.base!r} is {spec.access}-based" + (" and uses a surrogate itself" if spec.uses_surrogate else ""))
+        self.__dict__["_base_attack"] = context.build_attack(self.base, parse_options(self.base_options))
 
-    def _base_attack(self) -> Attack:
-        from ..plugins import get_host
-
-        if "base" not in self._cache:
-            spec = get_host().registry.attacks.get(self.base)
-            if spec.access != "gradient" or spec.name == "transfer":
-                raise ConfigError(f"transfer base attack must be a white-box gradient attack, not {self.base!r}")
-            opts = dict(item.split("=", 1) for item in self.base_options.split(";") if "=" in item)
-            self._cache["base"] = spec.build(**opts)
-        return self._cache["base"]
+    def _surrogate_oracle(self, x: torch.Tensor):
+        """A white-box oracle over the surrogate for the batch x [B, C, H, W] (its own ledger: the target is not
+        queried). The surrogate is loaded once per device, exactly as the run loads models under test."""
+        cache = self.__dict__.setdefault("_surrogates", {})
+        key = str(x.device)
+        if key not in cache:
+            cache[key] = surrogate_for(self.context.load_model(self.surrogate, None), tuple(x.shape[1:]))
+        module, classes = cache[key]
+        return make_oracle("gradient", module, x.shape[0], classes, x.device)
 
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
-        from ..oracles import GradientOracle
-
-        model = self._surrogate(x.device)
-        surrogate = GradientOracle(model, x.shape[0], int(getattr(model, "num_classes", oracle.num_classes)), x.device)
+        surrogate = self._surrogate_oracle(x)
         if not self.mi_di_ti:
-            return self._base_attack().run(surrogate, x, goal, threat, generator)
+            return self.__dict__["_base_attack"].run(surrogate, x, goal, threat, generator)
         return self._mi_di_ti(surrogate, x, goal, threat, generator)
 
     def _mi_di_ti(self, surrogate, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:

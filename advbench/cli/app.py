@@ -157,7 +157,7 @@ def run(
     if len(outcome.rows):
         n = outcome.rows["sample_id"].nunique()
         show_results(outcome.rows, outcome.flags, outcome.transfer, fmt, f"{config.dataset}/{config.split}, {n} samples",
-                     view=view, always_success=min_confidence is not None)
+                     view=view, always_success=min_confidence is not None, manifest=outcome.manifest)
     if not quiet:
         note(f"results: {out_dir}")
     if outcome.failures:
@@ -247,12 +247,13 @@ def leaderboard_cmd(
     """Rebuild the leaderboard of a run from its rows on disk."""
     from ..errors import ConfigError
     from ..leaderboard.render import FORMATS
-    from ..results import load_flags, load_rows, load_transfer
+    from ..results import load_flags, load_manifest, load_rows, load_transfer
     from .render import show_results
 
     if fmt not in FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}: use one of {', '.join(FORMATS)}")
-    show_results(load_rows(run_dir), load_flags(run_dir), load_transfer(run_dir), fmt, str(run_dir), view=view)
+    show_results(load_rows(run_dir), load_flags(run_dir), load_transfer(run_dir), fmt, str(run_dir), view=view,
+                 manifest=load_manifest(run_dir))
 
 
 @app.command()

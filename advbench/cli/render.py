@@ -103,12 +103,12 @@ VIEWS = ("robust", "success", "by-class", "transfer", "min-norm", "queries", "qu
 
 
 def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, view: str | None = None,
-                 always_success: bool = False) -> None:
+                 always_success: bool = False, manifest: dict | None = None) -> None:
     """Print a run's results.
 
     In ``table`` format with no ``view``: the robust-accuracy board, then whatever else says something (the
     success-rate board for targeted or unlabelled runs, the transferability matrix, minimum-norm medians,
-    flags). Machine formats print one view (``robust`` unless ``view`` names another) to stdout.
+    flags). ``manifest`` (the run's) tells which attacks report a fooling rate. Machine formats print one view (``robust`` unless ``view`` names another) to stdout.
     """
     import typer
 
@@ -147,8 +147,10 @@ def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, vie
     show = (lambda v: view == v) if view is not None else None
     if (show("robust") if show else not unlabelled):
         print_leaderboard(frames["robust"](), console, title=f"{title}: robust accuracy (%)")
-    # a universal perturbation is judged by its fooling rate: show the success board whenever one ran
-    fooling = bool(len(rows)) and "uap" in set(rows["attack"])
+    # an attack judged by its fooling rate (a universal perturbation; its spec says so, recorded in the
+    # manifest): show the success board whenever one ran
+    attacks_meta = (manifest or {}).get("attacks", {})
+    fooling = bool(len(rows)) and any(attacks_meta.get(a, {}).get("reports_fooling_rate") for a in set(rows["attack"]))
     if (show("success") if show else (always_success or targeted or unlabelled or fooling)):
         success = frames["success"]()
         if len(success):

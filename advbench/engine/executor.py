@@ -1,9 +1,9 @@
-"""Run a whole plan on one machine: per model, clean predictions once, then every cell in batches."""
+"""Run a whole plan on one machine: resolve names, then per model a session and its cells, then the
+transferability matrix and the flags. Each step is a function of its own module; this one only sequences them.
+"""
 
 from __future__ import annotations
 
-import json
-import math
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,17 +13,15 @@ import pandas as pd
 import torch
 
 from ..errors import AdvbenchError
-from ..plugins import PluginHost
-from ..results import RunStore, environment, now_utc
-from ..specs import DatasetSpec
-from ..threat import ThreatModel
+from ..schema import empty_rows
 from .config import RunConfig
-from .plan import Cell, Plan, make_plan
-from .runner import (
-    ROW_COLUMNS, CellResult, ModelInputs, cell_rows, cell_seed, choose_targets, judge, minimum_norms,
-    predict_logits, run_attack,
-)
+from .plan import Cell, Plan
+from .recorder import CellResult, Failure, Recorder
+from .resolve import ResolvedRun, pick_transfer_attack, resolve_run
+from .runner import ModelCaches, run_cell
 from .samples import select_samples
+from .scheduler import ModelUnit, schedule
+from .session import ModelSession, load_model, open_session
 from .transfer import AdversarialStore, matrix_frame, transfer_rows
 
 
@@ -38,15 +36,6 @@ class Reporter:
     def cell_failed(self, cell: Cell, message: str) -> None: ...
     def model_finished(self, model: str) -> None: ...
     def run_finished(self) -> None: ...
-
-
-@dataclass
-class Failure:
-    """A cell (or every cell of a model) that could not run."""
-
-    cells: list[str]
-    message: str
-    traceback: str = ""
 
 
 @dataclass
@@ -75,310 +64,184 @@ def resolve_device(device: str) -> str:
     return str(dev)
 
 
-def execute(config: RunConfig, host: PluginHost, reporter: Reporter | None = None) -> RunOutcome:
+@dataclass
+class _Run:
+    """The state of one execution that every model's step reads and extends."""
+
+    config: RunConfig
+    resolved: ResolvedRun
+    recorder: Recorder
+    reporter: Reporter
+    device: torch.device
+    sample_ids: torch.Tensor
+    x: torch.Tensor
+    y: torch.Tensor
+    transfer_attack: str | None
+    frames: list[pd.DataFrame] = field(default_factory=list)
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    adversarials: AdversarialStore = field(default_factory=lambda: AdversarialStore({}))
+    clean_preds: dict[str, torch.Tensor] = field(default_factory=dict)
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+def execute(config: RunConfig, host, reporter: Reporter | None = None) -> RunOutcome:
     """Resolve every name, plan, and run. Names are all checked before any compute starts."""
     reporter = reporter or Reporter()
-    dataset: DatasetSpec = host.dataset_spec(config.dataset, config.dataset_options)
-    resolved = [resolve_attack(host, a) for a in config.attacks]
-    attack_specs = [spec for spec, _ in resolved]
-    model_specs = [host.model_spec(m, config.model_options.get(m)) for m in config.models]
-    attacks = {spec.name: spec.build(**{**preset, **config.attack_options.get(spec.name, {})}) for spec, preset in resolved}
-    unknown_opts = sorted(set(config.attack_options) - set(attacks))
-    if unknown_opts:
-        raise AdvbenchError(f"--attack-opt names attack {unknown_opts[0]!r}, which is not in --attacks")
-    plan = make_plan(model_specs, attack_specs, config.norm, list(config.eps), dataset)
+    resolved = resolve_run(config, host)
     device = torch.device(config.device)
-    sample_ids, x, y = select_samples(dataset, config.split, config.n_samples, config.seed, config.dataset_options)
+    sample_ids, x, y = select_samples(resolved.dataset, config.split, config.n_samples, config.seed,
+                                      config.dataset_options)
+    recorder = Recorder.open(config, host, resolved, sample_ids, device)
+    transfer_attack = pick_transfer_attack(config, resolved.attack_specs)
+    keep = config.transfer_matrix and transfer_attack is not None and len({c.model for c in resolved.plan.cells}) > 1
+    run = _Run(config, resolved, recorder, reporter, device, sample_ids, x, y, transfer_attack if keep else None)
 
-    store = RunStore(config.out) if config.out is not None else None
-    if config.resume and store is not None:
-        _check_resumable(store.run_dir, config, {n: a.options() for n, a in attacks.items()})
-    manifest: dict[str, Any] = {
-        "started": now_utc(),
-        "environment": environment(),
-        "device": _device_name(device),
-        "seed": config.seed,
-        "config": config.to_json(),
-        "attacks": {spec.name: {"options": attacks[spec.name].options(), "plugin": spec.plugin} for spec in attack_specs},
-        "models": {s.name: {"plugin": s.plugin, "card": s.card} for s in model_specs},
-        "plugins": [{"name": p.name, "distribution": p.distribution, "version": p.version, "error": p.error} for p in host.plugins],
-        "n_samples": int(sample_ids.numel()),
-        "sample_ids_sha256": _ids_digest(sample_ids),
-        "plan": {
-            "cells": [str(c) for c in plan.cells],
-            "dropped": [{"model": d.model, "attack": d.attack, "reason": d.reason} for d in plan.dropped],
-        },
-        "failures": [],
-    }
-    if store is not None:
-        store.write_manifest(manifest)
-        host.notify("advbench_run_started", config=config.to_json(), run_dir=store.run_dir)
-
-    reporter.run_started(plan, int(sample_ids.numel()))
-    frames: list[pd.DataFrame] = []
-    failures: list[Failure] = []
-    flags: list[dict[str, Any]] = []
-    # The transferability matrix reuses the white-box adversarials of a multi-model run.
-    transfer_attack = pick_transfer_attack(config, attacks)
-    keep = config.transfer_matrix and transfer_attack is not None and len({c.model for c in plan.cells}) > 1
-    adversarials = AdversarialStore({})
-    clean_preds: dict[str, torch.Tensor] = {}
-    input_shapes: dict[str, tuple[int, ...]] = {}
-    for spec in model_specs:
-        cells = plan.cells_for(spec.name)
-        if not cells:
-            continue
-        reporter.model_started(spec.name, len(cells))
-        pending = [c for c in cells if not (config.resume and store is not None and store.has_cell(c.key))]
-        for c in cells:
-            if c not in pending:
-                rows = store.read_cell(c.key)  # type: ignore[union-attr]
-                frames.append(rows)
-                if keep and c.attack == transfer_attack:
-                    stored = store.read_adversarials(c.key)  # type: ignore[union-attr]
-                    if stored is not None:  # written unless --no-save-adversarials
-                        adversarials.cells[(c.model, c.attack, c.norm.value, c.eps)] = stored
-                reporter.cell_finished(c, rows, 0.0, reused=True)
-        if not pending:
-            reporter.model_finished(spec.name)
-            continue
-        try:
-            model = spec.load(device=str(device), **config.model_options.get(spec.name, {}))
-            num_classes = int(getattr(model, "num_classes", dataset.num_classes))
-            # the model's own preprocessing (resize, crop) happens once, before any attack: eps is measured
-            # on the pixels the model sees
-            x_model = spec.preprocess(x) if spec.preprocess is not None else x
-            clean_logits = predict_logits(model, x_model, config.batch_size, device)
-            inputs = ModelInputs(
-                sample_ids=sample_ids, x=x_model, y=y, clean_logits=clean_logits,
-                targets=choose_targets(config.targeted, y, clean_logits, config.seed),
-                min_confidence=config.min_confidence, num_classes=num_classes,
-                dataset=dataset.name, split=config.split, seed=config.seed,
-            )
-        except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its cells, not the run
-            message = str(exc) if isinstance(exc, AdvbenchError) else f"model {spec.name!r} failed to load: {type(exc).__name__}: {exc}"
-            message = message.splitlines()[0] if message else type(exc).__name__
-            failures.append(Failure([str(c) for c in pending], message, traceback.format_exc()))
-            for c in pending:
-                reporter.cell_failed(c, message)
-            reporter.model_finished(spec.name)
-            continue
-        clean_preds[spec.name] = inputs.clean_pred
-        input_shapes[spec.name] = tuple(inputs.x.shape[1:])
-        if config.sanity_checks:
-            try:
-                flags.extend(_probe(model, spec.name, inputs, config, device))
-            except Exception as exc:  # noqa: BLE001 - a probe must never cost the run
-                flags.append({"model": spec.name, "attack": "*", "eps": None, "flag": "probe_failed",
-                              "detail": f"the gradient-masking probes raised {type(exc).__name__}: {exc}"})
-        n_attacked = int(inputs.attacked.sum())
-        unbounded: dict[str, tuple] = {}  # minimum-norm attacks: one unbounded run serves every eps
-        for cell in pending:
-            reporter.cell_started(cell, n_attacked)
-            try:
-                result = _run_cell(cell, attacks[cell.attack], model, inputs, config, device, dataset, unbounded, reporter, spec.preprocess)
-            except Exception as exc:  # noqa: BLE001 - one failing cell (often a plugin's bug) must not stop the run
-                message = str(exc) if isinstance(exc, AdvbenchError) else f"{type(exc).__name__}: {exc}"
-                message = f"cell {cell} failed: {message.splitlines()[0] if message else type(exc).__name__}"
-                failures.append(Failure([str(cell)], message, traceback.format_exc()))
-                reporter.cell_failed(cell, message)
-                continue
-            if store is not None:
-                store.write_cell(
-                    cell.key, result.rows,
-                    result.x_adv if config.save_adversarials else None, sample_ids,
-                )
-                host.notify(
-                    "advbench_cell_finished",
-                    cell={"model": cell.model, "attack": cell.attack, "norm": cell.norm.value, "eps": cell.eps, "seconds": result.seconds},
-                    rows=result.rows,
-                )
-            frames.append(result.rows)
-            if keep and cell.attack == transfer_attack:
-                adversarials.cells[(cell.model, cell.attack, cell.norm.value, cell.eps)] = result.x_adv
-            reporter.cell_finished(cell, result.rows, result.seconds, reused=False)
-        del model
-        reporter.model_finished(spec.name)
-
-    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(ROW_COLUMNS))
-    transfer = None
-    if keep and adversarials.cells:
-        transfer = _transfer_matrix(model_specs, clean_preds, input_shapes, adversarials, y, config, device)
-        if config.sanity_checks:
-            from .sanity import transfer_flags
-
-            flags.extend(transfer_flags(transfer))
-        if store is not None:
-            store.write_transfer(transfer)
+    reporter.run_started(resolved.plan, int(sample_ids.numel()))
+    for unit in schedule(resolved.plan):
+        _run_model(run, unit)
+    rows = pd.concat(run.frames, ignore_index=True) if run.frames else empty_rows()
+    transfer = _transfer_matrix(run) if run.adversarials.cells else None
     if config.sanity_checks:
-        from .sanity import row_flags
+        from .sanity import row_flags, transfer_flags
 
-        flags.extend(row_flags(rows, {name: a.access for name, a in attacks.items()}))
-    manifest["flags"] = flags
-    manifest["failures"] = [{"cells": f.cells, "message": f.message} for f in failures]
-    manifest["finished"] = now_utc()
-    if store is not None:
-        store.write_results(rows)
-        store.write_flags(flags)
-        store.write_manifest(manifest)
-        host.notify("advbench_run_finished", run_dir=store.run_dir, rows=rows)
+        run.flags.extend(transfer_flags(transfer))
+        run.flags.extend(row_flags(rows, resolved.attack_specs))
+    recorder.finish(rows, run.flags, transfer)
     reporter.run_finished()
-    return RunOutcome(rows, plan, failures, store.run_dir if store else None, manifest, flags, transfer)
+    return RunOutcome(rows, resolved.plan, recorder.failures, recorder.run_dir, recorder.manifest, run.flags, transfer)
 
 
-#: Known white-box strength, strongest first: the default attack of the transferability matrix.
-_TRANSFER_PREFERENCE = ("ensemble", "apgd_t", "apgd_ce", "pgd", "bim", "mifgsm", "fab_t", "fgsm")
+def evaluate_module(module: torch.nn.Module, name: str, dataset, attack, spec, norm, eps: float, *, seed: int = 0,
+                    split: str = "test", batch_size: int = 500, device: str = "cpu") -> pd.DataFrame:
+    """The rows that ``advbench run --models NAME --attacks ATTACK --norm NORM --eps EPS --dataset DATASET`` gives,
+    for an in-memory model under that name (a model card's robust accuracy is computed here, so the card and
+    the board agree exactly for the same settings).
 
-
-def pick_transfer_attack(config: RunConfig, attacks: dict[str, Any]) -> str | None:
-    """The white-box attack whose adversarials feed the transferability matrix: ``--transfer-attack``, or the
-    strongest white-box attack of the run (one attack keeps memory and time in check on big runs)."""
-    white = [n for n, a in attacks.items() if a.access == "gradient" and not getattr(a, "uses_surrogate", False)
-             and not a.needs_fit]
-    if config.transfer_attack is not None:
-        if config.transfer_attack not in white:
-            raise AdvbenchError(f"--transfer-attack {config.transfer_attack!r} is not a white-box attack of this run "
-                                f"(white-box attacks here: {', '.join(white) or 'none'})")
-        return config.transfer_attack
-    ranked = [n for n in _TRANSFER_PREFERENCE if n in white]
-    return ranked[0] if ranked else (white[0] if white else None)
-
-
-def resolve_attack(host: PluginHost, name: str) -> tuple[Any, dict[str, Any]]:
-    """The spec for an attack name, and options it implies.
-
-    ``ATTACK@MODEL`` is a transfer attack: ``ATTACK`` crafted on the surrogate ``MODEL`` (``transfer@MODEL``
-    uses the transfer attack's default base). Both names are checked here, before any compute.
+    Args:
+        module: maps [B, C, H, W] in [0, 1] to logits [B, K] (eval mode). dataset: its DatasetSpec.
+        attack: the built attack; spec: its AttackSpec. norm: a :class:`~advbench.threat.Norm`.
     """
-    from dataclasses import replace
+    from ..specs import ModelSpec
 
-    from ..attacks.transfer import split_transfer_name
-
-    parts = split_transfer_name(name)
-    if parts is None:
-        return host.registry.attacks.get(name), {}
-    base, surrogate = parts
-    transfer = host.registry.attacks.get("transfer")
-    host.model_spec(surrogate)  # an unknown surrogate fails now, with did-you-mean
-    preset: dict[str, Any] = {"surrogate": surrogate}
-    if base != "transfer":
-        base_spec = host.registry.attacks.get(base)
-        if base_spec.access != "gradient":
-            raise AdvbenchError(f"{name}: a transfer attack crafts with a white-box attack on the surrogate; {base!r} is {base_spec.access}-based")
-        preset["base"] = base
-    return replace(transfer, name=name), preset
+    config = RunConfig(models=(name,), attacks=(spec.name,), eps=(float(eps),), norm=norm, dataset=dataset.name,
+                       split=split, batch_size=batch_size, device=device, seed=seed, sanity_checks=False)
+    model_spec = ModelSpec(name=name, load=lambda device, **_: module, num_classes=dataset.num_classes)
+    sample_ids, x, y = select_samples(dataset, split, None, seed)
+    session = open_session(model_spec, {}, sample_ids, x, y, config=config, dataset=dataset, device=torch.device(device))
+    cell = Cell(name, spec.name, norm, float(eps))
+    rows, _, _ = run_cell(cell, attack, spec, session, config=config, device=torch.device(device),
+                          train_split=lambda: _train_split(dataset), caches=ModelCaches())
+    return rows
 
 
-def _transfer_matrix(model_specs, clean_preds: dict[str, torch.Tensor], input_shapes: dict[str, tuple[int, ...]],
-                     adversarials: AdversarialStore, y: torch.Tensor, config: RunConfig, device: torch.device) -> pd.DataFrame:
+def _run_model(run: _Run, unit: ModelUnit) -> None:
+    """Reuse what ``--resume`` finds, open the model's session, run its pending cells."""
+    name, reporter = unit.model, run.reporter
+    reporter.model_started(name, len(unit.cells))
+    pending = []
+    for cell in unit.cells:
+        reused = run.recorder.reused(cell, want_adversarials=cell.attack == run.transfer_attack)
+        if reused is None:
+            pending.append(cell)
+        else:
+            _keep(run, cell, reused)
+            reporter.cell_finished(cell, reused.rows, 0.0, reused=True)
+    if pending:
+        session = _open(run, name, pending)
+        if session is not None:
+            _run_cells(run, session, pending)
+            del session
+    reporter.model_finished(name)
+
+
+def _open(run: _Run, name: str, pending: list[Cell]) -> ModelSession | None:
+    """The model's session, or ``None`` after recording every pending cell as failed (a model that cannot
+    load fails its cells, not the run)."""
+    spec = next(s for s in run.resolved.models if s.name == name)
+    try:
+        session = open_session(spec, run.config.model_options.get(name, {}), run.sample_ids, run.x, run.y,
+                               config=run.config, dataset=run.resolved.dataset, device=run.device)
+    except Exception as exc:  # noqa: BLE001
+        message = str(exc) if isinstance(exc, AdvbenchError) else f"model {name!r} failed to load: {type(exc).__name__}: {exc}"
+        message = message.splitlines()[0] if message else type(exc).__name__
+        run.recorder.failed(pending, message, traceback.format_exc())
+        for cell in pending:
+            run.reporter.cell_failed(cell, message)
+        return None
+    run.clean_preds[name] = session.inputs.clean_pred
+    run.input_shapes[name] = tuple(session.inputs.x.shape[1:])
+    if run.config.sanity_checks:
+        run.flags.extend(_probe(session, run.config, run.device))
+    return session
+
+
+def _run_cells(run: _Run, session: ModelSession, pending: list[Cell]) -> None:
+    caches = ModelCaches()
+    n_attacked = int(session.inputs.attacked.sum())
+    dataset = run.resolved.dataset
+    for cell in pending:
+        run.reporter.cell_started(cell, n_attacked)
+        try:
+            rows, x_adv, seconds = run_cell(
+                cell, run.resolved.attacks[cell.attack], run.resolved.attack_specs[cell.attack], session,
+                config=run.config, device=run.device, train_split=lambda: _train_split(dataset),
+                caches=caches, on_batch=run.reporter.batch_done,
+            )
+        except Exception as exc:  # noqa: BLE001 - one failing cell (often a plugin's bug) must not stop the run
+            message = str(exc) if isinstance(exc, AdvbenchError) else f"{type(exc).__name__}: {exc}"
+            message = f"cell {cell} failed: {message.splitlines()[0] if message else type(exc).__name__}"
+            run.recorder.failed([cell], message, traceback.format_exc())
+            run.reporter.cell_failed(cell, message)
+            continue
+        result = CellResult(rows, x_adv, seconds)
+        run.recorder.cell_finished(cell, result, run.sample_ids)
+        _keep(run, cell, result)
+        run.reporter.cell_finished(cell, rows, seconds, reused=False)
+
+
+def _keep(run: _Run, cell: Cell, result: CellResult) -> None:
+    """Collect a cell's rows, and its adversarials when they feed the transferability matrix."""
+    run.frames.append(result.rows)
+    if cell.attack == run.transfer_attack and result.x_adv is not None:
+        run.adversarials.cells[(cell.model, cell.attack, cell.norm.value, cell.eps)] = result.x_adv
+
+
+def _train_split(dataset):
+    from ..errors import ConfigError
+
+    if "train" not in dataset.splits:
+        raise ConfigError(f"this attack learns from a train split, which dataset {dataset.name!r} lacks")
+    return dataset.load("train")
+
+
+def _transfer_matrix(run: _Run) -> pd.DataFrame:
     """Judge every source's stored adversarials on every target model (each target loaded once more).
     Pairs whose models take different input shapes (different preprocessing) are left out."""
     rows: list[dict] = []
-    for spec in model_specs:
-        if spec.name not in clean_preds:
+    for spec in run.resolved.models:
+        if spec.name not in run.clean_preds:
             continue  # the model failed to load or had no cells
-        model = spec.load(device=str(device), **config.model_options.get(spec.name, {}))
-        same_shape = AdversarialStore({k: v for k, v in adversarials.cells.items() if tuple(v.shape[1:]) == input_shapes[spec.name]})
-        rows += transfer_rows(spec.name, model, y, clean_preds[spec.name], same_shape,
-                              batch_size=config.batch_size, device=device)
-        del model
+        loaded = load_model(spec, run.config.model_options.get(spec.name, {}), run.device, run.resolved.dataset.num_classes)
+        shape = run.input_shapes[spec.name]
+        same_shape = AdversarialStore({k: v for k, v in run.adversarials.cells.items() if tuple(v.shape[1:]) == shape})
+        rows += transfer_rows(spec.name, loaded.module, run.y, run.clean_preds[spec.name], same_shape,
+                              batch_size=run.config.batch_size, device=run.device)
     return matrix_frame(rows)
 
 
-def _probe(model, name: str, inputs: ModelInputs, config: RunConfig, device: torch.device, n_probe: int = 100) -> list[dict[str, Any]]:
-    """Gradient-masking probes on up to ``n_probe`` clean-correct samples (skipped for unlabelled data)."""
+def _probe(session: ModelSession, config: RunConfig, device: torch.device, n_probe: int = 100) -> list[dict[str, Any]]:
+    """Gradient-masking probes on up to ``n_probe`` clean-correct samples (skipped for unlabelled data); a
+    probe that raises becomes a flag, never a failed run."""
     from .sanity import probe_model
 
+    inputs = session.inputs
     correct = ((inputs.clean_pred == inputs.y) & (inputs.y >= 0)).nonzero().squeeze(1)[:n_probe]
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    return probe_model(model, name, inputs.x[correct], inputs.y[correct], device, gen)
+    try:
+        return probe_model(session.harness, session.name, inputs.x[correct], inputs.y[correct], device, gen)
+    except Exception as exc:  # noqa: BLE001
+        return [{"model": session.name, "attack": "*", "eps": None, "flag": "probe_failed",
+                 "detail": f"the gradient-masking probes raised {type(exc).__name__}: {exc}"}]
 
 
-def _run_cell(cell: Cell, attack, model, inputs: ModelInputs, config: RunConfig, device: torch.device,
-              dataset: DatasetSpec, unbounded: dict[str, tuple], reporter: Reporter, preprocess=None) -> CellResult:
-    """Attack (or reuse the unbounded run of a minimum-norm attack), then judge at the cell's eps."""
-    threat = ThreatModel(cell.norm, cell.eps)
-    common = dict(batch_size=config.batch_size, device=device)
-    if attack.minimum_norm:
-        if cell.attack not in unbounded:
-            free = ThreatModel(cell.norm, math.inf)
-            gen = torch.Generator(device=device).manual_seed(cell_seed(config.seed, Cell(cell.model, cell.attack, cell.norm, math.inf)))
-            attacked = run_attack(attack, model, inputs, free, generator=gen, on_batch=reporter.batch_done, queries=config.queries, **common)
-            unbounded[cell.attack] = (attacked, minimum_norms(inputs, attacked, judge(model, inputs, attacked.x_adv, free, **common), cell.norm))
-        attacked, min_norm = unbounded[cell.attack]
-        judged = judge(model, inputs, attacked.x_adv, threat, **common)
-        return CellResult(cell_rows(cell, inputs, attacked, judged, min_norm), judged.x_adv, attacked.wall)
-    gen = torch.Generator(device=device).manual_seed(cell_seed(config.seed, cell))
-    fit_queries = None
-    if attack.needs_fit:
-        key = f"fit:{cell.attack}" if not attack.fit_per_eps else f"fit:{cell.attack}:{cell.eps!r}"
-        if key not in unbounded:  # the per-model cache also remembers fits
-            unbounded[key] = (_fit(attack, model, inputs, dataset, threat, gen, device, preprocess),)
-        fit_queries = unbounded[key][0]
-    attacked = run_attack(attack, model, inputs, threat, generator=gen, on_batch=reporter.batch_done, queries=config.queries, **common)
-    if fit_queries is not None:
-        # queries spent learning from the train split count against the target too (one total per cell)
-        attacked.extras["fit_queries"] = [fit_queries] * inputs.x.shape[0]
-    judged = judge(model, inputs, attacked.x_adv, threat, **common)
-    return CellResult(cell_rows(cell, inputs, attacked, judged, None), judged.x_adv, attacked.wall)
-
-
-def _fit(attack, model, inputs: ModelInputs, dataset: DatasetSpec, threat: ThreatModel, gen: torch.Generator,
-         device: torch.device, model_preprocess=None) -> int:
-    """Let an attack that learns (a universal perturbation, a substitute model) see the train split first.
-
-    Returns:
-        The forward queries it spent on the target.
-    """
-    from ..attacks.base import Goal
-    from ..errors import ConfigError
-    from ..oracles import make_oracle
-
-    if "train" not in dataset.splits:
-        raise ConfigError(f"attack {attack.name!r} learns from a train split, which dataset {dataset.name!r} lacks")
-    x_train, y_train = dataset.load("train")
-    if model_preprocess is not None:
-        x_train = model_preprocess(x_train)
-    oracle = make_oracle(attack.access, model, x_train.shape[0], inputs.num_classes, device)
-    goal = Goal(labels=y_train.to(device), min_confidence=inputs.min_confidence)
-    with torch.enable_grad():
-        attack.fit(oracle, x_train.to(device), goal, threat, gen)
-    return int(oracle.n_forward.sum())
-
-
-def _check_resumable(run_dir: Path, config: RunConfig, attack_options: dict[str, dict[str, Any]]) -> None:
-    """Refuse to mix cells computed under other settings into this run."""
-    from ..errors import ConfigError
-    from ..results import load_manifest
-
-    old = load_manifest(run_dir)
-    if not old:
-        return
-    before = old.get("config", {})
-    now = config.to_json()
-    for key in ("dataset", "split", "n_samples", "seed", "batch_size", "norm", "model_options"):
-        if key in before and before[key] != now[key]:
-            raise ConfigError(
-                f"cannot --resume {run_dir}: its {key} was {before[key]!r}, now {now[key]!r}; use another --out"
-            )
-    for name, options in attack_options.items():
-        previous = old.get("attacks", {}).get(name, {}).get("options")
-        if previous is not None and previous != json.loads(json.dumps(options)):
-            raise ConfigError(
-                f"cannot --resume {run_dir}: attack {name!r} ran with other options ({previous}); use another --out"
-            )
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return str(device)
-
-
-def _ids_digest(ids: torch.Tensor) -> str:
-    import hashlib
-
-    return hashlib.sha256(ids.numpy().astype("<i8").tobytes()).hexdigest()
-
-
-__all__ = ["execute", "resolve_device", "Reporter", "RunOutcome", "Failure", "cell_seed"]
+__all__ = ["evaluate_module", "execute", "resolve_device", "Reporter", "RunOutcome", "Failure"]

@@ -61,14 +61,18 @@ def model_incompatibility(model: ModelSpec, dataset: DatasetSpec) -> str | None:
     return None
 
 
-def attack_incompatibility(attack: AttackSpec, norm: Norm) -> str | None:
+def attack_incompatibility(attack: AttackSpec, norm: Norm, targeted: bool = False) -> str | None:
+    """Why ``attack`` cannot run at ``norm`` (or with a target class), or ``None``."""
     if norm.value not in attack.norms:
         return f"attack {attack.name!r} does not support the {norm.value} norm (it supports {', '.join(attack.norms)})"
+    if targeted and not attack.targeted:
+        return f"attack {attack.name!r} is untargeted only: it cannot run with --targeted"
     return None
 
 
 def make_plan(
-    models: list[ModelSpec], attacks: list[AttackSpec], norm: Norm, eps: list[float], dataset: DatasetSpec
+    models: list[ModelSpec], attacks: list[AttackSpec], norm: Norm, eps: list[float], dataset: DatasetSpec,
+    targeted: bool = False,
 ) -> Plan:
     """Cells in model-major order (a model is loaded once and serves all its cells)."""
     dropped: list[Dropped] = []
@@ -81,7 +85,7 @@ def make_plan(
             ok_models.append(m)
     ok_attacks = []
     for a in attacks:
-        reason = attack_incompatibility(a, norm)
+        reason = attack_incompatibility(a, norm, targeted)
         if reason:
             dropped.append(Dropped(None, a.name, reason))
         else:

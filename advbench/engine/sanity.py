@@ -16,20 +16,20 @@ Model probes (a few forward/backward passes on up to ``n_probe`` clean-correct s
 Row checks (over the run's results):
 
 * ``robust_rises_with_eps``: an attack's robust accuracy goes up as eps grows;
-* ``weaker_beats_stronger``: an attack known to be weaker (FGSM < BIM < PGD < APGD < ensemble) breaks more
-  samples than a stronger one at the same eps, or a black-box attack beats a white-box one.
+* ``weaker_beats_stronger``: an attack ranked weaker by its spec's ``strength`` (FGSM < BIM < PGD < APGD <
+  ensemble for the built-ins; a plugin's attack declares its own) breaks more samples than a stronger one at
+  the same eps;
+* ``black_box_beats_white_box``: a score- or label-based attack beats every white-box one.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-#: Known strength order of white-box attacks (weaker first); the ensemble contains the APGDs.
-STRENGTH_ORDER = ("fgsm", "bim", "mifgsm", "pgd", "apgd_ce", "ensemble")
 MARGIN = 0.005  # 0.5 percentage points: differences below this are noise from random starts
 
 
@@ -37,44 +37,40 @@ def _flag(model: str, attack: str, flag: str, detail: str, eps: float | None = N
     return {"model": model, "attack": attack, "eps": eps, "flag": flag, "detail": detail}
 
 
-def probe_model(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+def probe_model(harness, name: str, x: torch.Tensor, y: torch.Tensor, device: torch.device,
                 generator: torch.Generator) -> list[dict[str, Any]]:
-    """Model-level probes on clean-correct samples x [n, C, H, W] (n small), labels y [n]."""
-    from ..attacks.base import Goal
+    """Model-level probes on clean-correct samples x [n, C, H, W] (n small), labels y [n], through the
+    model's :class:`~advbench.engine.harness.Harness`."""
     from ..attacks.pgd import PGD
-    from ..oracles import GradientOracle
     from ..threat import Norm, ThreatModel
 
     flags: list[dict[str, Any]] = []
     if x.shape[0] == 0:
         return flags
     x, y = x.to(device), y.to(device)
+    oracle = harness.oracle("gradient", x.shape[0], device)
     xg = x.clone().requires_grad_(True)
-    logits = model(xg)
-    (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), xg)
+    with torch.enable_grad():
+        logits = oracle(xg)
+        (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), xg)
     zero = (grad.flatten(1).abs().amax(dim=1) == 0).float().mean().item()
     if zero > 0.1:
         flags.append(_flag(name, "*", "zero_gradients", f"{100 * zero:.0f}% of samples have an all-zero input gradient"))
-    with torch.no_grad():
-        again = model(x)
-        if not torch.equal(logits.detach(), again):
-            flags.append(_flag(name, "*", "randomised", "two identical forward passes gave different outputs; use EOT"))
-        looks_like_probs = bool((again >= 0).all() and (again <= 1).all() and torch.allclose(again.sum(1), torch.ones_like(again[:, 0]), atol=1e-4))
+    again = harness.logits(x)
+    if not torch.equal(logits.detach().float(), again):
+        flags.append(_flag(name, "*", "randomised", "two identical forward passes gave different outputs; use EOT"))
+    looks_like_probs = bool((again >= 0).all() and (again <= 1).all() and torch.allclose(again.sum(1), torch.ones_like(again[:, 0]), atol=1e-4))
     if looks_like_probs:
         flags.append(_flag(name, "*", "probability_outputs", "the model returns probabilities, not logits"))
-    pgd = PGD(steps=20)
-    oracle = GradientOracle(model, x.shape[0], int(logits.shape[1]), device)
-    with torch.enable_grad():
-        x_adv = pgd.run(oracle, x, Goal(labels=y), ThreatModel(Norm.LINF, 0.5), generator)
-    with torch.no_grad():
-        robust = (model(x_adv).argmax(1) == y).float().mean().item()
+    verdict = harness.attack(PGD(steps=20), x, y, ThreatModel(Norm.LINF, 0.5), generator, clean_logits=again)
+    robust = (verdict.adv_pred == y).float().mean().item()
     if robust > 0.05:
         flags.append(_flag(name, "pgd", "large_eps_not_broken", f"PGD at linf eps 0.5 leaves {100 * robust:.1f}% robust (expected ~0%)", 0.5))
     return flags
 
 
-def row_flags(rows: pd.DataFrame, access: dict[str, str]) -> list[dict[str, Any]]:
-    """Flags read off the result rows. ``access`` maps attack name -> access level."""
+def row_flags(rows: pd.DataFrame, specs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Flags read off the result rows. ``specs`` maps attack name -> its AttackSpec (access, strength)."""
     flags: list[dict[str, Any]] = []
     if rows.empty:
         return flags
@@ -86,12 +82,13 @@ def row_flags(rows: pd.DataFrame, access: dict[str, str]) -> list[dict[str, Any]
             flags.append(_flag(model, attack, "robust_rises_with_eps", f"robust accuracy rises at {norm} eps {eps:g}", float(eps)))
     for (model, norm, eps), group in acc.groupby(["model", "norm", "eps"]):
         by_attack = dict(zip(group.attack, group.robust))
-        ranked = [a for a in STRENGTH_ORDER if a in by_attack]
+        ranked = sorted((a for a in by_attack if a in specs and specs[a].strength > 0), key=lambda a: specs[a].strength)
         for i, weak in enumerate(ranked):
             for strong in ranked[i + 1 :]:
                 if by_attack[weak] < by_attack[strong] - MARGIN:
                     flags.append(_flag(model, strong, "weaker_beats_stronger",
                                        f"{weak} ({100 * by_attack[weak]:.1f}%) beats {strong} ({100 * by_attack[strong]:.1f}%) at {norm} eps {eps:g}", float(eps)))
+        access = {a: specs[a].access for a in by_attack if a in specs}
         white = [a for a in by_attack if access.get(a) == "gradient"]
         for black in (a for a in by_attack if access.get(a) in ("score", "label")):
             if white and by_attack[black] < min(by_attack[w] for w in white) - MARGIN:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from .runner import predict
+from .session import predict
 
 MATRIX_COLUMNS = ("attack", "norm", "eps", "source", "target", "target_accuracy", "success_rate", "n_samples", "n_target_correct")
 

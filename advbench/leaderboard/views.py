@@ -26,43 +26,16 @@ import numpy as np
 import pandas as pd
 
 from advbench.errors import AdvbenchError
-
-#: Columns every view needs; anything else in the rows frame is ignored.
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "model",
-    "attack",
-    "norm",
-    "eps",
-    "sample_id",
-    "clean_correct",
-    "robust",
-    "perturbation_norm",
-    "n_forward",
-    "n_backward",
-    "seconds",
-)
+from advbench.schema import CELL_KEYS, REQUIRED_COLUMNS, empty_rows
+from advbench.schema import attacked as _attacked
 
 #: Name of the clean-accuracy column of the wide board.
 CLEAN = "clean"
 #: Pseudo-attack name of the per-sample worst case over attacks (board columns and eps curves).
 WORST = "worst"
 
-_CELL = ["model", "attack", "norm", "eps"]
+_CELL = list(CELL_KEYS)
 _THREAT = ["model", "norm", "eps"]
-#: dtypes of an empty rows frame, so that empty inputs flow through every view without special cases.
-_EMPTY_DTYPES = {
-    "model": "str",
-    "attack": "str",
-    "norm": "str",
-    "eps": "float64",
-    "sample_id": "int64",
-    "clean_correct": "bool",
-    "robust": "bool",
-    "perturbation_norm": "float64",
-    "n_forward": "int64",
-    "n_backward": "int64",
-    "seconds": "float64",
-}
 #: Norms in board order; any other norm follows, sorted by name. linf leads as in RobustBench.
 _NORM_ORDER = ("linf", "l2")
 
@@ -84,7 +57,7 @@ def validate_rows(rows: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(rows, pd.DataFrame):
         raise AdvbenchError(f"leaderboard rows must be a pandas DataFrame, got {type(rows).__name__}")
     if rows.empty and len(rows.columns) == 0:
-        return pd.DataFrame({c: pd.Series(dtype=_EMPTY_DTYPES[c]) for c in REQUIRED_COLUMNS})
+        return empty_rows(REQUIRED_COLUMNS)
     missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
     if missing:
         raise AdvbenchError(f"result rows are missing required columns: {', '.join(missing)}")
@@ -319,11 +292,6 @@ def _sort_board(board: pd.DataFrame, threats: list[tuple[str, float]], labels: d
     by = list(keys.columns)
     order = keys.sort_values(by, ascending=[False] * (len(by) - 1) + [True], na_position="last", kind="stable")
     return board.loc[order.index]
-
-
-def _attacked(rows: pd.DataFrame) -> pd.Series:
-    """Samples an attack ran on: clean-correct ones, and unlabelled ones (label -1, e.g. noise images)."""
-    return rows["clean_correct"].astype(bool) | (rows["label"] < 0)
 
 
 def success_rates(rows: pd.DataFrame) -> pd.DataFrame:

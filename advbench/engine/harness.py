@@ -1,0 +1,207 @@
+"""THE harness contract: the one place that decides what an attack achieved.
+
+The harness never trusts an attack (Foolbox's ``FixedEpsilonAttack.__call__``). For every batch it
+
+1. decides who is attacked: samples the model classifies correctly, and unlabelled ones (``label == -1``);
+   a sample the model already gets wrong is never handed to the attack and costs no query;
+2. builds the oracle of the attack's access level over a :class:`~advbench.oracles.QueryLedger` it owns
+   (per-sample counters, the hard ``--queries`` budget);
+3. runs the attack and validates what comes back (a tensor of the input's shape, finite values; extras of
+   one value per sample); ``None``, a wrong shape or NaN is an :class:`~advbench.errors.AttackError`;
+4. projects the result into the threat ball and [0, 1];
+5. re-runs the model and decides success itself (a sample left exactly at x keeps its clean logits, so eps = 0
+   reproduces clean accuracy exactly).
+
+Attacks see a goal whose labels are the true labels, or the clean prediction where there is no label: for an
+unlabelled sample "adversarial" means leaving the model's own decision, and staying at x never counts.
+
+Everything that runs an attack goes through here: the engine's cells, the ensemble's per-member cascade
+(:meth:`Harness.run_member`, handed to it through the attack context), the sanity probes, the benchmarks,
+the contract kit (``advbench.testing``) and the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..attacks.base import Attack, AttackOutput, Goal
+from ..attacks.context import BatchVerdict
+from ..errors import AttackError
+from ..oracles import Budget, Oracle, QueryBudgetExhausted, QueryLedger, judge_logits, make_oracle
+from ..threat import ThreatModel
+
+
+def attacked_mask(labels: torch.Tensor, clean_pred: torch.Tensor) -> torch.Tensor:
+    """bool [B]: samples an attack runs on (clean-correct, or unlabelled: label -1)."""
+    return (clean_pred == labels) | (labels < 0)
+
+
+def attack_goal(labels: torch.Tensor, clean_pred: torch.Tensor, targets: torch.Tensor | None = None,
+                min_confidence: float | None = None) -> Goal:
+    """The goal attacks see and the harness judges by: labels [B], with the clean prediction standing in for
+    a missing label (-1), so that an unlabelled sample is adversarial once its prediction changes."""
+    reference = torch.where(labels >= 0, labels, clean_pred)
+    return Goal(labels=reference, targets=targets, min_confidence=min_confidence)
+
+
+def validate_output(raw: object, x: torch.Tensor, name: str) -> tuple[torch.Tensor, dict[str, Any]]:
+    """An attack's return value as (x_adv [B, ...] on x's device and dtype, extras), or an AttackError."""
+    extras: dict[str, Any] = {}
+    if isinstance(raw, AttackOutput):
+        raw, extras = raw.x_adv, dict(raw.extras)
+    if raw is None:
+        raise AttackError(f"attack {name!r} returned None instead of a tensor of adversarials")
+    if not isinstance(raw, torch.Tensor):
+        raise AttackError(f"attack {name!r} returned {type(raw).__name__} instead of a tensor")
+    if tuple(raw.shape) != tuple(x.shape):
+        raise AttackError(f"attack {name!r} returned shape {tuple(raw.shape)} for inputs of shape {tuple(x.shape)}")
+    raw = raw.detach().to(device=x.device, dtype=x.dtype)
+    if not torch.isfinite(raw).all():
+        raise AttackError(f"attack {name!r} returned NaN or infinite values")
+    for key, values in extras.items():
+        if len(values) != x.shape[0]:
+            raise AttackError(f"attack {name!r} returned extra {key!r} with {len(values)} values for {x.shape[0]} samples")
+        extras[key] = values.tolist() if isinstance(values, torch.Tensor) else list(values)
+    return raw, extras
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """x_adv [B, ...] projected, logits [B, K] at it, success bool [B] (all on the batch's device)."""
+
+    x_adv: torch.Tensor
+    logits: torch.Tensor
+    success: torch.Tensor
+
+
+class Harness:
+    """The contract for one model on one device.
+
+    Args:
+        model: maps [B, C, H, W] in [0, 1] to logits [B, K] (eval mode, frozen).
+        num_classes: K.
+        queries: hard per-sample budget of forward queries for every attack (``None``: unlimited).
+    """
+
+    def __init__(self, model: torch.nn.Module, num_classes: int, *, queries: int | None = None) -> None:
+        self._model = model
+        self.num_classes = int(num_classes)
+        self.queries = queries
+
+    def oracle(self, access: str, batch_size: int, device: torch.device | str) -> Oracle:
+        """A fresh oracle of ``access`` over this model for a batch of ``batch_size`` (its own ledger)."""
+        return make_oracle(access, self._model, batch_size, self.num_classes, device)
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's logits [B, K] (float32) at x [B, ...]; the harness's own look, never counted."""
+        return self._model(x).float()
+
+    def attack(self, attack: Attack, x: torch.Tensor, labels: torch.Tensor, threat: ThreatModel,
+               generator: torch.Generator, *, clean_logits: torch.Tensor | None = None,
+               targets: torch.Tensor | None = None, min_confidence: float | None = None) -> BatchVerdict:
+        """Run ``attack`` on one batch under the contract.
+
+        Args:
+            x: [B, C, H, W] clean inputs in [0, 1] on the model's device. labels: int64 [B] (-1: unlabelled).
+            threat: the norm and eps (``inf`` for a minimum-norm attack's unbounded run).
+            generator: the attack's only source of randomness (on x's device).
+            clean_logits: [B, K] when already known (else one uncounted forward pass).
+            targets: int64 [B] for a targeted run. min_confidence: success also needs this probability.
+        Returns:
+            The verdict for all B samples; unattacked ones keep x, their clean logits, no queries, no success.
+        """
+        clean_logits = self.logits(x) if clean_logits is None else clean_logits
+        clean_pred = clean_logits.argmax(dim=1)
+        goal = attack_goal(labels, clean_pred, targets, min_confidence)
+        attacked = attacked_mask(labels, clean_pred)
+        todo = attacked.nonzero().squeeze(1)
+        every = bool(todo.numel() == x.shape[0])
+        budget = Budget(self.queries, goal, x, threat) if self.queries is not None else None
+        ledger = QueryLedger(x.shape[0], x.device, budget)
+        oracle = make_oracle(attack.access, self._model, x.shape[0], self.num_classes, x.device, ledger=ledger)
+        x_adv, extras, stopped = x.clone(), {}, False
+        if todo.numel():
+            view = oracle if every else oracle.subset(todo)
+            sub_x, sub_goal = (x, goal) if every else (x[todo], goal.subset(todo))
+            try:
+                with torch.enable_grad():
+                    raw = attack.run(view, sub_x, sub_goal, threat, generator)
+                out, extras = validate_output(raw, sub_x, attack.name)
+            except QueryBudgetExhausted:
+                out, extras, stopped = budget.result()[todo], {}, True  # type: ignore[union-attr]
+            x_adv[todo] = out
+            extras = _scatter_extras(extras, todo.tolist(), x.shape[0])
+        judged = self.judge(x_adv, x, goal, threat, clean_logits, attacked)
+        if self.queries is not None:
+            extras["budget_exhausted"] = [stopped] * x.shape[0]
+        return BatchVerdict(judged.x_adv, judged.logits, judged.success, attacked, ledger.n_forward,
+                            ledger.n_backward, extras, stopped)
+
+    def judge(self, x_adv: torch.Tensor, x: torch.Tensor, goal: Goal, threat: ThreatModel,
+              clean_logits: torch.Tensor, attacked: torch.Tensor) -> Judgement:
+        """Project ``x_adv`` [B, ...] into ``threat`` and [0, 1], re-run the model where it moved, judge.
+
+        ``goal`` is the one :func:`attack_goal` builds; samples not ``attacked`` never succeed.
+        """
+        projected = threat.project(x_adv, x)
+        logits = clean_logits.float().clone()
+        # A sample left exactly at x keeps its clean logits: eps = 0 reproduces clean accuracy exactly, even with
+        # non-deterministic GPU kernels, and unattacked samples cost nothing.
+        changed = (projected != x).flatten(1).any(dim=1).nonzero().squeeze(1)
+        if changed.numel():
+            logits[changed] = self.logits(projected[changed])
+        return Judgement(projected, logits, goal.is_adversarial(logits) & attacked)
+
+    def fit(self, attack: Attack, x: torch.Tensor, labels: torch.Tensor, threat: ThreatModel,
+            generator: torch.Generator, *, min_confidence: float | None = None) -> int:
+        """Let an attack that learns (a universal perturbation, a substitute model) see training data first.
+
+        Args:
+            x: training images [N, C, H, W] in [0, 1] on the model's device. labels: int64 [N].
+        Returns:
+            The forward queries it spent on the model (they count against the target).
+        """
+        oracle = self.oracle(attack.access, x.shape[0], x.device)
+        with torch.enable_grad():
+            attack.fit(oracle, x, Goal(labels=labels, min_confidence=min_confidence), threat, generator)
+        return int(oracle.n_forward.sum())
+
+
+def run_member(attack: Attack, oracle: Oracle, x: torch.Tensor, goal: Goal, threat: ThreatModel,
+               generator: torch.Generator) -> BatchVerdict:
+    """The contract for a cascade's member on rows the cascade chose (every row of ``oracle`` is attacked).
+
+    The member gets ``oracle`` restricted to its own access level; its output is validated and projected, and
+    judged with one counted forward query per row on ``oracle`` (the cascade learns the verdict).
+
+    Args:
+        oracle: the cascade's oracle over exactly the rows of ``x`` [B, ...] (a :meth:`Oracle.subset` view).
+        goal: the harness's goal for those rows.
+    """
+    view = oracle.restricted(attack.access)
+    with torch.enable_grad():
+        raw = attack.run(view, x, goal, threat, generator)
+    x_adv, extras = validate_output(raw, x, attack.name)
+    x_adv = threat.project(x_adv, x)
+    logits = judge_logits(oracle, x_adv, counted=True).float()
+    success = goal.is_adversarial(logits)
+    attacked = torch.ones_like(success)
+    return BatchVerdict(x_adv, logits, success, attacked, oracle.n_forward, oracle.n_backward, extras)
+
+
+def _scatter_extras(extras: dict[str, list[Any]], rows: list[int], n: int) -> dict[str, list[Any]]:
+    """Extras of the attacked rows spread over all ``n`` rows of the batch (``None`` where not attacked)."""
+    out: dict[str, list[Any]] = {}
+    for key, values in extras.items():
+        column: list[Any] = [None] * n
+        for i, v in zip(rows, values):
+            column[i] = v
+        out[key] = column
+    return out
+
+
+__all__ = ["Harness", "Judgement", "attack_goal", "attacked_mask", "run_member", "validate_output"]
