@@ -45,9 +45,8 @@ def make_test_context(host=None, device: str = "cpu", model_options: Mapping[str
     loads models as a run does."""
     from .engine.config import RunConfig
     from .engine.resolve import make_context
-    from .plugins import make_host
 
-    host = host if host is not None else make_host()
+    host = context_host(host)
     config = RunConfig(models=(KIT_MODEL,), device=device, model_options={k: dict(v) for k, v in (model_options or {}).items()})
     return make_context(host, config, device)
 
@@ -101,17 +100,19 @@ def check_attack(name: str, host=None, *, options: Mapping[str, Any] | None = No
     Raises:
         ContractViolation: naming the attack and the rule it broke.
     """
+    host = context_host(host)
     context = make_test_context(host, device)
     spec = context.attack_spec(name)
     report = ContractReport(name)
     loaded = context.load_model(KIT_MODEL, None)
-    x, y = _kit_images(n, device)
+    dataset = context_host(host).dataset_spec("mnist-5k")
+    x, y = _kit_images(dataset, n, device)
     attack = _build_quick(context, name, options)
     for norm_name in spec.norms:
         norm = Norm.parse(norm_name)
         eps = math.inf if spec.minimum_norm else (0.3 if norm is Norm.LINF else 2.0)
         if spec.needs_fit:
-            _fit(attack, loaded, ThreatModel(norm, eps), device)
+            _fit(attack, loaded, dataset, ThreatModel(norm, eps), device)
         for targets in (None, (y + 1) % loaded.num_classes) if spec.targeted else (None,):
             label = f"{norm.value} {'targeted' if targets is not None else 'untargeted'}"
             first = _run(attack, loaded, x, y, norm, eps, targets, name, label)
@@ -122,10 +123,15 @@ def check_attack(name: str, host=None, *, options: Mapping[str, Any] | None = No
     return report
 
 
-def _kit_images(n: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    from .api import load_dataset
+def context_host(host):
+    """``host``, or a fresh one with the built-ins and the installed plugins."""
+    from .plugins import make_host
 
-    x, y = load_dataset("mnist-5k", "test")
+    return host if host is not None else make_host()
+
+
+def _kit_images(dataset, n: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = dataset.load("test")
     picks = torch.linspace(0, x.shape[0] - 1, n).long()  # the split is sorted by class: spread the picks
     return x[picks].to(device), y[picks].to(device)
 
@@ -144,10 +150,8 @@ def _option_names(spec) -> set[str]:
     return set(names()) if callable(names) else set()
 
 
-def _fit(attack: Attack, loaded: LoadedModel, threat: ThreatModel, device: str) -> None:
-    from .api import load_dataset
-
-    x, y = load_dataset("mnist-5k", "train")
+def _fit(attack: Attack, loaded: LoadedModel, dataset, threat: ThreatModel, device: str) -> None:
+    x, y = dataset.load("train")
     harness = Harness(loaded.module, loaded.num_classes)
     gen = torch.Generator(device=device).manual_seed(0)
     harness.fit(attack, x[:64].to(device), y[:64].to(device), threat, gen)

@@ -1,7 +1,7 @@
 """GANs: a small DCGAN whose discriminator is a model plugin, and the real/fake dataset it is attacked on."""
 
 from .dataset import gan_datasets
-from .dcgan import G_LOSSES, Generator, discriminator, discriminator_loss, generator_loss, prob_real
+from ..models.dcgan import G_LOSSES, Generator, discriminator, discriminator_loss, generator_loss, prob_real
 from .train import load_generator, save_grid, train_gan
 
 __all__ = [

@@ -21,7 +21,7 @@ from torch import nn
 from .._version import __version__
 from ..errors import ConfigError
 from ..specs import DatasetSpec
-from .dcgan import G_LOSSES, FAKE, REAL, Generator, discriminator, discriminator_loss, generator_loss
+from ..models.dcgan import G_LOSSES, FAKE, REAL, Generator, discriminator, discriminator_loss, generator_loss
 
 #: Normalisation inside the discriminator ([0, 1] -> [-1, 1]), recorded in its card.
 D_MEAN, D_STD = (0.5,), (0.5,)
@@ -262,7 +262,7 @@ def train_gan(
     _write_json(out_dir / f"{d_name}.json", d_card)
     # Accuracy on mnist5k-gan built from *this* generator (real test images vs fresh samples).
     from ..models.zoo import load_zoo_model
-    from ..train.recipes import robust_accuracy
+    from ..train.trainer import card_robust_accuracy
     from .dataset import build_gan_split
 
     x_eval, y_eval = build_gan_split(dataset, out_dir / f"{g_name}.json")
@@ -273,9 +273,9 @@ def train_gan(
     d_card["clean_accuracy"] = round(float((pred == y_eval).float().mean()), 6)
     d_card["real_judged_real"] = round(float((pred[real] == REAL).float().mean()), 6)
     d_card["fake_judged_fake"] = round(float((pred[fake] == FAKE).float().mean()), 6)
-    d_card["robust_accuracy"] = round(robust_accuracy(model, x_eval, y_eval, eps=0.3, steps=20, seed=seed), 6)
-    d_card["robust_eval"] = {"attack": "pgd", "norm": "linf", "eps": 0.3, "steps": 20, "random_start": True,
-                             "split": "test", "seed": seed}
+    robust, d_card["robust_eval"] = card_robust_accuracy(model, d_name, "mnist5k-gan", x_eval, y_eval, eps=0.3, steps=20,
+                                                         num_classes=2, device=device)
+    d_card["robust_accuracy"] = round(robust, 6)
     d_card["wall_time_s"] = round(time.perf_counter() - started, 2)
     _write_json(out_dir / f"{d_name}.json", d_card)
     return g_card, d_card

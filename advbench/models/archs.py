@@ -70,7 +70,7 @@ def build_arch(arch: str, input_shape: tuple[int, int, int], num_classes: int, *
     input_shape = tuple(int(v) for v in input_shape)  # type: ignore[assignment]
     if arch in ARCHS:
         if arch == "dcgan_d":  # the GAN discriminator: a real/fake classifier (advbench.gan)
-            from ..gan.dcgan import discriminator as builder
+            from .dcgan import discriminator as builder
         else:
             builder = _cnn if arch == "cnn" else _linear
         try:

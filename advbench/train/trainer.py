@@ -177,6 +177,34 @@ def _normalisation(
     return mean, std
 
 
+def card_robust_accuracy(model: nn.Module, name: str, dataset: str, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                         norm: Norm = Norm.LINF, steps: int = 20, num_classes: int, device: str = "cpu") -> tuple[float, dict[str, Any]]:
+    """A model card's robust accuracy: ``pgd`` with ``steps`` steps (its defaults otherwise) through the
+    production harness, exactly as ``advbench run --models NAME --attacks pgd --attack-opt pgd.steps=STEPS
+    --norm NORM --eps EPS`` computes it on the same images (seed 0, batch 500), so card and board agree.
+
+    Args:
+        model: the wrapped model as the zoo loads it. x: the evaluation images [N, C, H, W]; y: labels [N].
+    Returns:
+        (robust accuracy in [0, 1], the card's ``robust_eval`` record with the command that reproduces it).
+    """
+    from ..attacks.pgd import PGD
+    from ..engine.executor import evaluate_module
+
+    attack = PGD(steps=steps)
+    spec = PGD.spec()
+    data = DatasetSpec(name=dataset, load=lambda split, **_: (x, y), num_classes=num_classes,
+                       input_shape=tuple(x.shape[1:]), splits=("test",))
+    rows = evaluate_module(model, name, data, attack, spec, norm, eps, device=device)
+    record = {
+        "attack": "pgd", "steps": steps, "options": attack.options(), "norm": norm.value, "eps": eps, "split": "test", "seed": 0,
+        "harness": "advbench.engine (the leaderboard's code path)",
+        "command": f"advbench run --models {name} --dataset {dataset} --attacks pgd --attack-opt pgd.steps={steps} "
+                   f"--norm {norm.value} --eps {eps:g}",
+    }
+    return float(rows["robust"].mean()), record
+
+
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = _EVAL_BATCH) -> float:
     """Top-1 accuracy of ``model`` (in eval mode) on x [N, C, H, W] in [0, 1], y [N]; a float in [0, 1]."""
     device = next(model.parameters()).device
@@ -476,7 +504,8 @@ def train_classifier(
     wrapped = ClassifierWrapper(fresh, mean, std, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
     wrapped = wrapped.to(device)
     clean_accuracy = accuracy(wrapped, x_test, y_test)
-    robust = recipes.robust_accuracy(wrapped, x_test, y_test, eps=eval_eps, norm=eval_norm, steps=eval_steps, seed=seed)
+    robust, robust_eval = card_robust_accuracy(wrapped, name, dataset.name, x_test, y_test, eps=eval_eps, norm=eval_norm,
+                                               steps=eval_steps, num_classes=dataset.num_classes, device=device)
     wall_time = time.perf_counter() - started
 
     card: dict[str, Any] = {
@@ -508,17 +537,7 @@ def train_classifier(
         "recipe_options": overrides,
         "clean_accuracy": round(clean_accuracy, 6),
         "robust_accuracy": round(robust, 6),
-        "robust_eval": {
-            "attack": "pgd",
-            "norm": eval_norm.value,
-            "eps": eval_eps,
-            "steps": eval_steps,
-            "step_size": 2.5 * eval_eps / eval_steps,
-            "random_start": True,
-            "loss": "ce",
-            "split": "test",
-            "seed": seed,
-        },
+        "robust_eval": robust_eval,
         "wall_time_s": round(wall_time, 2),
         "sha256": sha256_file(weights_path),
         "versions": {
