@@ -28,11 +28,11 @@ KIT_MODEL = "linear.mnist5k_std"
 #: Options that make composite and learning attacks fast enough for a contract check (never their defaults
 #: in a run). Applied only to options the attack actually has.
 QUICK_OPTIONS: dict[str, Any] = {
-    "surrogate": KIT_MODEL, "steps": 5, "restarts": 1, "n_queries": 200, "max_queries": 200, "queries": 200,
+    "surrogate": KIT_MODEL, "steps": 5, "restarts": 1, "max_queries": 200,
     "max_passes": 1, "epochs": 1, "rho": 1, "n_seed": 20, "binary_steps": 2, "n_target_classes": 2,
     "iterations": 5, "max_iter": 5,
     # a composite attack is checked as a cascade of two cheap members of different access levels
-    "version": "custom", "members": "fgsm,square", "member_options": "square.n_queries=200",
+    "version": "custom", "members": "fgsm,square", "member_options": "square.max_queries=200",
 }
 
 

@@ -87,7 +87,7 @@ def aa_member_options(a: argparse.Namespace) -> str:
         members = None
     wanted = {"apgd_ce": {"steps": a.aa_steps}, "apgd_t": {"steps": a.aa_steps}, "fab_t": {"steps": a.aa_steps},
               "apgd_dlr": {"steps": a.aa_steps}, "fab": {"steps": a.aa_steps},
-              "square": {"n_queries": a.aa_square_queries, "queries": a.aa_square_queries}}
+              "square": {"max_queries": a.aa_square_queries, "queries": a.aa_square_queries}}
     parts = []
     for member, opts in wanted.items():
         if member not in registry or (members is not None and member not in members):

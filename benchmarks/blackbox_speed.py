@@ -27,8 +27,8 @@ from advbench.threat import Norm, flat_norm
 CASES = [
     # (label, attack, options, norm, eps)
     ("hopskipjump l2, 1,000 queries", "hopskipjump", {"max_queries": 1000}, Norm.L2, math.inf),
-    ("square linf 0.1, 5,000 queries", "square", {"n_queries": 5000}, Norm.LINF, 0.1),
-    ("square linf 0.2, 5,000 queries", "square", {"n_queries": 5000}, Norm.LINF, 0.2),
+    ("square linf 0.1, 5,000 queries", "square", {"max_queries": 5000}, Norm.LINF, 0.1),
+    ("square linf 0.2, 5,000 queries", "square", {"max_queries": 5000}, Norm.LINF, 0.2),
 ]
 
 

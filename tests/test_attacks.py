@@ -127,7 +127,7 @@ def test_attack_options_are_converted_and_validated():
     assert pgd.steps == 40 and pgd.random_start is False and pgd.rel_stepsize == pytest.approx(0.1)
     with pytest.raises(ConfigError, match="no option 'stepz'"):
         PGD.from_options(stepz="3")
-    with pytest.raises(ConfigError, match="steps must be >= 1"):
+    with pytest.raises(ConfigError, match="^attack 'pgd': option steps must be >= 1, got 0$"):
         PGD.from_options(steps="0")
-    with pytest.raises(ConfigError, match="expected int"):
+    with pytest.raises(ConfigError, match="^attack 'pgd': option steps must be an int, got 'many'$"):
         PGD.from_options(steps="many")

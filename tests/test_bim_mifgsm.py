@@ -173,11 +173,11 @@ def test_options_are_converted_and_validated():
     bim = BIM.from_options(steps="none", rel_stepsize="1/10", early_stop="false")
     assert bim.steps is None and bim.rel_stepsize == pytest.approx(0.1) and bim.early_stop is False
     assert MIFGSM.from_options(decay="0.5", steps="3").decay == 0.5
-    with pytest.raises(ConfigError, match="steps must be >= 1"):
+    with pytest.raises(ConfigError, match="option steps must be >= 1, got 0"):
         BIM.from_options(steps="0")
-    with pytest.raises(ConfigError, match="decay must be >= 0"):
+    with pytest.raises(ConfigError, match="option decay must be >= 0, got -1.0"):
         MIFGSM.from_options(decay="-1")
-    with pytest.raises(ConfigError, match="step_size must be > 0"):
+    with pytest.raises(ConfigError, match="option step_size must be > 0, got 0.0"):
         MIFGSM.from_options(step_size="0")
     assert BIM.spec().name == "bim" and MIFGSM.spec().name == "mifgsm"
     assert BIM.spec().reference and MIFGSM.spec().description

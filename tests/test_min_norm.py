@@ -12,7 +12,7 @@ from advbench.attacks.cw import CWL2, logit_margin
 from advbench.attacks.deepfool import NUDGE, DeepFool
 from advbench.attacks.lbfgs import LBFGS
 from advbench.testing import run_batch
-from advbench.errors import AttackError
+from advbench.errors import AttackError, ConfigError
 from advbench.models.wrapper import ClassifierWrapper
 from advbench.threat import Norm, ThreatModel, flat_norm
 
@@ -162,9 +162,9 @@ def test_lbfgs_targeted_reaches_given_targets(cnn, mixed):
 def test_min_norm_attacks_are_flagged_and_validate_options():
     for cls in (CWL2, DeepFool, LBFGS):
         assert cls.minimum_norm is True and cls.description and cls.reference
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="option binary_search_steps must be >= 1"):
         CWL2(binary_search_steps=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="option candidates must be >= 2"):
         DeepFool(candidates=1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="option c_init must be > 0"):
         LBFGS(c_init=0)

@@ -9,17 +9,18 @@ from advbench.attacks.base import Goal
 from advbench.attacks.score_based import NES, SPSA, SimBA, score_loss
 from advbench.attacks.square import Square, eta, p_selection
 from advbench.testing import run_batch
+from advbench.errors import ConfigError
 from advbench.oracles import Budget, QueryBudgetExhausted, ScoreOracle, make_oracle
 from advbench.threat import Norm, ThreatModel, flat_norm
 
 # Small caps keep each run around a second on a busy 2-core machine. CAP: the query cap most are given.
 CAP = 100
 ATTACKS = {
-    "square": lambda: Square(n_queries=CAP),
-    "spsa": lambda: SPSA(n_queries=CAP, samples=8, lr=0.05, delta=0.05),  # 17 queries a step
-    "nes": lambda: NES(n_queries=CAP, samples=10, rel_stepsize=0.2),  # 11 queries a step
-    "simba": lambda: SimBA(n_queries=2 * CAP),  # one pixel a step: it needs more
-    "simba_dct": lambda: SimBA(n_queries=CAP, basis="dct"),
+    "square": lambda: Square(max_queries=CAP),
+    "spsa": lambda: SPSA(max_queries=CAP, samples=8, lr=0.05, delta=0.05),  # 17 queries a step
+    "nes": lambda: NES(max_queries=CAP, samples=10, rel_stepsize=0.2),  # 11 queries a step
+    "simba": lambda: SimBA(max_queries=2 * CAP),  # one pixel a step: it needs more
+    "simba_dct": lambda: SimBA(max_queries=CAP, basis="dct"),
 }
 THREATS = {"linf": ThreatModel(Norm.LINF, 0.2), "l2": ThreatModel(Norm.L2, 2.0)}
 
@@ -61,7 +62,7 @@ def _run(name, norm, batch, cnn, seed=0):
         x, y, pred = batch
         attack = ATTACKS[name]()
         if norm == "l2":  # only the threat and access checks run on l2: half the queries do
-            attack.n_queries //= 2
+            attack.max_queries //= 2
         rec = _Recorder(attack)
         out = run_batch(attack, cnn, x, y, THREATS[norm].norm, THREATS[norm].eps, seed=seed, num_classes=10)
         _RUNS[key] = (rec, out)
@@ -81,10 +82,10 @@ def test_score_access_threat_and_query_cap(name, norm, batch, cnn):
     assert raw.shape == x.shape and torch.isfinite(raw).all()
     assert raw.min() >= 0 and raw.max() <= 1
     assert flat_norm(raw - x, threat.norm).max() <= threat.eps + 1e-5  # the attack's own output, unprojected
-    assert int(out.n_forward.max()) <= attack.n_queries
+    assert int(out.n_forward.max()) <= attack.max_queries
     if name == "square":  # samples broken early stop being queried
         broken = out.success
-        assert broken.any() and int(out.n_forward[broken].min()) < attack.n_queries
+        assert broken.any() and int(out.n_forward[broken].min()) < attack.max_queries
 
 
 def _noise_success(cnn, batch, eps, seed=0):
@@ -109,7 +110,7 @@ def test_same_seed_same_output(name, batch, cnn):
     outs = []
     for seed in (3, 3, 4):
         attack = ATTACKS[name]()
-        attack.n_queries = 40 if name not in ("spsa", "nes") else attack.n_queries // 3
+        attack.max_queries = 40 if name not in ("spsa", "nes") else attack.max_queries // 3
         oracle = make_oracle("score", cnn, x.shape[0], 10, "cpu")
         outs.append(attack.run(oracle, x, Goal(labels=y), THREATS["linf"], torch.Generator().manual_seed(seed)))
     assert torch.equal(outs[0], outs[1])
@@ -121,9 +122,9 @@ def test_explicit_caps_hold_and_a_harness_budget_stops_the_attack(batch, cnn):
     x, y = x[:8], y[:8]
     goal = Goal(labels=y)
     threat = ThreatModel(Norm.LINF, 0.02)  # too small to break: every sample uses its whole cap
-    for attack, cap in ((Square(n_queries=37), 37), (SPSA(n_queries=40, samples=4), 40),
-                        (NES(n_queries=40, samples=4), 40), (SimBA(n_queries=37), 37),
-                        (Square(n_queries=20, restarts=2), 40)):
+    for attack, cap in ((Square(max_queries=37), 37), (SPSA(max_queries=40, samples=4), 40),
+                        (NES(max_queries=40, samples=4), 40), (SimBA(max_queries=37), 37),
+                        (Square(max_queries=20, restarts=2), 40)):
         oracle = make_oracle("score", cnn, x.shape[0], 10, "cpu")
         attack.run(oracle, x, goal, threat, torch.Generator().manual_seed(0))
         assert int(oracle.n_forward.max()) <= cap
@@ -131,7 +132,7 @@ def test_explicit_caps_hold_and_a_harness_budget_stops_the_attack(batch, cnn):
     # A harness budget below the attack's own cap raises through the attack (the harness catches it).
     oracle = make_oracle("score", cnn, x.shape[0], 10, "cpu", Budget(25, goal, x, threat))
     with pytest.raises(QueryBudgetExhausted):
-        Square(n_queries=100).run(oracle, x, goal, threat, torch.Generator().manual_seed(0))
+        Square(max_queries=100).run(oracle, x, goal, threat, torch.Generator().manual_seed(0))
     assert int(oracle.n_forward.max()) == 25
 
 
@@ -173,7 +174,8 @@ def test_score_loss_margin_is_the_logit_margin():
 
 @pytest.mark.parametrize("cls,bad", [(Square, {"loss": "hinge"}), (Square, {"p_init": 0.0}),
                                      (SPSA, {"samples": 0}), (NES, {"samples": 3}),
-                                     (SimBA, {"basis": "wavelet"}), (SimBA, {"n_queries": 0})])
+                                     (SimBA, {"basis": "wavelet"}), (SimBA, {"max_queries": 0})])
 def test_options_are_validated(cls, bad):
-    with pytest.raises(ValueError):
+    (name, value), = bad.items()
+    with pytest.raises(ConfigError, match=f"^attack '{cls.name}': option {name} must be .*, got {value!r}$"):
         cls(**bad)

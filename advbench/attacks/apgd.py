@@ -14,12 +14,12 @@ batched over the whole batch with no host synchronisation per step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import AttackError
+from ..options import option
 from ..threat import Norm, flat_norm, project
 from .base import Attack, Goal
 from .losses import objective_and_grad
@@ -27,6 +27,9 @@ from .steps import ascent_direction
 
 #: Momentum weight of the new projected step (AutoAttack's alpha; 1 - alpha goes to the previous displacement).
 MOMENTUM = 0.75
+
+#: The objectives APGD ascends (option ``loss``): cross-entropy and the difference of logits ratio.
+LOSSES = ("ce", "dlr")
 
 
 def dlr_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -117,6 +120,8 @@ class APGD(Attack):
         restarts: runs from fresh random starts; run r > 0 attacks only the points no earlier run broke.
         rho: step-halving threshold: the fraction of steps since the last checkpoint in which the loss
             must have increased for the step size to be kept.
+        loss: ``ce`` or ``dlr``, the objective ascended (its targeted form when the run has targets); each
+            member of the family has its own default.
     """
 
     name = ""
@@ -125,20 +130,11 @@ class APGD(Attack):
         "Croce, Hein. Reliable evaluation of adversarial robustness with an ensemble of diverse "
         "parameter-free attacks. ICML 2020"
     )
-    #: ``ce`` or ``dlr``: the objective ascended (targeted form when the run has targets).
-    loss: ClassVar[str] = "ce"
 
-    steps: int = 100
-    restarts: int = 1
-    rho: float = 0.75
-
-    def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError("steps must be >= 1")
-        if self.restarts < 1:
-            raise ValueError("restarts must be >= 1")
-        if not 0.0 <= self.rho <= 1.0:
-            raise ValueError("rho must be in [0, 1]")
+    steps: int = option(100, ge=1, help="iterations per run")
+    restarts: int = option(1, ge=1, help="runs from fresh random starts, each on points not broken yet")
+    rho: float = option(0.75, ge=0, le=1, help="step-halving threshold (fraction of steps the loss rose in)")
+    loss: str = option("ce", choices=LOSSES, help="objective: ce or dlr (targeted form on a targeted run)")
 
     # -- what is attacked -----------------------------------------------------------------------------
     def _target_sets(self, oracle, x: torch.Tensor, goal: Goal) -> list[torch.Tensor | None]:
@@ -275,25 +271,25 @@ class APGD(Attack):
 class APGDCE(APGD):
     """APGD on the cross-entropy loss (AutoAttack's first attack); targeted runs descend the target's CE.
 
-    Options: ``steps`` (100), ``restarts`` (1), ``rho`` (0.75); see :class:`APGD`.
+    Options: ``steps`` (100), ``restarts`` (1), ``rho`` (0.75), ``loss`` (``ce``); see :class:`APGD`.
     """
 
     name = "apgd_ce"
     description = "Auto-PGD on the cross-entropy: adaptive step size and momentum, no step to tune (linf, l2)"
-    loss = "ce"
 
 
 @dataclass
 class APGDDLR(APGD):
     """APGD on the difference-of-logits-ratio loss (needs >= 3 classes; targeted runs: the targeted DLR, >= 4).
 
-    Options: ``steps`` (100), ``restarts`` (1), ``rho`` (0.75); see :class:`APGD`.
+    Options: ``steps`` (100), ``restarts`` (1), ``rho`` (0.75), ``loss`` (``dlr``); see :class:`APGD`.
     """
 
     name = "apgd_dlr"
     min_classes = 3  # DLR's denominator needs the third-largest logit
     description = "Auto-PGD on the shift- and scale-invariant DLR loss (linf, l2; >= 3 classes)"
-    loss = "dlr"
+
+    loss: str = option("dlr", choices=LOSSES, help="objective: dlr or ce (targeted form on a targeted run)")
 
 
 @dataclass
@@ -310,19 +306,15 @@ class APGDT(APGD):
         restarts: runs per target class (1).
         rho: step-halving threshold (0.75).
         n_target_classes: how many target classes to try (9; capped at K - 1).
+        loss: ``dlr`` (the targeted DLR) or ``ce`` (minus the CE to each target).
     """
 
     name = "apgd_t"
     min_classes = 4  # targeted DLR uses the fourth-largest logit
     description = "Targeted Auto-PGD on the targeted DLR loss over the top wrong classes (linf, l2; >= 4 classes)"
-    loss = "dlr"
 
-    n_target_classes: int = 9
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n_target_classes < 1:
-            raise ValueError("n_target_classes must be >= 1")
+    loss: str = option("dlr", choices=LOSSES, help="objective toward each target: dlr or ce")
+    n_target_classes: int = option(9, ge=1, help="runner-up classes tried as targets (capped at K - 1)")
 
     def _target_sets(self, oracle, x: torch.Tensor, goal: Goal) -> list[torch.Tensor | None]:
         if goal.targets is not None:

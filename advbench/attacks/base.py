@@ -2,7 +2,9 @@
 
 An :class:`Attack` holds hyperparameters only: the model (as an oracle), the inputs, the goal and the threat
 model are arguments of :meth:`Attack.run`, so one instance serves every (model, eps) cell. Subclasses are
-dataclasses whose fields are their options (``--attack-opt pgd.steps=40`` sets ``PGD.steps``).
+dataclasses whose fields are their options (``--attack-opt pgd.steps=40`` sets ``PGD.steps``), declared
+with :func:`advbench.options.option` (``steps: int = option(20, ge=1, help="...")``) and checked when the
+attack is built.
 
 The harness never trusts what ``run`` returns: it checks the shape and finiteness, projects the result into
 the epsilon ball and the input bounds, re-runs the model and decides success itself
@@ -19,6 +21,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..errors import ConfigError
+from ..options import check_options, convert_option, option_error, rename_deprecated
 from ..specs import AttackSpec
 
 if typing.TYPE_CHECKING:  # pragma: no cover
@@ -87,7 +90,9 @@ class Attack:
 
     Class attributes describe the family: ``name``, ``access`` (``gradient``, ``score`` or ``label``: the
     oracle the harness hands over), ``norms`` it supports, a one-line ``description`` and the paper in
-    ``reference``.
+    ``reference``. Fields are options: declare them with :func:`advbench.options.option` so that their
+    constraints are checked by :meth:`__post_init__` (a subclass that needs its own calls
+    ``super().__post_init__()`` first, then raises :meth:`invalid_option` for checks across fields).
     """
 
     name: ClassVar[str] = ""
@@ -170,6 +175,20 @@ class Attack:
         return context
 
     # -- options -------------------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        """Check the options declared with :func:`advbench.options.option` (subclasses call this first)."""
+        check_options(self, self.option_owner())
+
+    @classmethod
+    def option_owner(cls) -> str:
+        """How option errors name this attack: ``attack 'pgd'``."""
+        return f"attack {cls.name!r}"
+
+    def invalid_option(self, name: str, requirement: str) -> ConfigError:
+        """The one-line error for option ``name`` (``requirement``: what it must be), for the checks across
+        fields that cannot be declared; raise it from ``__post_init__``."""
+        return option_error(self.option_owner(), name, requirement, getattr(self, name))
+
     def options(self) -> dict[str, Any]:
         """The hyperparameters as plain data (recorded in the run manifest)."""
         return dataclasses.asdict(self)
@@ -181,19 +200,24 @@ class Attack:
     @classmethod
     def from_options(cls, context: "AttackContext | None" = None, **options: Any) -> "Attack":
         """Build from option values, converting strings (from the command line) to the field types; an attack
-        that ``wants_context`` is then bound to ``context``."""
+        that ``wants_context`` is then bound to ``context``.
+
+        Deprecated option names are renamed (with a FutureWarning); errors are one-line ConfigErrors.
+        """
+        owner = cls.option_owner()
+        options = rename_deprecated(cls, options, owner)
         fields = {f.name: f for f in dataclasses.fields(cls)}
         hints = typing.get_type_hints(cls)
         kwargs = {}
         for key, value in options.items():
             if key not in fields:
                 valid = ", ".join(fields) or "none"
-                raise ConfigError(f"attack {cls.name!r} has no option {key!r}; its options are: {valid}")
-            kwargs[key] = _convert(value, hints.get(key, Any), f"{cls.name}.{key}")
+                raise ConfigError(f"{owner} has no option {key!r}; its options are: {valid}")
+            kwargs[key] = convert_option(value, hints.get(key, Any), owner, key)
         try:
             attack = cls(**kwargs)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"attack {cls.name!r}: {exc}") from None
+            raise ConfigError(f"{owner}: {exc}") from None
         if cls.wants_context:
             attack.bind(context)
         return attack
@@ -224,37 +248,3 @@ class Attack:
     def alias(cls, name: str) -> "dict[str, Any] | None":
         """Options implied by an unregistered attack name this family claims (``pgd@MODEL``), else ``None``."""
         return None
-
-
-def _convert(value: Any, hint: Any, label: str) -> Any:
-    """Convert a command-line string to ``hint`` (bool, int, float, str, Optional[...], Literal[...])."""
-    if not isinstance(value, str):
-        return value
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin is typing.Union or (origin is not None and type(None) in args):
-        inner = [a for a in args if a is not type(None)]
-        if value.strip().lower() in {"none", "null", ""}:
-            return None
-        return _convert(value, inner[0] if len(inner) == 1 else Any, label)
-    if origin is typing.Literal:
-        if value not in args:
-            raise ConfigError(f"invalid value {value!r} for {label}: use one of {', '.join(map(str, args))}")
-        return value
-    try:
-        if hint is bool:
-            low = value.strip().lower()
-            if low in {"1", "true", "yes", "on"}:
-                return True
-            if low in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(value)
-        if hint is int:
-            return int(value)
-        if hint is float:
-            from ..threat import parse_eps
-
-            return float(value) if not "/" in value else parse_eps(value)
-    except ValueError:
-        raise ConfigError(f"invalid value {value!r} for {label}: expected {hint.__name__}") from None
-    return value

@@ -12,10 +12,11 @@ from typing import Callable
 
 import torch
 
+from ..options import option
 from ..threat import Norm, project
 from .base import Attack, Goal
 from .losses import OBJECTIVES, Objective, objective_and_grad
-from .steps import ascent_direction, check_step_options
+from .steps import ascent_direction
 
 #: Steps BIM takes under l2 when ``steps`` is unset: Kurakin's rule counts 1/255 pixel steps, which only
 #: means something for linf, so l2 falls back to torchattacks' default count.
@@ -111,16 +112,11 @@ class BIM(Attack):
     description = "Basic iterative method (iterative FGSM, no random start), clipped each step; linf and l2"
     reference = "Kurakin, Goodfellow, Bengio. Adversarial Examples in the Physical World. ICLR Workshop 2017"
 
-    steps: int | None = None
-    step_size: float | None = None
-    rel_stepsize: float | None = None
-    early_stop: bool = True
-    loss: str = "ce"
-
-    def __post_init__(self) -> None:
-        if self.steps is not None and self.steps < 1:
-            raise ValueError("steps must be >= 1 (or unset for Kurakin's rule)")
-        check_step_options(self.loss, self.step_size, self.rel_stepsize)
+    steps: int | None = option(None, ge=1, help="iterations; unset: Kurakin's rule (linf), 10 (l2)")
+    step_size: float | None = option(None, gt=0, help="absolute step; unset: rel_stepsize * eps")
+    rel_stepsize: float | None = option(None, gt=0, help="step as a fraction of eps; unset: 1.25 / steps")
+    early_stop: bool = option(True, help="keep each sample's first adversarial iterate (else the last)")
+    loss: str = option("ce", choices=tuple(OBJECTIVES), help="the objective ascended")
 
     def n_steps(self, norm: Norm, eps: float) -> int:
         """The iteration count for a threat ``(norm, eps)``."""

@@ -27,6 +27,7 @@ from typing import ClassVar
 
 import torch
 
+from ..options import option
 from .base import Attack, Goal
 
 #: Shrinks ``2x - 1`` before arctanh so that pixels at exactly 0 or 1 map to finite w (the original's 0.999999).
@@ -103,24 +104,15 @@ class CWL2(Attack):
     description = "Carlini-Wagner L2: minimum-norm Adam in tanh space with a binary search over c"
     reference = "Carlini & Wagner. Towards Evaluating the Robustness of Neural Networks. IEEE S&P 2017"
 
-    confidence: float = 0.0
-    c_init: float = 1e-3
-    binary_search_steps: int = 9
-    steps: int = 1000
-    lr: float = 0.01
-    abort_early: bool = True
+    confidence: float = option(0.0, ge=0, help="kappa, the logit margin an adversarial must reach")
+    c_init: float = option(1e-3, gt=0, help="first c of each sample's binary search")
+    binary_search_steps: int = option(9, ge=1, help="binary-search steps over c")
+    steps: int = option(1000, ge=1, help="Adam iterations per search step")
+    lr: float = option(0.01, gt=0, help="Adam's learning rate")
+    abort_early: bool = option(True, help="end a search step once the loss stalls")
 
     def __post_init__(self) -> None:
-        if self.confidence < 0:
-            raise ValueError("confidence must be >= 0")
-        if not self.c_init > 0:
-            raise ValueError("c_init must be > 0")
-        if self.binary_search_steps < 1:
-            raise ValueError("binary_search_steps must be >= 1")
-        if self.steps < 1:
-            raise ValueError("steps must be >= 1")
-        if not self.lr > 0:
-            raise ValueError("lr must be > 0")
+        super().__post_init__()
         self.last_search_trace: torch.Tensor | None = None
 
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..options import option
 from ..threat import Norm, flat_norm
 from .base import Attack, Goal
 
@@ -167,24 +168,18 @@ class HopSkipJump(Attack):
     reference = ("Chen, Jordan, Wainwright. HopSkipJumpAttack: A Query-Efficient Decision-Based Attack. "
                  "IEEE S&P 2020")
 
-    max_queries: int = 5000
-    gamma: float = 1.0
-    init_evals: int = 100
-    max_evals: int = 10000
-    stepsize_search: str = "geometric_progression"
-    init_attempts: int = 100
+    max_queries: int = option(5000, ge=1, help="label queries per sample, everything included")
+    gamma: float = option(1.0, gt=0, help="sets the binary-search tolerance theta")
+    init_evals: int = option(100, ge=1, help="gradient-estimation probes at iteration 1")
+    max_evals: int = option(10000, ge=1, help="cap on the probes of one gradient estimate (>= init_evals)")
+    stepsize_search: str = option("geometric_progression", choices=("geometric_progression",),
+                                  help="step-size search (only the paper's default is implemented)")
+    init_attempts: int = option(100, ge=1, help="uniform-noise draws per sample to find a starting point")
 
     def __post_init__(self) -> None:
-        if self.max_queries < 1:
-            raise ValueError("max_queries must be >= 1")
-        if self.gamma <= 0:
-            raise ValueError("gamma must be > 0")
-        if self.init_evals < 1 or self.max_evals < self.init_evals:
-            raise ValueError("need 1 <= init_evals <= max_evals")
-        if self.stepsize_search != "geometric_progression":
-            raise ValueError("stepsize_search must be 'geometric_progression'")
-        if self.init_attempts < 1:
-            raise ValueError("init_attempts must be >= 1")
+        super().__post_init__()
+        if self.max_evals < self.init_evals:
+            raise self.invalid_option("max_evals", f">= init_evals = {self.init_evals}")
 
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         """Args: x [B, C, H, W] in [0, 1]. Returns: [B, C, H, W], each sample's smallest boundary point."""
@@ -358,25 +353,13 @@ class Boundary(Attack):
     reference = ("Brendel, Rauber, Bethge. Decision-Based Adversarial Attacks: Reliable Attacks Against "
                  "Black-Box Machine Learning Models. ICLR 2018")
 
-    max_queries: int = 5000
-    spherical_step: float = 0.01
-    source_step: float = 0.01
-    step_adaptation: float = 1.5
-    update_stats_every_k: int = 10
-    source_step_convergence: float = 1e-7
-    init_attempts: int = 100
-
-    def __post_init__(self) -> None:
-        if self.max_queries < 1:
-            raise ValueError("max_queries must be >= 1")
-        if self.spherical_step <= 0 or self.source_step <= 0:
-            raise ValueError("spherical_step and source_step must be > 0")
-        if self.step_adaptation <= 1:
-            raise ValueError("step_adaptation must be > 1")
-        if self.update_stats_every_k < 1:
-            raise ValueError("update_stats_every_k must be >= 1")
-        if self.init_attempts < 1:
-            raise ValueError("init_attempts must be >= 1")
+    max_queries: int = option(5000, ge=1, help="label queries per sample, initialisation included")
+    spherical_step: float = option(0.01, gt=0, help="initial relative size of the orthogonal step")
+    source_step: float = option(0.01, gt=0, help="initial relative size of the step towards x")
+    step_adaptation: float = option(1.5, gt=1, help="factor by which both step sizes adapt")
+    update_stats_every_k: int = option(10, ge=1, help="steps between spherical checks and step-size updates")
+    source_step_convergence: float = option(1e-7, help="a sample whose source step falls below this has converged")
+    init_attempts: int = option(100, ge=1, help="uniform-noise draws per sample to find a starting point")
 
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         """Args: x [B, C, H, W] in [0, 1]. Returns: [B, C, H, W], the final point per sample (x where the noise

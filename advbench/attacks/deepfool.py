@@ -24,6 +24,7 @@ from typing import ClassVar
 import torch
 
 from ..errors import AttackError
+from ..options import option
 from ..threat import Norm
 from .base import Attack, Goal
 from .cw import fooled, reference_classes
@@ -59,17 +60,9 @@ class DeepFool(Attack):
         "networks. CVPR 2016"
     )
 
-    steps: int = 50
-    overshoot: float = 0.02
-    candidates: int = 10
-
-    def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError("steps must be >= 1")
-        if self.overshoot < 0:
-            raise ValueError("overshoot must be >= 0")
-        if self.candidates < 2:
-            raise ValueError("candidates must be >= 2 (the true class and at least one other)")
+    steps: int = option(50, ge=1, help="maximum iterations")
+    overshoot: float = option(0.02, ge=0, help="final perturbation is (1 + overshoot) times the accumulated one")
+    candidates: int = option(10, ge=2, help="classes considered: the true one and the top others by clean logit")
 
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         """DeepFool adversarials for one batch.

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..errors import AttackError, ConfigError, RegistryError
+from ..options import option, parse_nested_options
 from ..threat import Norm
 from .base import Attack, AttackOutput, Goal
 
@@ -36,7 +37,7 @@ VERSIONS: dict[str, tuple[tuple[str, ...], dict[str, dict[str, Any]]]] = {
             "apgd_ce": {"steps": 100, "restarts": 1},
             "apgd_t": {"steps": 100, "restarts": 1, "n_target_classes": 9},
             "fab_t": {"steps": 100, "restarts": 1, "n_target_classes": 9},
-            "square": {"n_queries": 5000, "queries": 5000, "restarts": 1},
+            "square": {"max_queries": 5000, "restarts": 1},
         },
     ),
     # AutoAttack "plus": the untargeted attacks with 5 restarts each, then the targeted ones.
@@ -46,7 +47,7 @@ VERSIONS: dict[str, tuple[tuple[str, ...], dict[str, dict[str, Any]]]] = {
             "apgd_ce": {"steps": 100, "restarts": 5},
             "apgd_dlr": {"steps": 100, "restarts": 5},
             "fab": {"steps": 100, "restarts": 5},
-            "square": {"n_queries": 5000, "queries": 5000, "restarts": 5},
+            "square": {"max_queries": 5000, "restarts": 5},
             "apgd_t": {"steps": 100, "restarts": 1, "n_target_classes": 9},
             "fab_t": {"steps": 100, "restarts": 1, "n_target_classes": 9},
         },
@@ -60,22 +61,10 @@ def parse_member_options(text: str) -> dict[str, dict[str, str]]:
     """``"apgd_ce.steps=50;fab_t.steps=50"`` -> ``{"apgd_ce": {"steps": "50"}, "fab_t": {"steps": "50"}}``.
 
     Entries are separated by ``;`` (a comma would clash with ``--attacks``-style lists); values stay strings
-    and are converted by each member's :meth:`Attack.from_options`.
+    and are converted by each member's :meth:`Attack.from_options`. Malformed items are an error.
     """
-    out: dict[str, dict[str, str]] = {}
-    for item in str(text or "").split(";"):
-        item = item.strip()
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        member, dot, option = key.strip().partition(".")
-        if not sep or not dot or not member or not option.strip():
-            raise ConfigError(
-                f"invalid ensemble member option {item!r}: write MEMBER.OPTION=VALUE, several separated by ';' "
-                "(e.g. apgd_ce.steps=50;fab_t.steps=50)"
-            )
-        out.setdefault(member, {})[option.strip()] = value.strip()
-    return out
+    return parse_nested_options(text, what="ensemble member option", member="MEMBER",
+                                example="apgd_ce.steps=50;fab_t.steps=50")
 
 
 @dataclass
@@ -123,23 +112,24 @@ class Ensemble(Attack):
     #: The members of the default ``standard`` version (documentation; the version table is the source).
     DEFAULT_MEMBERS: ClassVar[str] = ",".join(VERSIONS["standard"][0])
 
-    members: str | None = None
-    member_options: str = ""
-    version: str = "standard"
+    members: str | None = option(None, help="comma-separated member attacks, run in order (unset: the version's)")
+    member_options: str = option("", help="per-member options, MEMBER.OPTION=VALUE;... (override the version's)")
+    version: str = option("standard", choices=tuple(VERSIONS), help="standard, plus (AutoAttack's) or custom")
+    wants_context = True
+    strength = 100
 
     def __post_init__(self) -> None:
-        if self.version not in VERSIONS:
-            raise ValueError(f"unknown version {self.version!r}; use one of {', '.join(VERSIONS)}")
+        super().__post_init__()
         explicit = self.members is not None and self.members.strip() != ""
         if self.version == "custom" and not explicit:
-            raise ValueError("version 'custom' needs members (e.g. members=apgd_ce,square)")
+            raise self.invalid_option("version", "used with members (version 'custom' needs members, e.g. members=apgd_ce,square)")
         names = (
             [m.strip() for m in self.members.split(",") if m.strip()] if explicit else list(VERSIONS[self.version][0])
         )
         if len(set(names)) != len(names):
-            raise ValueError(f"members lists a name twice: {','.join(names)}")
+            raise self.invalid_option("members", "a list without repeats")
         if self.name in names:
-            raise ValueError("an ensemble cannot be a member of itself")
+            raise self.invalid_option("members", "a list without the ensemble itself (an ensemble cannot be a member of itself)")
         per_member = parse_member_options(self.member_options)
         stray = sorted(set(per_member) - set(names))
         if stray:
@@ -152,9 +142,6 @@ class Ensemble(Attack):
         self._per_member = per_member
         self.skipped: dict[str, str] = {}
         self._resolved: list[tuple[str, Any, Attack]] | None = None
-
-    wants_context = True
-    strength = 100
 
     # -- members --------------------------------------------------------------------------------------
     def bind(self, context) -> None:

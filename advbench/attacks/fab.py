@@ -18,6 +18,7 @@ from typing import ClassVar
 
 import torch
 
+from ..options import option
 from ..threat import Norm, flat_norm
 from .base import Attack, Goal
 
@@ -117,26 +118,12 @@ class FAB(Attack):
     )
     minimum_norm: ClassVar[bool] = True
 
-    steps: int = 100
-    restarts: int = 1
-    alpha_max: float = 0.1
-    eta: float = 1.05
-    beta: float = 0.9
-    eps: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError("steps must be >= 1")
-        if self.restarts < 1:
-            raise ValueError("restarts must be >= 1")
-        if not 0.0 <= self.alpha_max <= 1.0:
-            raise ValueError("alpha_max must be in [0, 1]")
-        if self.eta < 1.0:
-            raise ValueError("eta must be >= 1 (it overshoots the linearised boundary)")
-        if not 0.0 < self.beta <= 1.0:
-            raise ValueError("beta must be in (0, 1]")
-        if self.eps is not None and not self.eps > 0:
-            raise ValueError("eps must be > 0 (or unset)")
+    steps: int = option(100, ge=1, help="iterations per run")
+    restarts: int = option(1, ge=1, help="runs; later ones start at random points at half the best radius")
+    alpha_max: float = option(0.1, ge=0, le=1, help="largest weight of the original point's projection")
+    eta: float = option(1.05, ge=1, help="overshoot past the linearised boundary")
+    beta: float = option(0.9, gt=0, le=1, help="back-step toward x after an adversarial iterate")
+    eps: float | None = option(None, gt=0, help="budget for the restart radius and reruns; unset: the threat's")
 
     # -- the plan: which runs, on which points ---------------------------------------------------------
     def _budget(self, threat_eps: float) -> float:
@@ -304,12 +291,7 @@ class FABT(FAB):
     name = "fab_t"
     description = "Targeted FAB over the top runner-up classes (AutoAttack's FAB-T), minimum norm, linf and l2"
 
-    n_target_classes: int = 9
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n_target_classes < 1:
-            raise ValueError("n_target_classes must be >= 1")
+    n_target_classes: int = option(9, ge=1, help="runner-up classes tried as targets (capped at K - 1)")
 
     def _target_plan(self, clean: torch.Tensor, goal: Goal) -> list[torch.Tensor | None]:
         if goal.targets is not None:

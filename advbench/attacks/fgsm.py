@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..options import option
 from .base import Attack, Goal
 from .losses import OBJECTIVES, objective_and_grad
 from .steps import ascent_direction
@@ -26,11 +27,7 @@ class FGSM(Attack):
     description = "Fast gradient sign method: one eps step along sign(grad) (linf) or grad/||grad|| (l2)"
     reference = "Goodfellow, Shlens, Szegedy. Explaining and Harnessing Adversarial Examples. ICLR 2015"
 
-    loss: str = "ce"
-
-    def __post_init__(self) -> None:
-        if self.loss not in OBJECTIVES:
-            raise ValueError(f"unknown loss {self.loss!r}; use one of {', '.join(OBJECTIVES)}")
+    loss: str = option("ce", choices=tuple(OBJECTIVES), help="the objective ascended")
 
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         _, _, grad = objective_and_grad(oracle, x, goal, OBJECTIVES[self.loss])

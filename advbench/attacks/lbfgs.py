@@ -31,6 +31,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
+from ..options import option
 from .base import Attack, Goal
 
 #: "No upper bound on c yet".
@@ -62,20 +63,10 @@ class LBFGS(Attack):
     description = "Box-constrained L-BFGS (Szegedy et al.): targeted minimum-L2, search over c"
     reference = "Szegedy et al. Intriguing properties of neural networks. ICLR 2014"
 
-    c_init: float = 1e-2
-    binary_search_steps: int = 10
-    steps: int = 100
-    history_size: int = 10
-
-    def __post_init__(self) -> None:
-        if not self.c_init > 0:
-            raise ValueError("c_init must be > 0")
-        if self.binary_search_steps < 1:
-            raise ValueError("binary_search_steps must be >= 1")
-        if self.steps < 1:
-            raise ValueError("steps must be >= 1")
-        if self.history_size < 1:
-            raise ValueError("history_size must be >= 1")
+    c_init: float = option(1e-2, gt=0, help="first c (weight of the cross-entropy) of each sample's search")
+    binary_search_steps: int = option(10, ge=1, help="L-BFGS solves per batch (one c per sample each)")
+    steps: int = option(100, ge=1, help="L-BFGS iterations per solve")
+    history_size: int = option(10, ge=1, help="L-BFGS memory")
 
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         """Targeted minimum-L2 adversarials for one batch.

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ..options import option
 from ..threat import Norm
 from .base import Attack, Goal
 from .bim import iterative_ascent
 from .losses import OBJECTIVES
-from .steps import ascent_direction, check_step_options
+from .steps import ascent_direction
 
 
 def l1_normalised(grad: torch.Tensor) -> torch.Tensor:
@@ -65,19 +66,12 @@ class MIFGSM(Attack):
     description = "Momentum iterative FGSM: steps along a decayed sum of L1-normalised gradients; linf and l2"
     reference = "Dong et al. Boosting Adversarial Attacks with Momentum. CVPR 2018"
 
-    steps: int = 10
-    decay: float = 1.0
-    step_size: float | None = None
-    rel_stepsize: float | None = None
-    early_stop: bool = True
-    loss: str = "ce"
-
-    def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError("steps must be >= 1")
-        if self.decay < 0:
-            raise ValueError("decay must be >= 0")
-        check_step_options(self.loss, self.step_size, self.rel_stepsize)
+    steps: int = option(10, ge=1, help="iterations (the paper's T)")
+    decay: float = option(1.0, ge=0, help="momentum factor mu")
+    step_size: float | None = option(None, gt=0, help="absolute step; unset: rel_stepsize * eps")
+    rel_stepsize: float | None = option(None, gt=0, help="step as a fraction of eps; unset: 1 / steps")
+    early_stop: bool = option(True, help="keep each sample's first adversarial iterate (else the last)")
+    loss: str = option("ce", choices=tuple(OBJECTIVES), help="the objective ascended")
 
     def alpha(self, eps: float) -> float:
         """The absolute step size for a budget ``eps``."""

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 import torch
 
+from ..options import option
 from ..threat import project
 from .base import Attack, Goal
 from .losses import OBJECTIVES, objective_and_grad
-from .steps import ascent_direction, check_step_options, random_start
+from .steps import ascent_direction, random_start
 
 
 #: With early stop, broken rows leave PGD's working batch every this many steps (one host sync each).
@@ -45,20 +46,13 @@ class PGD(Attack):
     description = "Projected gradient descent with random start and restarts (Madry et al.), linf and l2"
     reference = "Madry et al. Towards Deep Learning Models Resistant to Adversarial Attacks. ICLR 2018"
 
-    steps: int = 20
-    step_size: float | None = None
-    rel_stepsize: float | None = None
-    random_start: bool = True
-    restarts: int = 1
-    early_stop: bool = True
-    loss: str = "ce"
-
-    def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError("steps must be >= 1")
-        if self.restarts < 1:
-            raise ValueError("restarts must be >= 1")
-        check_step_options(self.loss, self.step_size, self.rel_stepsize)
+    steps: int = option(20, ge=1, help="iterations per restart")
+    step_size: float | None = option(None, gt=0, help="absolute step; unset: rel_stepsize * eps")
+    rel_stepsize: float | None = option(None, gt=0, help="step as a fraction of eps; unset: 2.5 / steps")
+    random_start: bool = option(True, help="start uniformly in the ball (else at x)")
+    restarts: int = option(1, ge=1, help="runs; each rerun attacks only points not broken yet")
+    early_stop: bool = option(True, help="keep each sample's first adversarial iterate (else the last)")
+    loss: str = option("ce", choices=tuple(OBJECTIVES), help="the objective ascended")
 
     def alpha(self, eps: float) -> float:
         """The absolute step size for a budget ``eps``."""

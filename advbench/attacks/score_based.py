@@ -3,7 +3,7 @@
 Every attack here declares ``access = "score"``: the oracle returns probabilities [N, K] and nothing else.
 Losses are computed from those probabilities (:func:`score_loss`), success is judged from the scores the
 attack already has (no extra query), and only samples not broken yet are queried, with ``index`` so the
-oracle counts queries per sample. Each attack caps its own queries per sample with ``n_queries``; a harness
+oracle counts queries per sample. Each attack caps its own queries per sample with ``max_queries``; a harness
 budget (``--queries``) is enforced by the oracle on top of that.
 """
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..options import option
 from ..threat import Norm, flat_norm, project
 from .base import Attack, Goal
 
@@ -68,14 +69,6 @@ def score_loss(
     return true - other, adversarial
 
 
-def _check_common(attack: Attack) -> None:
-    if attack.n_queries < 1:
-        raise ValueError("n_queries must be >= 1")
-    loss = getattr(attack, "loss", None)
-    if loss is not None and loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}")
-
-
 def _rademacher(shape, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
     """Random signs (+1 / -1) of ``shape``, ``like``'s dtype and device."""
     bits = torch.randint(0, 2, tuple(shape), generator=generator, device=like.device)
@@ -109,7 +102,7 @@ class SPSA(Attack):
     stops at the first queried point (iterate or probe) that meets the goal inside the ball.
 
     Options:
-        n_queries: forward queries per sample at most (each step costs ``2 * samples + 1``).
+        max_queries: forward queries per sample at most (each step costs ``2 * samples + 1``).
         samples: Rademacher directions per step.
         delta: finite-difference step (pixel space).
         lr: Adam learning rate (pixel space).
@@ -123,20 +116,16 @@ class SPSA(Attack):
         "Uesato et al. Adversarial Risk and the Dangers of Evaluating Against Weak Attacks. ICML 2018"
     )
 
-    n_queries: int = 5000
-    samples: int = 32
-    delta: float = 0.01
-    lr: float = 0.01
-    loss: str = "margin"
+    max_queries: int = option(5000, ge=1, deprecated=("n_queries",), help="forward queries per sample at most")
+    samples: int = option(32, ge=1, help="Rademacher directions per step (a step costs 2 * samples + 1)")
+    delta: float = option(0.01, gt=0, help="finite-difference step (pixel space)")
+    lr: float = option(0.01, gt=0, help="Adam learning rate (pixel space)")
+    loss: str = option("margin", choices=LOSSES, help="untargeted loss (targeted runs use CE)")
 
     def __post_init__(self) -> None:
-        _check_common(self)
-        if self.samples < 1:
-            raise ValueError("samples must be >= 1")
-        if self.n_queries < 2 * self.samples + 1:
-            raise ValueError(f"n_queries must be >= 2 * samples + 1 = {2 * self.samples + 1} (one step)")
-        if self.delta <= 0 or self.lr <= 0:
-            raise ValueError("delta and lr must be > 0")
+        super().__post_init__()
+        if self.max_queries < 2 * self.samples + 1:
+            raise self.invalid_option("max_queries", f">= 2 * samples + 1 = {2 * self.samples + 1} (one step)")
 
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         """Args: x [B, C, H, W] in [0, 1]. Returns: [B, C, H, W] candidate adversarials."""
@@ -147,7 +136,7 @@ class SPSA(Attack):
         m1 = torch.zeros_like(x)
         m2 = torch.zeros_like(x)
         found = torch.zeros(n, dtype=torch.bool, device=x.device)
-        for step in range(1, self.n_queries // (2 * s + 1) + 1):
+        for step in range(1, self.max_queries // (2 * s + 1) + 1):
             act = (~found).nonzero().squeeze(1)  # one host sync per step
             if act.numel() == 0:
                 break
@@ -183,7 +172,7 @@ class NES(Attack):
     the goal.
 
     Options:
-        n_queries: forward queries per sample at most (each step costs ``samples + 1``).
+        max_queries: forward queries per sample at most (each step costs ``samples + 1``).
         samples: Gaussian samples per step (even: antithetic pairs).
         sigma: search standard deviation (pixel space).
         step_size: absolute step; when unset, ``rel_stepsize * eps``.
@@ -196,23 +185,19 @@ class NES(Attack):
     description = "NES: antithetic Gaussian gradient estimate from scores with PGD steps (Ilyas et al.)"
     reference = "Ilyas et al. Black-box Adversarial Attacks with Limited Queries and Information. ICML 2018"
 
-    n_queries: int = 5000
-    samples: int = 50
-    sigma: float = 0.001
-    step_size: float | None = None
-    rel_stepsize: float = 0.1
-    loss: str = "margin"
+    max_queries: int = option(5000, ge=1, deprecated=("n_queries",), help="forward queries per sample at most")
+    samples: int = option(50, ge=2, help="Gaussian samples per step, even (a step costs samples + 1)")
+    sigma: float = option(0.001, gt=0, help="search standard deviation (pixel space)")
+    step_size: float | None = option(None, gt=0, help="absolute step; unset: rel_stepsize * eps")
+    rel_stepsize: float = option(0.1, gt=0, help="step as a fraction of eps")
+    loss: str = option("margin", choices=LOSSES, help="untargeted loss (targeted runs use CE)")
 
     def __post_init__(self) -> None:
-        _check_common(self)
-        if self.samples < 2 or self.samples % 2:
-            raise ValueError("samples must be an even number >= 2 (antithetic pairs)")
-        if self.n_queries < self.samples + 1:
-            raise ValueError(f"n_queries must be >= samples + 1 = {self.samples + 1} (one step)")
-        if self.sigma <= 0 or self.rel_stepsize <= 0:
-            raise ValueError("sigma and rel_stepsize must be > 0")
-        if self.step_size is not None and self.step_size <= 0:
-            raise ValueError("step_size must be > 0")
+        super().__post_init__()
+        if self.samples % 2:
+            raise self.invalid_option("samples", "an even number >= 2 (antithetic pairs)")
+        if self.max_queries < self.samples + 1:
+            raise self.invalid_option("max_queries", f">= samples + 1 = {self.samples + 1} (one step)")
 
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         """Args: x [B, C, H, W] in [0, 1]. Returns: [B, C, H, W] candidate adversarials."""
@@ -221,7 +206,7 @@ class NES(Attack):
         half = self.samples // 2
         x_adv = x.clone()
         found = torch.zeros(n, dtype=torch.bool, device=x.device)
-        for _ in range(self.n_queries // (self.samples + 1)):
+        for _ in range(self.max_queries // (self.samples + 1)):
             act = (~found).nonzero().squeeze(1)  # one host sync per step
             if act.numel() == 0:
                 break
@@ -267,7 +252,7 @@ class SimBA(Attack):
     ``step`` is a pixel change; for l2 every direction has unit L2 norm.
 
     Options:
-        n_queries: forward queries per sample at most (the first queries the clean point).
+        max_queries: forward queries per sample at most (the first queries the clean point).
         step_size: the step along each direction; when unset, ``eps`` for linf and ``min(0.2, eps)`` for l2
             (Guo et al.'s 0.2).
         basis: ``pixel`` or ``dct``.
@@ -282,21 +267,11 @@ class SimBA(Attack):
     description = "SimBA: greedy +-step along random pixel or DCT basis directions from scores (Guo et al.)"
     reference = "Guo et al. Simple Black-box Adversarial Attacks. ICML 2019"
 
-    n_queries: int = 5000
-    step_size: float | None = None
-    basis: str = "pixel"
-    freq_dims: int | None = None
-    stride: int | None = None
-
-    def __post_init__(self) -> None:
-        _check_common(self)
-        if self.basis not in ("pixel", "dct"):
-            raise ValueError(f"unknown basis {self.basis!r}; use pixel or dct")
-        if self.step_size is not None and self.step_size <= 0:
-            raise ValueError("step_size must be > 0")
-        for label, value in (("freq_dims", self.freq_dims), ("stride", self.stride)):
-            if value is not None and value < 1:
-                raise ValueError(f"{label} must be >= 1")
+    max_queries: int = option(5000, ge=1, deprecated=("n_queries",), help="forward queries per sample at most")
+    step_size: float | None = option(None, gt=0, help="step per direction; unset: eps (linf), min(0.2, eps) (l2)")
+    basis: str = option("pixel", choices=("pixel", "dct"), help="search directions: pixel or dct")
+    freq_dims: int | None = option(None, ge=1, help="dct: side of the low-frequency block; unset: side / 4")
+    stride: int | None = option(None, ge=1, help="dct: width of the later frequency rings; unset: side / 8")
 
     # -- basis ---------------------------------------------------------------------------------------
     def _order(self, n: int, shape, generator: torch.Generator, device) -> torch.Tensor:
@@ -364,10 +339,10 @@ class SimBA(Attack):
         dims = order.shape[1]
         # An iteration costs at most two queries and at least none (when projection leaves both candidates
         # unchanged), so iterations are capped as well as queries.
-        for t in range(self.n_queries):
+        for t in range(self.max_queries):
             if t and t % dims == 0:
                 order = self._order(n, shape, generator, x.device)  # a fresh pass over the basis
-            act = (~found & (used < self.n_queries)).nonzero().squeeze(1)
+            act = (~found & (used < self.max_queries)).nonzero().squeeze(1)
             if act.numel() == 0:
                 break
             direction = self._directions(order[act, t % dims], x, threat.norm, mats) * step
@@ -377,7 +352,7 @@ class SimBA(Attack):
                     break
                 cand = project(x_adv[pending] + sign * direction[_position(act, pending)], x[pending],
                                threat.norm, threat.eps)
-                changed = (cand != x_adv[pending]).flatten(1).any(dim=1) & (used[pending] < self.n_queries)
+                changed = (cand != x_adv[pending]).flatten(1).any(dim=1) & (used[pending] < self.max_queries)
                 rows, cand = pending[changed], cand[changed]
                 better = torch.zeros(0, dtype=torch.bool, device=x.device)
                 if rows.numel():

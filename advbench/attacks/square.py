@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..options import option
 from ..threat import Norm, flat_norm
 from .base import Attack, Goal
 from .score_based import LOSSES, _rademacher, score_loss
@@ -86,12 +87,12 @@ class Square(Attack):
     would not change the image is redrawn without a query. Positions cover the whole image (0..H-s).
 
     Options:
-        n_queries: forward queries per sample and restart (the first queries the initial point).
+        max_queries: forward queries per sample and restart (the first queries the initial point).
         p_init: initial fraction of the image a square covers.
         restarts: runs; a restart reruns only samples no earlier run broke.
         loss: ``margin`` (log-probability margin, the logit margin) or ``ce``; untargeted only (targeted
             attacks minimise CE toward the target).
-        rescale_schedule: stretch the p schedule (written for 10,000 queries) to ``n_queries``.
+        rescale_schedule: stretch the p schedule (written for 10,000 queries) to ``max_queries``.
     """
 
     name = "square"
@@ -103,25 +104,15 @@ class Square(Attack):
         "search. ECCV 2020"
     )
 
-    n_queries: int = 5000
-    p_init: float = 0.8
-    restarts: int = 1
-    loss: str = "margin"
-    rescale_schedule: bool = True
-
-    def __post_init__(self) -> None:
-        if self.n_queries < 1:
-            raise ValueError("n_queries must be >= 1")
-        if not 0 < self.p_init <= 1:
-            raise ValueError("p_init must be in (0, 1]")
-        if self.restarts < 1:
-            raise ValueError("restarts must be >= 1")
-        if self.loss not in LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
+    max_queries: int = option(5000, ge=1, deprecated=("n_queries",), help="forward queries per sample and restart")
+    p_init: float = option(0.8, gt=0, le=1, help="initial fraction of the image a square covers")
+    restarts: int = option(1, ge=1, help="runs; each rerun attacks only samples not broken yet")
+    loss: str = option("margin", choices=LOSSES, help="untargeted loss (targeted runs use CE)")
+    rescale_schedule: bool = option(True, help="stretch the p schedule (written for 10,000 queries) to max_queries")
 
     def p(self, it: int) -> float:
         """The square fraction at iteration ``it`` (see :func:`p_selection`)."""
-        return p_selection(it, self.n_queries, self.p_init, self.rescale_schedule)
+        return p_selection(it, self.max_queries, self.p_init, self.rescale_schedule)
 
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         """Args: x [B, C, H, W] in [0, 1]. Returns: [B, C, H, W] candidate adversarials."""
@@ -154,7 +145,7 @@ class Square(Attack):
             x_best = (x0 + _l2_normalise(self._l2_init(x0, generator)) * eps).clamp(0, 1)
         loss_min, found = score_loss(oracle(x_best, index), goal, index, self.loss)
         n_features = c * h * w
-        for it in range(self.n_queries - 1):
+        for it in range(self.max_queries - 1):
             act = (~found).nonzero().squeeze(1)  # one host sync per iteration, as in the reference
             if act.numel() == 0:
                 break

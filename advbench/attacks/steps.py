@@ -40,13 +40,3 @@ def random_start(x: torch.Tensor, threat: ThreatModel, generator: torch.Generato
         delta = direction * _per_sample(threat.eps * u.pow(1.0 / d), x)
     return (x + delta).clamp(0.0, 1.0)
 
-
-def check_step_options(loss: str, step_size: float | None, rel_stepsize: float | None) -> None:
-    """Validate the options the iterative gradient attacks share (raises ValueError, shown as one line)."""
-    from .losses import OBJECTIVES
-
-    if loss not in OBJECTIVES:
-        raise ValueError(f"unknown loss {loss!r}; use one of {', '.join(OBJECTIVES)}")
-    for label, value in (("step_size", step_size), ("rel_stepsize", rel_stepsize)):
-        if value is not None and value <= 0:
-            raise ValueError(f"{label} must be > 0")

@@ -13,9 +13,9 @@ from typing import Any
 import torch
 
 from ..errors import AttackError, ConfigError
+from ..options import option, parse_options
 from ..oracles import make_oracle
 from .base import Attack, Goal
-from .transfer import parse_options
 
 
 @dataclass
@@ -61,28 +61,20 @@ class Substitute(Attack):
     reference = ("Papernot, McDaniel, Goodfellow, Jha, Celik, Swami. Practical Black-Box Attacks against "
                  "Machine Learning. AsiaCCS 2017")
 
-    n_seed: int = 150
-    rho: int = 6
-    lmbda: float = 0.1
-    tau: int = 3
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    arch: str = "cnn"
-    base: str = "fgsm"
-    base_options: str = ""
+    n_seed: int = option(150, ge=1, help="initial substitute training points (150 in the paper)")
+    rho: int = option(6, ge=0, help="Jacobian augmentation rounds")
+    lmbda: float = option(0.1, gt=0, help="augmentation step size lambda")
+    tau: int = option(3, ge=0, help="the augmentation step's sign flips every tau rounds; 0 never")
+    epochs: int = option(10, ge=1, help="substitute training epochs per round")
+    batch_size: int = option(128, ge=1, help="substitute training batch size")
+    lr: float = option(1e-3, gt=0, help="substitute training learning rate (Adam)")
+    arch: str = option("cnn", help="substitute architecture (cnn, linear, or a timm name)")
+    base: str = option("fgsm", help="the fixed-eps white-box attack run on the substitute")
+    base_options: str = option("", help="options of the base attack, KEY=VALUE;KEY=VALUE")
 
     def __post_init__(self) -> None:
-        if self.n_seed < 1:
-            raise ValueError("n_seed must be >= 1")
-        if self.rho < 0 or self.tau < 0:
-            raise ValueError("rho and tau must be >= 0")
-        if self.lmbda <= 0:
-            raise ValueError("lmbda must be > 0")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
-        if self.lr <= 0:
-            raise ValueError("lr must be > 0")
+        super().__post_init__()
+        parse_options(self.base_options, what="substitute base_options item", example="steps=10")
         #: the trained substitute (a frozen ClassifierWrapper), set by fit; not an option
         self.substitute: torch.nn.Module | None = None
 
@@ -163,7 +155,8 @@ class Substitute(Attack):
         spec = context.attack_spec(self.base)
         if spec.access != "gradient" or spec.minimum_norm or spec.uses_surrogate:
             raise ConfigError(f"substitute base attack must be a fixed-eps gradient attack, not {self.base!r}")
-        self.__dict__["_base_attack"] = context.build_attack(self.base, parse_options(self.base_options))
+        options = parse_options(self.base_options, what="substitute base_options item", example="steps=10")
+        self.__dict__["_base_attack"] = context.build_attack(self.base, options)
 
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         """Craft on the substitute; the target oracle is not queried. x: [B, C, H, W] -> [B, C, H, W]."""

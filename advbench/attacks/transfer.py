@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..options import option, parse_options
 from ..oracles import make_oracle
 from ..threat import project
 from .base import Attack, Goal
@@ -33,18 +34,6 @@ def split_transfer_name(name: str) -> tuple[str, str] | None:
     """``"pgd@cnn.mnist5k_std"`` -> ``("pgd", "cnn.mnist5k_std")``; ``None`` for a plain attack name."""
     base, sep, surrogate = name.partition("@")
     return (base, surrogate) if sep and base and surrogate else None
-
-
-def parse_options(text: str) -> dict[str, str]:  # replaced by advbench.options.parse_options at merge
-    out: dict[str, str] = {}
-    for item in str(text or "").split(";"):
-        if not item.strip():
-            continue
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"invalid option {item.strip()!r}: write OPTION=VALUE, several separated by ';'")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def surrogate_for(loaded, input_shape: tuple[int, ...]) -> tuple[torch.nn.Module, int]:
@@ -120,21 +109,19 @@ class Transfer(Attack):
     reference = "Papernot et al. 2016 (transferability); Dong et al. 2018 (MI); Xie et al. 2019 (DI); Dong et al. 2019 (TI)"
     uses_surrogate: ClassVar[bool] = True
 
-    surrogate: str = ""
-    base: str = "pgd"
-    base_options: str = ""
-    steps: int = 10
-    momentum: float = 0.0
-    diversity: float = 0.0
-    translation: int = 0
+    surrogate: str = option("", help="the model to craft on (a registry name or timm architecture)")
+    base: str = option("pgd", help="the white-box attack run on the surrogate")
+    base_options: str = option("", help="options of the base attack, KEY=VALUE;KEY=VALUE")
+    steps: int = option(10, ge=1, help="iterations of the MI-DI-TI attack")
+    momentum: float = option(0.0, ge=0, help="MI decay mu (1.0 in Dong et al.); 0 turns momentum off")
+    diversity: float = option(0.0, ge=0, le=1, help="DI transform probability (0.5 in Xie et al.); 0 turns it off")
+    translation: int = option(0, ge=0, help="TI kernel size, 0 or odd (5 for 28x28, 15 for ImageNet); 0 turns it off")
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError("steps must be >= 1")
-        if self.translation < 0 or (self.translation and self.translation % 2 == 0):
-            raise ValueError("translation must be 0 or an odd kernel size")
-        if not 0 <= self.diversity <= 1:
-            raise ValueError("diversity must be in [0, 1]")
+        super().__post_init__()
+        if self.translation % 2 == 0 and self.translation:
+            raise self.invalid_option("translation", "0 or an odd kernel size")
+        parse_options(self.base_options, what="transfer base_options item", example="steps=10;rel_stepsize=0.25")
 
     wants_context = True
 
@@ -164,7 +151,8 @@ class Transfer(Attack):
         if spec.access != "gradient" or spec.uses_surrogate:
             raise ConfigError(f"transfer base attack must be a white-box gradient attack on the surrogate; "
                               f"{self.base!r} is {spec.access}-based" + (" and uses a surrogate itself" if spec.uses_surrogate else ""))
-        self.__dict__["_base_attack"] = context.build_attack(self.base, parse_options(self.base_options))
+        options = parse_options(self.base_options, what="transfer base_options item", example="steps=10;rel_stepsize=0.25")
+        self.__dict__["_base_attack"] = context.build_attack(self.base, options)
 
     def _surrogate_oracle(self, x: torch.Tensor):
         """A white-box oracle over the surrogate for the batch x [B, C, H, W] (its own ledger: the target is not

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import AttackError
+from ..options import option
 from ..threat import Norm
 from .base import Attack, Goal
 
@@ -96,35 +97,18 @@ class UAP(Attack):
         "Shafahi, Najibi, Xu, Dickerson, Davis, Goldstein. Universal Adversarial Training. AAAI 2020"
     )
 
-    method: Literal["deepfool", "sgd"] = "sgd"
-    max_passes: int = 5
-    delta: float = 0.2
-    batch_size: int = 250
-    top_k: int = 10
-    deepfool_steps: int = 3
-    overshoot: float = 0.02
-    step_size: float | None = None
-    rel_stepsize: float = 0.1
+    method: str = option("sgd", choices=("deepfool", "sgd"), help="how v is learnt: sgd or deepfool")
+    max_passes: int = option(5, ge=1, help="passes over the train data")
+    delta: float = option(0.2, ge=0, lt=1, help="stop once the train fooling rate reaches 1 - delta")
+    batch_size: int = option(250, ge=1, help="train images per update")
+    top_k: int = option(10, ge=2, help="deepfool: classes whose boundaries are linearised")
+    deepfool_steps: int = option(3, ge=1, help="deepfool: linearisation steps per image")
+    overshoot: float = option(0.02, ge=0, help="deepfool: relative overshoot past the boundary")
+    step_size: float | None = option(None, gt=0, help="sgd: absolute step; unset: rel_stepsize * eps")
+    rel_stepsize: float = option(0.1, gt=0, help="sgd: step as a fraction of eps")
 
     def __post_init__(self) -> None:
-        if self.method not in ("deepfool", "sgd"):
-            raise ValueError(f"unknown method {self.method!r}; use deepfool or sgd")
-        if self.max_passes < 1:
-            raise ValueError("max_passes must be >= 1")
-        if not 0.0 <= self.delta < 1.0:
-            raise ValueError("delta must be in [0, 1)")
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-        if self.top_k < 2:
-            raise ValueError("top_k must be >= 2 (the current class and at least one other)")
-        if self.deepfool_steps < 1:
-            raise ValueError("deepfool_steps must be >= 1")
-        if self.overshoot < 0:
-            raise ValueError("overshoot must be >= 0")
-        if self.step_size is not None and not self.step_size > 0:
-            raise ValueError("step_size must be > 0")
-        if not self.rel_stepsize > 0:
-            raise ValueError("rel_stepsize must be > 0")
+        super().__post_init__()
         self.perturbation: torch.Tensor | None = None
         self.fit_stats: dict[str, Any] = {}
         self._fitted_for: tuple[str, float] | None = None

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..options import parse_nested_options, parse_options
 
 
 def split_names(text: str | None, what: str) -> tuple[str, ...]:
@@ -19,16 +20,14 @@ def split_names(text: str | None, what: str) -> tuple[str, ...]:
 
 
 def parse_attack_options(items: list[str] | None) -> dict[str, dict[str, Any]]:
-    """``["pgd.steps=40", "pgd.restarts=2"]`` -> ``{"pgd": {"steps": "40", "restarts": "2"}}``."""
-    options: dict[str, dict[str, Any]] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        # rpartition: option names have no dots, attack names may (pgd@cnn.mnist5k_std)
-        attack, dot, option = key.rpartition(".")
-        if not sep or not dot or not attack.strip() or not option.strip():
-            raise ConfigError(f"invalid --attack-opt {item!r}: write ATTACK.OPTION=VALUE, e.g. pgd.steps=40")
-        options.setdefault(attack.strip(), {})[option.strip()] = value.strip()
-    return options
+    """``["pgd.steps=40", "pgd.restarts=2"]`` -> ``{"pgd": {"steps": "40", "restarts": "2"}}``.
+
+    Each item is one option, never split at ``;`` (``ensemble.member_options=a.x=1;b.y=2`` is one value).
+
+    Raises:
+        ConfigError: a malformed item, or one option given twice.
+    """
+    return parse_nested_options(items or [], what="--attack-opt", member="ATTACK", example="pgd.steps=40")
 
 
 def parse_weights(items: list[str] | None, models: tuple[str, ...]) -> dict[str, dict[str, Any]]:
@@ -66,16 +65,14 @@ def parse_model_options(items: list[str] | None, models: tuple[str, ...], arch: 
     """``--model-opt KEY=VALUE`` (every model) or ``MODEL.KEY=VALUE`` (one model; option keys have no dots)
     and ``--arch`` (for ``file:`` models) -> ``{model: {key: value}}``."""
     out: dict[str, dict[str, Any]] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"invalid --model-opt {item!r}: write KEY=VALUE or MODEL.KEY=VALUE, e.g. in_chans=1")
-        model, dot, option = key.strip().rpartition(".")
+    pairs = parse_options(items or [], what="--model-opt", syntax="KEY=VALUE or MODEL.KEY=VALUE", example="in_chans=1")
+    for key, value in pairs.items():
+        model, dot, option = key.rpartition(".")
         targets = [model] if dot else list(models)
         if dot and model not in models:
             raise ConfigError(f"--model-opt names model {model!r}, which is not in --models")
         for name in targets:
-            out.setdefault(name, {})[option if dot else key.strip()] = value.strip()
+            out.setdefault(name, {})[option if dot else key] = value
     if arch is not None:
         files = [m for m in models if m.startswith("file:")]
         if not files:

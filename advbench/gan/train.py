@@ -20,6 +20,7 @@ from torch import nn
 
 from .._version import __version__
 from ..errors import ConfigError
+from ..options import parse_options
 from ..specs import DatasetSpec
 from ..models.dcgan import G_LOSSES, FAKE, REAL, Generator, discriminator, discriminator_loss, generator_loss
 
@@ -37,16 +38,14 @@ def parse_gan_options(pairs: "list[str] | tuple[str, ...]") -> dict[str, Any]:
     """``["g_loss=minimax", "z_dim=32"]`` -> keyword arguments for :func:`train_gan`.
 
     Raises:
-        ConfigError: not ``KEY=VALUE``, or an unknown key.
+        ConfigError: not ``KEY=VALUE``, a key given twice, or an unknown key.
     """
     from ..train.trainer import _parse_value
 
     parsed: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or key not in GAN_OPTIONS:
-            raise ConfigError(f"bad gan option {pair!r}: use KEY=VALUE with KEY one of {', '.join(GAN_OPTIONS)}")
+    for key, value in parse_options(list(pairs), what="--recipe-opt", example="g_loss=minimax").items():
+        if key not in GAN_OPTIONS:
+            raise ConfigError(f"bad gan option {key!r}: use KEY=VALUE with KEY one of {', '.join(GAN_OPTIONS)}")
         parsed[key] = _parse_value(value)
     return parsed
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, WeightsError
+from ..options import parse_options
 from ..specs import ModelSpec
 from .timm_source import ResizeCrop, floats_option, int_option, ints_option
 
@@ -93,14 +94,7 @@ def _factory_kwargs(name: str, options: dict[str, Any]) -> dict[str, Any]:
     raw = options.get("kwargs")
     if raw is None or isinstance(raw, dict):
         return dict(raw or {})
-    out: dict[str, Any] = {}
-    for item in str(raw).split(";"):
-        if item.strip():
-            key, sep, value = item.partition("=")
-            if not sep or not key.strip():
-                raise ConfigError(f"model {name!r}: kwargs item {item!r} is not KEY=VALUE")
-            out[key.strip()] = value.strip()
-    return out
+    return dict(parse_options(str(raw), what=f"kwargs item of model {name!r}", example="depth=20;width=2"))
 
 
 def _resolve_py(name: str, options: dict[str, Any]) -> ModelSpec:

@@ -32,6 +32,7 @@ from ..errors import ConfigError
 from ..models.archs import build_arch
 from ..models.weights import load_into, load_state_dict, sha256_file
 from ..models.wrapper import ClassifierWrapper
+from ..options import parse_options
 from ..specs import DatasetSpec
 from ..threat import Norm
 from . import recipes
@@ -364,15 +365,11 @@ def parse_recipe_options(recipe: str, pairs: Sequence[str]) -> dict[str, Any]:
     """``["eps=0.3", "steps=10"]`` -> ``{"eps": 0.3, "steps": 10}``, checked against the recipe's options.
 
     Raises:
-        ConfigError: not ``KEY=VALUE``, or a key the recipe does not take.
+        ConfigError: not ``KEY=VALUE``, a key given twice, or a key the recipe does not take.
     """
     takes = _options_of(recipe)
     parsed: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"recipe option {pair!r} is not KEY=VALUE")
+    for key, value in parse_options(list(pairs), what="--recipe-opt", example="eps=0.3").items():
         if key not in takes:
             raise ConfigError(f"recipe {recipe!r} has no option {key!r}; it takes: {', '.join(takes)}")
         parsed[key] = _parse_value(value)

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
 from advbench import Attack
+from advbench.options import option
 
 
 @dataclass
 class NoiseAttack(Attack):
-    """Draw ``trials`` random perturbations of norm eps; keep the first that changes the label.
+    """Draw ``max_queries`` random perturbations of norm eps; keep the first that changes the label.
 
     Batched: each trial queries every sample not yet broken at once (one host sync per trial, to shrink
     the batch so that query counts stop at the first success).
 
     Options:
-        trials: draws per sample (each costs one label query).
+        max_queries: draws per sample (each costs one label query); ``trials`` is its deprecated name.
         distribution: linf only: ``sign`` (random corners of the box, the largest linf noise) or
             ``uniform`` (uniform in the box). l2 always samples uniformly on the sphere of radius eps.
     """
@@ -29,14 +29,8 @@ class NoiseAttack(Attack):
     description = "Random-noise baseline in the eps ball (label queries only; keeps the first of N draws that flips the label)"
     reference = "A floor for every leaderboard; cf. Foolbox's additive noise attacks (Rauber et al. 2017)"
 
-    trials: int = 10
-    distribution: Literal["sign", "uniform"] = "sign"
-
-    def __post_init__(self) -> None:
-        if self.trials < 1:
-            raise ValueError("trials must be >= 1")
-        if self.distribution not in ("sign", "uniform"):
-            raise ValueError("distribution must be 'sign' or 'uniform'")
+    max_queries: int = option(10, ge=1, deprecated=("trials",), help="noise draws per sample (one label query each)")
+    distribution: str = option("sign", choices=("sign", "uniform"), help="linf noise: box corners or uniform")
 
     def _noise(self, like: torch.Tensor, threat, generator: torch.Generator) -> torch.Tensor:
         if threat.norm.value == "linf":
@@ -51,7 +45,7 @@ class NoiseAttack(Attack):
     def run(self, oracle, x, goal, threat, generator):
         best = x.clone()
         index = torch.arange(x.shape[0], device=x.device)
-        for _ in range(self.trials):
+        for _ in range(self.max_queries):
             candidates = (x[index] + self._noise(x[index], threat, generator)).clamp(0.0, 1.0)
             labels = oracle(candidates, index)
             fooled = labels != goal.labels[index] if goal.targets is None else labels == goal.targets[index]
