@@ -71,3 +71,24 @@ def test_the_matrix_defaults_to_the_strongest_white_box_attack():
     assert pick_transfer_attack(RunConfig(models=("a",)), specs) == "pgd"
     with pytest.raises(AdvbenchError, match="not a white-box attack"):
         pick_transfer_attack(RunConfig(models=("a",), transfer_attack="square"), specs)
+
+
+def test_a_surrogate_is_loaded_with_the_runs_weights(tmp_path):
+    """``--weights`` / ``--model-opt`` of a model apply to it as a surrogate too (the attack context loads it)."""
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    import advbench.models as models
+
+    shipped = Path(models.__file__).parent / "zoo" / "linear.mnist5k_std.safetensors"
+    save_file({k: torch.zeros_like(v) for k, v in load_file(str(shipped)).items()}, str(tmp_path / "zero.safetensors"))
+    common = dict(models=("cnn.mnist5k_std",), attacks=("fgsm@linear.mnist5k_std",), eps=(0.1,), n_samples=20,
+                  sanity_checks=False, transfer_matrix=False)
+    plain = execute(RunConfig(**common), get_host()).rows
+    zeroed = execute(RunConfig(**common, model_options={"linear.mnist5k_std": {"weights": str(tmp_path / "zero.safetensors")}}),
+                     get_host()).rows
+    attacked = plain.clean_correct
+    assert (plain.perturbation_norm[attacked] > 0).all()
+    assert (zeroed.perturbation_norm == 0).all()  # a zero network has zero gradients: FGSM does not move

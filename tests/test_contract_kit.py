@@ -1,0 +1,57 @@
+"""The contract kit (advbench.testing) over every registered attack, and proof that it catches broken ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+import advbench
+from advbench.attacks.fgsm import FGSM
+from advbench.plugins import make_host
+from advbench.testing import ContractViolation, check_attack
+
+#: Every attack the built-ins and the installed first-party plugins register (entry points loaded).
+HOST = make_host(autoload=True)
+
+
+@pytest.mark.parametrize("name", sorted(spec.name for spec in HOST.registry.attacks))
+def test_every_registered_attack_passes_the_contract_kit(name):
+    report = check_attack(name, HOST)
+    spec = HOST.registry.attacks.get(name)
+    assert len(report.passed) == len(spec.norms) * (2 if spec.targeted else 1)
+
+
+@dataclass
+class _Broken(FGSM):
+    """FGSM with one rule broken, chosen by ``how``."""
+
+    name = "broken"
+    how: str = "nan"
+
+    def run(self, oracle, x, goal, threat, generator):
+        x_adv = super().run(oracle, x, goal, threat, generator)
+        if self.how == "nan":
+            return x_adv * float("nan")
+        if self.how == "shape":
+            return x_adv[:-1]
+        if self.how == "random":  # not drawn from the generator: not reproducible
+            return x_adv + 0.01 * torch.rand(x.shape)
+        return None
+
+
+class _Plugin:
+    def __init__(self, how):
+        self.how = how
+
+    @advbench.hookimpl
+    def advbench_register_attacks(self, registrar):
+        registrar.add(_Broken.spec())
+
+
+@pytest.mark.parametrize("how,rule", [("nan", "NaN"), ("shape", "shape"), ("random", "reproducible"), ("none", "None")])
+def test_the_kit_names_the_rule_a_broken_attack_breaks(how, rule):
+    host = make_host(autoload=False, extra=[("broken", _Plugin(how))])
+    with pytest.raises(ContractViolation, match=rule):
+        check_attack("broken", host, options={"how": how})
