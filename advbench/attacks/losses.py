@@ -29,7 +29,8 @@ def objective_and_grad(
     """One forward and one backward pass.
 
     Args:
-        oracle: a :class:`~advbench.oracles.GradientOracle`.
+        oracle: a :class:`~advbench.oracles.GradientOracle`, or any ``f(x [N, ...], index [N]) -> logits [N, K]``
+            (the training recipes pass the raw model).
         x: [N, C, H, W] points to differentiate at (rows ``index`` of the batch).
     Returns:
         (logits [N, K] detached, objective [N] detached, d objective / d x [N, C, H, W]).
@@ -40,3 +41,12 @@ def objective_and_grad(
     # Summing keeps each sample's gradient independent of the batch size (no 1/B factor).
     (grad,) = torch.autograd.grad(obj.sum(), x)
     return logits.detach(), obj.detach(), grad
+
+
+def check_step_options(loss: str, step_size: float | None, rel_stepsize: float | None) -> None:
+    """Validate the options the iterative gradient attacks share (raises ValueError, shown as one line)."""
+    if loss not in OBJECTIVES:
+        raise ValueError(f"unknown loss {loss!r}; use one of {', '.join(OBJECTIVES)}")
+    for label, value in (("step_size", step_size), ("rel_stepsize", rel_stepsize)):
+        if value is not None and value <= 0:
+            raise ValueError(f"{label} must be > 0")

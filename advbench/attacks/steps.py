@@ -1,52 +1,11 @@
-"""Steepest-ascent directions and random starts, per norm (shared by FGSM, PGD and friends)."""
+"""Nothing of its own: the ascent step moved to :mod:`advbench.norms`.
+
+Kept only for :mod:`advbench.attacks.transfer`, which still imports ``ascent_direction`` from here; delete this
+module once it imports :func:`advbench.norms.ascent_direction` instead.
+"""
 
 from __future__ import annotations
 
-import torch
+from ..norms import ascent_direction
 
-from ..threat import Norm, ThreatModel, flat_norm
-
-
-def _per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return values.view(-1, *([1] * (like.dim() - 1)))
-
-
-def ascent_direction(grad: torch.Tensor, norm: Norm) -> torch.Tensor:
-    """The unit-norm steepest-ascent direction for ``grad`` [B, ...].
-
-    linf: ``sign(grad)`` (Goodfellow et al. 2015). l2: ``grad / ||grad||_2`` (the fast gradient method);
-    a zero gradient gives a zero direction rather than NaN.
-    """
-    if norm is Norm.LINF:
-        return grad.sign()
-    norms = _per_sample(flat_norm(grad, Norm.L2), grad)
-    return grad / norms.clamp_min(1e-12)
-
-
-def random_start(x: torch.Tensor, threat: ThreatModel, generator: torch.Generator) -> torch.Tensor:
-    """A random point in the threat ball around ``x`` [B, ...], clipped to [0, 1].
-
-    linf: uniform in the box ``[-eps, eps]^d`` (Madry et al. 2018). l2: uniform in the ball (a Gaussian
-    direction and a radius ``eps * u^(1/d)``), so starting points are not concentrated at the centre.
-    """
-    if threat.norm is Norm.LINF:
-        noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        delta = (2 * noise - 1) * threat.eps
-    else:
-        direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        direction = direction / _per_sample(flat_norm(direction, Norm.L2), x).clamp_min(1e-12)
-        d = x[0].numel()
-        u = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
-        delta = direction * _per_sample(threat.eps * u.pow(1.0 / d), x)
-    return (x + delta).clamp(0.0, 1.0)
-
-
-def check_step_options(loss: str, step_size: float | None, rel_stepsize: float | None) -> None:
-    """Validate the options the iterative gradient attacks share (raises ValueError, shown as one line)."""
-    from .losses import OBJECTIVES
-
-    if loss not in OBJECTIVES:
-        raise ValueError(f"unknown loss {loss!r}; use one of {', '.join(OBJECTIVES)}")
-    for label, value in (("step_size", step_size), ("rel_stepsize", rel_stepsize)):
-        if value is not None and value <= 0:
-            raise ValueError(f"{label} must be > 0")
+__all__ = ["ascent_direction"]
