@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 from .errors import AttackError
+from .norms import flat_norm
 
 if TYPE_CHECKING:  # pragma: no cover
     from .attacks.base import Goal
@@ -60,8 +61,6 @@ class Budget:
 
     def observe(self, x: torch.Tensor, index: torch.Tensor, adversarial: torch.Tensor) -> None:
         """Keep, per sample, the smallest in-ball adversarial among rows ``x`` [N, ...] (``adversarial`` [N])."""
-        from .threat import flat_norm
-
         norms = flat_norm((x - self.x0[index]).detach(), self.threat.norm)
         ok = adversarial & (norms <= self.threat.eps + 1e-6)
         norms = torch.where(ok, norms, torch.full_like(norms, float("inf")))

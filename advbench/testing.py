@@ -21,7 +21,8 @@ import torch
 from .attacks.base import Attack
 from .attacks.context import AttackContext, BatchVerdict, LoadedModel
 from .engine.harness import Harness, run_member
-from .threat import Norm, ThreatModel, flat_norm
+from .norms import Norm, flat_norm
+from .threat import ThreatModel
 
 #: The model the kit attacks, and the name under which its context serves it as a surrogate.
 KIT_MODEL = "linear.mnist5k_std"

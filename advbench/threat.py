@@ -1,8 +1,11 @@
-"""Threat models: norms, epsilons in [0, 1] pixel space, and the projection the harness applies.
+"""Threat models: a norm and an epsilon in [0, 1] pixel space, and parsing and labelling epsilons.
 
-Every attack output is passed through :func:`project` before it is judged, so an attack can never claim a
-success outside its budget (Foolbox's ``FixedEpsilonAttack`` contract). Inputs are images in [0, 1]; the
-model wrapper owns normalisation, so an epsilon here always means the same thing for every model.
+Every attack output is passed through :meth:`ThreatModel.project` before it is judged, so an attack can never
+claim a success outside its budget (Foolbox's ``FixedEpsilonAttack`` contract). Inputs are images in [0, 1];
+the model wrapper owns normalisation, so an epsilon here always means the same thing for every model.
+
+The norm mechanics (projection, norms, random starts, ascent steps) live in :mod:`advbench.norms`; ``Norm``,
+``BOUNDS``, ``flat_norm`` and ``project`` are imported here so ``from advbench.threat import ...`` keeps working.
 """
 
 from __future__ import annotations
@@ -10,33 +13,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from enum import Enum
 from fractions import Fraction
 
 import torch
 
 from .errors import ConfigError
-
-#: Lower and upper bound of every input pixel.
-BOUNDS: tuple[float, float] = (0.0, 1.0)
-
-
-class Norm(str, Enum):
-    """The norm that measures a perturbation."""
-
-    LINF = "linf"
-    L2 = "l2"
-
-    @classmethod
-    def parse(cls, text: str) -> "Norm":
-        key = str(text).strip().lower().replace("_", "").replace("-", "")
-        aliases = {"linf": cls.LINF, "inf": cls.LINF, "li": cls.LINF, "l2": cls.L2, "2": cls.L2}
-        if key not in aliases:
-            raise ConfigError(f"unknown norm {text!r}: use one of linf, l2")
-        return aliases[key]
-
-    def __str__(self) -> str:  # pragma: no cover - trivial
-        return self.value
+from .norms import BOUNDS, Norm, flat_norm, project
 
 
 @dataclass(frozen=True)
@@ -100,32 +82,4 @@ def format_eps(eps: float) -> str:
     return f"{eps:.4g}"
 
 
-def flat_norm(delta: torch.Tensor, norm: Norm) -> torch.Tensor:
-    """Per-sample norm of ``delta`` [B, ...] -> [B]."""
-    flat = delta.reshape(delta.shape[0], -1)
-    if norm is Norm.LINF:
-        return flat.abs().amax(dim=1) if flat.shape[1] else flat.new_zeros(flat.shape[0])
-    return flat.norm(p=2, dim=1)
-
-
-def project(x_adv: torch.Tensor, x: torch.Tensor, norm: Norm, eps: float) -> torch.Tensor:
-    """Project into the ``norm`` ball of radius ``eps`` around ``x``, then clip to [0, 1].
-
-    Clipping after the ball projection keeps the point in the ball: since ``x`` is inside [0, 1], clipping
-    moves every coordinate of the perturbation toward zero, which can only shrink an Lp norm.
-
-    Args:
-        x_adv: candidate adversarials, [B, C, H, W].
-        x: clean inputs in [0, 1], same shape.
-    Returns:
-        [B, C, H, W], within the ball and the bounds.
-    """
-    delta = x_adv - x
-    if norm is Norm.LINF:
-        delta = delta.clamp(-eps, eps)
-    else:
-        norms = flat_norm(delta, Norm.L2).view(-1, *([1] * (delta.dim() - 1)))
-        # factor <= 1; where the norm is 0 the factor is irrelevant (delta is 0).
-        factor = torch.where(norms > eps, eps / norms.clamp_min(1e-12), torch.ones_like(norms))
-        delta = delta * factor
-    return (x + delta).clamp(*BOUNDS)
+__all__ = ["BOUNDS", "Norm", "ThreatModel", "flat_norm", "format_eps", "parse_eps", "parse_eps_list", "project"]

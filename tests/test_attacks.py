@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from advbench.attacks import FGSM, PGD
-from advbench.threat import Norm, ThreatModel, flat_norm
+from advbench.threat import Norm, flat_norm
 from tests.helpers import harness as _attack
 
 
@@ -112,11 +112,11 @@ def test_pgd_is_deterministic_for_a_seed(cnn, mnist_test):
 
 
 def test_random_start_l2_is_inside_the_ball():
-    from advbench.attacks.steps import random_start
+    from advbench.norms import random_start
 
     x = torch.rand(256, 1, 8, 8)
     gen = torch.Generator().manual_seed(0)
-    start = random_start(x, ThreatModel(Norm.L2, 0.5), gen)
+    start = random_start(x, Norm.L2, 0.5, gen)
     assert (flat_norm(start - x, Norm.L2) <= 0.5 + 1e-6).all()
 
 

@@ -9,11 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advbench.attacks import FGSM, PGD
 from advbench.data import builtin_datasets
 from advbench.errors import ConfigError
-from advbench.threat import Norm
+from advbench.threat import Norm, project
 from advbench.train import RECIPES, parse_recipe_options, recipe_options, reproduce, split_halves, train_classifier
 from advbench.train import recipes as R
+from tests.helpers import harness
 
 DIGITS = {d.name: d for d in builtin_datasets()}["digits"]
 
@@ -77,6 +79,17 @@ def test_pgd_at_inner_max_increases_the_loss_within_the_ball(batch):
     torch.manual_seed(1)
     options = _opts("pgd-at", eps=0.1, steps=5, eps_warmup_epochs=0)
     torch.testing.assert_close(R.pgd_at_loss(model, x, y, options), expected)
+
+
+@pytest.mark.parametrize("norm,eps", [(Norm.LINF, 0.1), (Norm.L2, 1.0)])
+def test_training_pgd_and_fgsm_are_the_attacks(batch, norm, eps):
+    # One algorithm: the recipe's examples are what the harness judges for the pgd and fgsm attacks.
+    model, x, y = batch
+    board = harness(PGD(steps=5, early_stop=False), model, x, y, norm, eps, seed=4).x_adv
+    card = R.pgd_example(model, x, y, eps=eps, steps=5, norm=norm, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(project(card, x, norm, eps), board)
+    board = harness(FGSM(), model, x, y, norm, eps).x_adv
+    torch.testing.assert_close(R.fgsm_example(model, x, y, eps, norm), board, rtol=0, atol=1e-6)
 
 
 def test_eps_warmup_ramps_linearly():

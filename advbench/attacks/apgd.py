@@ -20,10 +20,9 @@ import torch.nn.functional as F
 
 from ..errors import AttackError
 from ..options import option
-from ..threat import Norm, flat_norm, project
+from ..norms import per_sample, project, projected_step, random_start
 from .base import Attack, Goal
 from .losses import objective_and_grad
-from .steps import ascent_direction
 
 #: Momentum weight of the new projected step (AutoAttack's alpha; 1 - alpha goes to the previous displacement).
 MOMENTUM = 0.75
@@ -84,21 +83,6 @@ def checkpoints(steps: int) -> list[int]:
         interval = max(interval - shrink, shortest)
         at += interval
     return out
-
-
-def _rows(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return values.view(-1, *([1] * (like.dim() - 1)))
-
-
-def _random_start(x: torch.Tensor, norm: Norm, eps: float, generator: torch.Generator) -> torch.Tensor:
-    """AutoAttack's start [N, ...]: uniform in the linf box, or a uniformly random direction *on* the l2 sphere."""
-    if norm is Norm.LINF:
-        noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        delta = eps * (2 * noise - 1)
-    else:
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        delta = eps * noise / _rows(flat_norm(noise, Norm.L2), x).clamp_min(1e-12)
-    return (x + delta).clamp(0.0, 1.0)
 
 
 @dataclass
@@ -204,7 +188,8 @@ class APGD(Attack):
         out_found = torch.zeros(n, dtype=torch.bool, device=x0.device)
         pos = torch.arange(n, device=x0.device)  # rows of this run still iterating (positions in x0)
 
-        x_adv = _random_start(x0, norm, eps, generator)
+        # AutoAttack's start: uniform in the linf box, or a uniformly random direction *on* the l2 sphere.
+        x_adv = random_start(x0, norm, eps, generator, l2_sphere=True)
         logits, loss, grad = objective_and_grad(oracle, x_adv, goal, objective, index)
         found = goal.is_adversarial(logits, index)
         x_first = x_adv.clone()
@@ -220,20 +205,20 @@ class APGD(Attack):
         since = 0
         for i in range(self.steps):
             a = MOMENTUM if i > 0 else 1.0  # the first step has no previous displacement
-            z = project(x_adv + _rows(step, x_adv) * ascent_direction(grad, norm), x0, norm, eps)
+            z = projected_step(x_adv, x0, grad, step, norm, eps)
             x_new = project(x_adv + a * (z - x_adv) + (1 - a) * (x_adv - x_old), x0, norm, eps)
             x_old, x_adv = x_adv, x_new
 
             logits, loss, grad = objective_and_grad(oracle, x_adv, goal, objective, index)
             new = goal.is_adversarial(logits, index) & ~found
-            x_first = torch.where(_rows(new, x_adv), x_adv, x_first)
+            x_first = torch.where(per_sample(new, x_adv), x_adv, x_first)
             found = found | new
 
             n_up = n_up + (loss > loss_prev).to(n_up.dtype)
             loss_prev = loss
             better = loss > loss_best
-            x_best = torch.where(_rows(better, x_adv), x_adv, x_best)
-            grad_best = torch.where(_rows(better, grad), grad, grad_best)
+            x_best = torch.where(per_sample(better, x_adv), x_adv, x_best)
+            grad_best = torch.where(per_sample(better, grad), grad, grad_best)
             loss_best = torch.where(better, loss, loss_best)
             since += 1
 
@@ -243,14 +228,14 @@ class APGD(Attack):
             # (AutoAttack's ``<=``). Condition 2: the step was kept last time and the best loss is stuck.
             halve = (n_up <= self.rho * since) | (~reduced_last & (loss_best_last >= loss_best))
             step = torch.where(halve, step / 2, step)
-            x_adv = torch.where(_rows(halve, x_adv), x_best, x_adv)
-            grad = torch.where(_rows(halve, grad), grad_best, grad)
+            x_adv = torch.where(per_sample(halve, x_adv), x_best, x_adv)
+            grad = torch.where(per_sample(halve, grad), grad_best, grad)
             reduced_last, loss_best_last = halve, loss_best.clone()
             n_up = torch.zeros_like(n_up)
             since = 0
 
             # Broken rows are final: flush every row's current answer, then keep iterating only the others.
-            out[pos] = torch.where(_rows(found, x_adv), x_first, x_best)
+            out[pos] = torch.where(per_sample(found, x_adv), x_first, x_best)
             out_found[pos] = found
             keep = (~found).nonzero().squeeze(1)  # the one host sync of a checkpoint
             if keep.numel() == 0:
@@ -262,7 +247,7 @@ class APGD(Attack):
                 loss_prev, step, n_up, found = loss_prev[keep], step[keep], n_up[keep], found[keep]
                 reduced_last, loss_best_last = reduced_last[keep], loss_best_last[keep]
 
-        out[pos] = torch.where(_rows(found, x_adv), x_first, x_best)
+        out[pos] = torch.where(per_sample(found, x_adv), x_first, x_best)
         out_found[pos] = found
         return out, out_found
 

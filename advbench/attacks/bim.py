@@ -1,7 +1,7 @@
 """BIM (Kurakin, Goodfellow, Bengio 2017): iterative FGSM from the clean point, clipped every step.
 
 Also holds :func:`iterative_ascent`, the step loop BIM shares with MI-FGSM (:mod:`.mifgsm`): the two differ
-only in how a gradient becomes a step direction.
+only in the vector whose steepest-ascent direction each step follows (the gradient, or MI-FGSM's momentum).
 """
 
 from __future__ import annotations
@@ -13,19 +13,13 @@ from typing import Callable
 import torch
 
 from ..options import option
-from ..threat import Norm, project
+from ..norms import Norm, per_sample, projected_step
 from .base import Attack, Goal
 from .losses import OBJECTIVES, Objective, objective_and_grad
-from .steps import ascent_direction
 
 #: Steps BIM takes under l2 when ``steps`` is unset: Kurakin's rule counts 1/255 pixel steps, which only
 #: means something for linf, so l2 falls back to torchattacks' default count.
 L2_DEFAULT_STEPS = 10
-
-
-def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A per-sample mask [N] viewed as [N, 1, 1, ...] to broadcast against ``like``."""
-    return mask.view(-1, *([1] * (like.dim() - 1)))
 
 
 def kurakin_steps(eps: float) -> int:
@@ -48,10 +42,10 @@ def iterative_ascent(
     objective: Objective,
     steps: int,
     alpha: float,
-    direction: Callable[[torch.Tensor], torch.Tensor],
+    accumulate: Callable[[torch.Tensor], torch.Tensor] | None = None,
     early_stop: bool,
 ) -> torch.Tensor:
-    """``steps`` iterations of ``x <- project(x + alpha * direction(grad))`` from ``x0``.
+    """``steps`` iterations of ``x <- project(x + alpha * ascent_direction(accumulate(grad)))`` from ``x0``.
 
     One forward and one backward query per step and nothing else: with ``early_stop`` the first adversarial
     iterate of each sample is recognised from the logits of the forward pass that also yields its gradient,
@@ -63,8 +57,9 @@ def iterative_ascent(
         x0: clean inputs [B, C, H, W] in [0, 1].
         objective: the per-sample loss to ascend.
         alpha: the absolute step length in the threat norm.
-        direction: maps the gradient [B, C, H, W] to a step direction of unit threat norm (may keep state,
-            e.g. MI-FGSM's momentum); called exactly once per step, in order.
+        accumulate: maps the gradient [B, C, H, W] to the vector whose steepest-ascent direction in the threat
+            norm is the step (may keep state, e.g. MI-FGSM's momentum); called exactly once per step, in
+            order. ``None``: the gradient itself (BIM).
         early_stop: return each sample's first adversarial iterate (else the last iterate).
     Returns:
         Adversarial candidates [B, C, H, W], inside the ball and [0, 1].
@@ -76,13 +71,14 @@ def iterative_ascent(
         logits, _, grad = objective_and_grad(oracle, x_adv, goal, objective)
         if early_stop:
             new = goal.is_adversarial(logits) & ~found
-            x_first = torch.where(_rows(new, x_adv), x_adv, x_first)
+            x_first = torch.where(per_sample(new, x_adv), x_adv, x_first)
             found = found | new
+        ascend = grad if accumulate is None else accumulate(grad)
         # Kurakin's Clip_{x,eps}: back into the eps ball, then into the pixel range, after every step.
-        x_adv = project(x_adv + alpha * direction(grad), x0, threat.norm, threat.eps)
+        x_adv = projected_step(x_adv, x0, ascend, alpha, threat.norm, threat.eps)
     if not early_stop:
         return x_adv
-    return torch.where(_rows(found, x_adv), x_first, x_adv)
+    return torch.where(per_sample(found, x_adv), x_first, x_adv)
 
 
 @dataclass
@@ -133,7 +129,6 @@ class BIM(Attack):
 
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         steps = self.n_steps(threat.norm, threat.eps)
-        norm = threat.norm
         return iterative_ascent(
             oracle,
             x,
@@ -142,6 +137,5 @@ class BIM(Attack):
             objective=OBJECTIVES[self.loss],
             steps=steps,
             alpha=self.alpha(threat.eps, steps),
-            direction=lambda grad: ascent_direction(grad, norm),
             early_stop=self.early_stop,
         )

@@ -28,6 +28,7 @@ from typing import ClassVar
 import torch
 
 from ..options import option
+from ..norms import per_sample
 from .base import Attack, Goal
 
 #: Shrinks ``2x - 1`` before arctanh so that pixels at exactly 0 or 1 map to finite w (the original's 0.999999).
@@ -37,10 +38,6 @@ ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 #: "No upper bound on c yet" (the original's 1e10 sentinel, compared against 1e9).
 NO_UPPER = 1e10
-
-
-def _rows(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return values.view(-1, *([1] * (like.dim() - 1)))
 
 
 def reference_classes(goal: Goal, clean_logits: torch.Tensor) -> torch.Tensor:
@@ -194,7 +191,7 @@ class CWL2(Attack):
             succeeded[idx] = succeeded[idx] | ok
             better = ok & (l2sq < best_l2sq[idx])
             best_l2sq[idx] = torch.where(better, l2sq, best_l2sq[idx])
-            best_adv[idx] = torch.where(_rows(better, x_adv), x_adv, best_adv[idx])
+            best_adv[idx] = torch.where(per_sample(better, x_adv), x_adv, best_adv[idx])
 
             # Adam, per coordinate (so per sample): the moments of a sample depend only on its own gradients.
             t = it + 1

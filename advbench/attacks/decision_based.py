@@ -20,16 +20,11 @@ from dataclasses import dataclass
 import torch
 
 from ..options import option
-from ..threat import Norm, flat_norm
+from ..norms import Norm, flat_norm, per_sample, random_noise
 from .base import Attack, Goal
 
 #: Elements of one gradient-estimation chunk (samples x evaluations x pixels): bounds the memory of a step.
 CHUNK_ELEMENTS = 1 << 24
-
-
-def _rows(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """[N] -> [N, 1, 1, ...] broadcastable against ``like``."""
-    return values.view(-1, *([1] * (like.dim() - 1)))
 
 
 def decide(oracle, x: torch.Tensor, index: torch.Tensor, goal: Goal) -> torch.Tensor:
@@ -85,7 +80,7 @@ def blend(x: torch.Tensor, x_adv: torch.Tensor, alpha: torch.Tensor, norm: Norm)
     l2: the straight line ``(1 - alpha) x + alpha x_adv`` (alpha in [0, 1]); linf: ``x_adv`` clipped into the
     linf box of radius ``alpha`` around ``x``.
     """
-    a = _rows(alpha, x)
+    a = per_sample(alpha, x)
     if norm is Norm.L2:
         return (1 - a) * x + a * x_adv
     return torch.minimum(torch.maximum(x_adv, x - a), x + a)
@@ -220,7 +215,7 @@ class HopSkipJump(Attack):
             better = dist < best_dist
             best[better] = adv[better]
             best_dist = torch.where(better, dist, best_dist)
-        return torch.where(_rows(found, x), best, x)
+        return torch.where(per_sample(found, x), best, x)
 
     def _gradient(
         self, oracle, x_b: torch.Tensor, index: torch.Tensor, goal: Goal, evals: torch.Tensor, delta: torch.Tensor,
@@ -246,11 +241,8 @@ class HopSkipJump(Attack):
         chunk = max(1, CHUNK_ELEMENTS // max(1, n * d))
         for j0 in range(0, m, chunk):
             k = min(chunk, m - j0)
-            if norm is Norm.L2:
-                rv = torch.randn((n, k, d), generator=generator, device=x_b.device, dtype=x_b.dtype)
-            else:
-                rv = 2 * torch.rand((n, k, d), generator=generator, device=x_b.device, dtype=x_b.dtype) - 1
-            rv = rv / rv.norm(dim=2, keepdim=True).clamp_min(1e-12)
+            rv = random_noise(x_b, norm, generator, shape=(n, k, d))
+            rv = rv / rv.norm(dim=2, keepdim=True).clamp_min(1e-12)  # unit l2 norm, whatever the attack's norm
             base = x_b.reshape(n, 1, d)
             probes = (base + delta.view(n, 1, 1) * rv).clamp(0, 1)
             rv = (probes - base) / delta.view(n, 1, 1)
@@ -287,13 +279,13 @@ class HopSkipJump(Attack):
             todo = (~success & (left[index] > 0)).nonzero().squeeze(1)
             if todo.numel() == 0:
                 break
-            cand = (x_b[todo] + _rows(epsilon[todo], x_b) * update[todo]).clamp(0, 1)
+            cand = (x_b[todo] + per_sample(epsilon[todo], x_b) * update[todo]).clamp(0, 1)
             ok = decide(oracle, cand, index[todo], goal)
             left[index[todo]] -= 1
             success[todo] = ok
             epsilon[todo] = torch.where(ok, epsilon[todo], epsilon[todo] / 2)
         epsilon = torch.where(success, epsilon, torch.zeros_like(epsilon))
-        return (x_b + _rows(epsilon, x_b) * update).clamp(0, 1)
+        return (x_b + per_sample(epsilon, x_b) * update).clamp(0, 1)
 
 
 class _History:
@@ -401,7 +393,7 @@ class Boundary(Attack):
             adv[take] = cand[is_adv & closer].view(-1, *shape)
             if check:
                 self._adapt(idx, stats_spherical, stats_step, spherical, source)
-        return torch.where(_rows(found, x), adv, x)
+        return torch.where(per_sample(found, x), adv, x)
 
     def _adapt(self, idx: torch.Tensor, stats_spherical: _History, stats_step: _History, spherical: torch.Tensor,
                source: torch.Tensor) -> None:

@@ -25,7 +25,7 @@ import torch
 
 from ..errors import AttackError
 from ..options import option
-from ..threat import Norm
+from ..norms import Norm, ascent_direction, dual_norm, per_sample
 from .base import Attack, Goal
 from .cw import fooled, reference_classes
 
@@ -135,15 +135,9 @@ class DeepFool(Attack):
             (g,) = torch.autograd.grad(diff.sum(), x_cur, retain_graph=j < n_cand - 1)
             grads.append(g)
         w = torch.stack(grads, dim=1)  # [N, M, C, H, W]
-        flat = w.flatten(2)
-        dual = flat.norm(p=2, dim=2) if norm is Norm.L2 else flat.abs().sum(dim=2)  # [N, M]
-        dist = f_prime.abs() / dual.clamp_min(1e-12)
+        dist = f_prime.abs() / dual_norm(w.flatten(2), norm).clamp_min(1e-12)  # [N, M]
         best = dist.argmin(dim=1)  # [N]
         rows = torch.arange(w.shape[0], device=w.device)
         w_best = w[rows, best]  # [N, C, H, W]
-        d_best = (dist[rows, best] + NUDGE).view(-1, *([1] * (w_best.dim() - 1)))
-        if norm is Norm.L2:
-            unit = w_best / dual[rows, best].clamp_min(1e-12).view_as(d_best)
-        else:
-            unit = w_best.sign()
-        return d_best * unit
+        # The unit step that crosses the boundary fastest: w / ||w||_2 (l2) or sign(w) (linf).
+        return per_sample(dist[rows, best] + NUDGE, w_best) * ascent_direction(w_best, norm)

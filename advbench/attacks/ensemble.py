@@ -22,7 +22,7 @@ import torch
 
 from ..errors import AttackError, ConfigError, RegistryError
 from ..options import option, parse_nested_options
-from ..threat import Norm
+from ..norms import Norm
 from .base import Attack, AttackOutput, Goal
 
 #: The member lists (and the options they get) of each ``version``, after AutoAttack's ``set_version``.

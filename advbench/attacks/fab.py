@@ -19,17 +19,12 @@ from typing import ClassVar
 import torch
 
 from ..options import option
-from ..threat import Norm, flat_norm
+from ..norms import Norm, dual_norm, flat_norm, normalize, per_sample, random_noise
 from .base import Attack, Goal
 
 #: Init radius of random restarts when neither the threat nor the ``eps`` option gives a finite budget
 #: (AutoAttack's ``DEFAULT_EPS_DICT_BY_NORM``).
 DEFAULT_EPS: dict[Norm, float] = {Norm.LINF: 0.3, Norm.L2: 1.0}
-
-
-def _rows(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Per-sample values [N] (or mask) viewed to broadcast against ``like`` [N, ...]."""
-    return values.view(-1, *([1] * (like.dim() - 1)))
 
 
 def project_to_hyperplane(points: torch.Tensor, w: torch.Tensor, b: torch.Tensor, norm: Norm) -> torch.Tensor:
@@ -176,7 +171,7 @@ class FAB(Attack):
                 tgt = None if targets is None else targets[index]
                 x_run, n_run = self._single_run(oracle, x0, start, goal, index, tgt, norm)
                 better = n_run < best_norm[index]
-                best[index] = torch.where(_rows(better, x0), x_run, best[index])
+                best[index] = torch.where(per_sample(better, x0), x_run, best[index])
                 best_norm[index] = torch.where(better, n_run, best_norm[index])
         return best
 
@@ -184,12 +179,8 @@ class FAB(Attack):
     def _random_start(x0: torch.Tensor, norm: Norm, radius: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A random point at norm ``radius / 2`` [N] around x0 [N, ...], clipped to [0, 1] (AutoAttack's
         restart: a uniform direction scaled to the linf sphere, or a Gaussian one to the l2 sphere)."""
-        if norm is Norm.LINF:
-            t = 2 * torch.rand(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype) - 1
-        else:
-            t = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        t = t / _rows(flat_norm(t, norm).clamp_min(1e-12), t)
-        return (x0 + _rows(0.5 * radius, t) * t).clamp(0.0, 1.0)
+        t = normalize(random_noise(x0, norm, generator), norm)
+        return (x0 + per_sample(0.5 * radius, t) * t).clamp(0.0, 1.0)
 
     # -- one run --------------------------------------------------------------------------------------
     def _linearise(
@@ -251,8 +242,7 @@ class FAB(Attack):
             with torch.enable_grad():
                 df, dg = self._linearise(oracle, x1, labels, targets, index)
             with torch.no_grad():
-                dual = dg.abs().sum(-1) if norm is Norm.LINF else dg.norm(dim=-1)  # dual norm of each normal
-                closest = (df.abs() / (1e-12 + dual)).argmin(1)  # nearest linearised boundary
+                closest = (df.abs() / (1e-12 + dual_norm(dg, norm))).argmin(1)  # nearest linearised boundary
                 w = dg[rows, closest]
                 b = df[rows, closest] - (w * x1.reshape(n, -1)).sum(1)  # boundary: w . z + b = 0
                 # Project the iterate and the original point in one call.
@@ -261,15 +251,15 @@ class FAB(Attack):
                 size = flat_norm(d, norm).clamp_min(1e-8)
                 d1, d2 = d[:n].view_as(x0), d[n:].view_as(x0)
                 alpha = (size[:n] / (size[:n] + size[n:])).clamp(0.0, self.alpha_max)
-                a = _rows(alpha, x0)
+                a = per_sample(alpha, x0)
                 x1 = ((x1 + self.eta * d1) * (1 - a) + (x0 + self.eta * d2) * a).clamp(0.0, 1.0)
                 is_adv = goal.is_adversarial(oracle.logits(x1, index), index)
                 dist = flat_norm(x1 - x0, norm)
                 better = is_adv & (dist < res)
-                adv = torch.where(_rows(better, x0), x1, adv)
+                adv = torch.where(per_sample(better, x0), x1, adv)
                 res = torch.where(better, dist, res)
                 # Back off toward x0 so the next projections search for a closer boundary point.
-                x1 = torch.where(_rows(is_adv, x0), x0 + (x1 - x0) * self.beta, x1)
+                x1 = torch.where(per_sample(is_adv, x0), x0 + (x1 - x0) * self.beta, x1)
         return adv, res
 
 

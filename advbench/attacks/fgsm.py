@@ -7,9 +7,28 @@ from dataclasses import dataclass
 import torch
 
 from ..options import option
+from ..norms import BOUNDS, Norm, ascent_direction
 from .base import Attack, Goal
-from .losses import OBJECTIVES, objective_and_grad
-from .steps import ascent_direction
+from .losses import OBJECTIVES, Objective, ce_objective, objective_and_grad
+
+
+def fgsm_step(
+    logits_fn, x: torch.Tensor, goal: Goal, norm: Norm, eps: float, objective: Objective = ce_objective
+) -> torch.Tensor:
+    """One step of size ``eps`` from ``x`` [B, C, H, W] along the steepest ascent of ``objective``.
+
+    The FGSM attack (which clips the result to [0, 1]) and the training recipes
+    (:func:`advbench.train.recipes.fgsm_example`, which project it into the ball and [0, 1]) both take this step.
+
+    Args:
+        logits_fn: ``f(x [B, ...], index) -> logits [B, K]``, differentiable: a gradient oracle, or (training)
+            ``lambda x, index: model(x)``.
+        goal: labels (and targets: a targeted goal descends the target's loss).
+    Returns:
+        ``x + eps * ascent_direction(grad)``, [B, C, H, W], not yet clipped (one forward and one backward pass).
+    """
+    _, _, grad = objective_and_grad(logits_fn, x, goal, objective)
+    return x + eps * ascent_direction(grad, norm)
 
 
 @dataclass
@@ -30,5 +49,4 @@ class FGSM(Attack):
     loss: str = option("ce", choices=tuple(OBJECTIVES), help="the objective ascended")
 
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
-        _, _, grad = objective_and_grad(oracle, x, goal, OBJECTIVES[self.loss])
-        return (x + threat.eps * ascent_direction(grad, threat.norm)).clamp(0.0, 1.0)
+        return fgsm_step(oracle, x, goal, threat.norm, threat.eps, OBJECTIVES[self.loss]).clamp(*BOUNDS)

@@ -32,14 +32,11 @@ import torch
 import torch.nn.functional as F
 
 from ..options import option
+from ..norms import per_sample
 from .base import Attack, Goal
 
 #: "No upper bound on c yet".
 NO_UPPER = 1e10
-
-
-def _rows(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return values.view(-1, *([1] * (like.dim() - 1)))
 
 
 @dataclass
@@ -97,7 +94,7 @@ class LBFGS(Attack):
             l2sq = (x_min - x).flatten(1).pow(2).sum(dim=1)
             better = ok & (l2sq < best_l2sq)
             best_l2sq = torch.where(better, l2sq, best_l2sq)
-            best_adv = torch.where(_rows(better, x), x_min, best_adv)
+            best_adv = torch.where(per_sample(better, x), x_min, best_adv)
             upper = torch.where(ok, torch.minimum(upper, const), upper)
             lower = torch.where(ok, lower, torch.maximum(lower, const))
             const = torch.where(upper < NO_UPPER / 10, (lower + upper) / 2, torch.where(ok, const, const * 10))

@@ -29,7 +29,8 @@ def objective_and_grad(
     """One forward and one backward pass.
 
     Args:
-        oracle: a :class:`~advbench.oracles.GradientOracle`.
+        oracle: a :class:`~advbench.oracles.GradientOracle`, or any ``f(x [N, ...], index [N]) -> logits [N, K]``
+            (the training recipes pass the raw model).
         x: [N, C, H, W] points to differentiate at (rows ``index`` of the batch).
     Returns:
         (logits [N, K] detached, objective [N] detached, d objective / d x [N, C, H, W]).

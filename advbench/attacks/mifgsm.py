@@ -7,21 +7,14 @@ from dataclasses import dataclass
 import torch
 
 from ..options import option
-from ..threat import Norm
+from ..norms import l1_normalize
 from .base import Attack, Goal
 from .bim import iterative_ascent
 from .losses import OBJECTIVES
-from .steps import ascent_direction
-
-
-def l1_normalised(grad: torch.Tensor) -> torch.Tensor:
-    """``grad / ||grad||_1`` per sample, [B, ...] -> [B, ...]; a zero gradient stays zero rather than NaN."""
-    l1 = grad.abs().flatten(1).sum(dim=1).view(-1, *([1] * (grad.dim() - 1)))
-    return grad / l1.clamp_min(1e-12)
 
 
 class Momentum:
-    """MI-FGSM's accumulator as a step-direction map: ``g <- mu * g + grad / ||grad||_1``, then the unit
+    """MI-FGSM's accumulator: ``g <- mu * g + grad / ||grad||_1``; the step then follows the unit
     steepest-ascent direction of ``g`` in the threat norm (``sign(g)`` for linf, ``g / ||g||_2`` for l2).
 
     The L1 normalisation is per sample, so each sample's momentum is independent of the others' gradient
@@ -31,15 +24,15 @@ class Momentum:
         g: the accumulated momentum [B, C, H, W] (``None`` before the first step).
     """
 
-    def __init__(self, decay: float, norm: Norm) -> None:
+    def __init__(self, decay: float) -> None:
         self.decay = float(decay)
-        self.norm = Norm(norm)
         self.g: torch.Tensor | None = None
 
     def __call__(self, grad: torch.Tensor) -> torch.Tensor:
-        step = l1_normalised(grad)
+        """Add this step's gradient [B, C, H, W]; returns the new momentum ``g`` (same shape)."""
+        step = l1_normalize(grad)
         self.g = step if self.g is None else self.decay * self.g + step
-        return ascent_direction(self.g, self.norm)
+        return self.g
 
 
 @dataclass
@@ -89,6 +82,6 @@ class MIFGSM(Attack):
             objective=OBJECTIVES[self.loss],
             steps=self.steps,
             alpha=self.alpha(threat.eps),
-            direction=Momentum(self.decay, threat.norm),
+            accumulate=Momentum(self.decay),
             early_stop=self.early_stop,
         )

@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import torch
 
 from ..options import option
-from ..threat import project
+from ..norms import Norm, per_sample, projected_step, random_start
 from .base import Attack, Goal
 from .losses import OBJECTIVES, objective_and_grad
-from .steps import ascent_direction, random_start
-
 
 #: With early stop, broken rows leave PGD's working batch every this many steps (one host sync each).
 COMPACT_EVERY = 4
 
+#: ``logits_fn(x [N, C, H, W], index [N]) -> logits [N, K]``: a gradient oracle, or the raw model in training.
+LogitsFn = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
-def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return mask.view(-1, *([1] * (like.dim() - 1)))
+
+class PGDRun(NamedTuple):
+    """What one PGD run leaves (N rows).
+
+    Attributes:
+        last: the last iterate [N, C, H, W] (inside the ball and [0, 1]).
+        first: each row's first adversarial iterate [N, C, H, W]; meaningful only where ``found``.
+        found: bool [N], a step's forward pass judged an iterate adversarial (always False without early stop).
+    """
+
+    last: torch.Tensor
+    first: torch.Tensor
+    found: torch.Tensor
 
 
 @dataclass
@@ -83,19 +95,46 @@ class PGD(Attack):
         self, oracle, x0: torch.Tensor, goal: Goal, threat, generator: torch.Generator, index: torch.Tensor,
         check_last: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One PGD run on rows ``index`` of the batch. x0: [N, C, H, W].
-
-        With ``early_stop``, rows already broken leave the working batch every :data:`COMPACT_EVERY` steps
-        (one host sync each): their result is fixed, so this only saves work, and on undefended models most
-        rows break within a few steps.
+        """One PGD run on rows ``index`` of the batch (see :meth:`iterate`). x0: [N, C, H, W].
 
         Returns:
             (x_adv [N, ...], found [N]); without ``check_last`` the last iterate is not queried, so ``found``
             only covers the iterates the steps' own forward passes judged.
         """
+        x_adv, x_first, found = self.iterate(oracle, x0, goal, threat.norm, threat.eps, generator, index)
+        if not check_last:
+            return (x_adv if not self.early_stop else torch.where(per_sample(found, x_adv), x_first, x_adv)), found
+        last_ok = goal.is_adversarial(oracle.logits(x_adv, index), index)
+        if not self.early_stop:
+            return x_adv, last_ok
+        return torch.where(per_sample(found, x_adv), x_first, x_adv), found | last_ok
+
+    def iterate(
+        self, logits_fn: LogitsFn, x0: torch.Tensor, goal: Goal, norm: Norm, eps: float,
+        generator: torch.Generator | None, index: torch.Tensor | None = None,
+    ) -> PGDRun:
+        """The PGD loop itself: a random start (if set), then ``steps`` projected ascent steps of :meth:`alpha`.
+
+        The attack and the training recipes (:func:`advbench.train.recipes.pgd_example`) both run this, so a
+        "PGD-20 linf 0.3" is one algorithm in a model card and on the board.
+
+        With ``early_stop``, rows already broken leave the working batch every :data:`COMPACT_EVERY` steps
+        (one host sync each): their result is fixed, so this only saves work, and on undefended models most
+        rows break within a few steps. The last iterate is not judged here.
+
+        Args:
+            logits_fn: ``f(x [N, ...], index [N]) -> logits [N, K]``, differentiable: the attack's gradient
+                oracle, or (training) ``lambda x, index: model(x)``.
+            x0: clean inputs [N, C, H, W] (rows ``index`` of the batch, default all rows in order).
+            generator: the random start's generator; ``None`` draws from the global RNG.
+        Returns:
+            :class:`PGDRun` (last iterate, first adversarial iterates, found mask).
+        """
+        if index is None:
+            index = torch.arange(x0.shape[0], device=x0.device)
         objective = OBJECTIVES[self.loss]
-        alpha = self.alpha(threat.eps)
-        x_adv = random_start(x0, threat, generator) if self.random_start else x0.clone()
+        alpha = self.alpha(eps)
+        x_adv = random_start(x0, norm, eps, generator) if self.random_start else x0.clone()
         x_first = x_adv.clone()
         found = torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
         active = None  # rows of x0 still iterating; None = all (no gather/scatter copies until compaction)
@@ -108,21 +147,16 @@ class PGD(Attack):
                 xa, rows, x0a = x_adv, index, x0
             else:
                 xa, rows, x0a = x_adv[active], index[active], x0[active]
-            logits, _, grad = objective_and_grad(oracle, xa, goal, objective, rows)
+            logits, _, grad = objective_and_grad(logits_fn, xa, goal, objective, rows)
             if self.early_stop:
                 # The logits of this step's forward pass judge the current iterate for free.
                 sel = slice(None) if active is None else active
                 new = goal.is_adversarial(logits, rows) & ~found[sel]
-                x_first[sel] = torch.where(_rows(new, xa), xa, x_first[sel])
+                x_first[sel] = torch.where(per_sample(new, xa), xa, x_first[sel])
                 found[sel] = found[sel] | new
-            stepped = project(xa + alpha * ascent_direction(grad, threat.norm), x0a, threat.norm, threat.eps)
+            stepped = projected_step(xa, x0a, grad, alpha, norm, eps)
             if active is None:
                 x_adv = stepped
             else:
                 x_adv[active] = stepped
-        if not check_last:
-            return (x_adv if not self.early_stop else torch.where(_rows(found, x_adv), x_first, x_adv)), found
-        last_ok = goal.is_adversarial(oracle.logits(x_adv, index), index)
-        if not self.early_stop:
-            return x_adv, last_ok
-        return torch.where(_rows(found, x_adv), x_first, x_adv), found | last_ok
+        return PGDRun(x_adv, x_first, found)

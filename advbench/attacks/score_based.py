@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..options import option
-from ..threat import Norm, flat_norm, project
+from ..norms import Norm, flat_norm, normalize, per_sample, project, projected_step
 from .base import Attack, Goal
 
 #: Smallest positive normal float32: log-probabilities are clamped at log(TINY) (about -87.3) so that losses
@@ -23,10 +23,6 @@ from .base import Attack, Goal
 _TINY = torch.finfo(torch.float32).tiny
 
 LOSSES = ("margin", "ce")
-
-
-def _per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return values.view(-1, *([1] * (like.dim() - 1)))
 
 
 def class_log_prob(probs: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
@@ -156,7 +152,7 @@ class SPSA(Attack):
             m_hat = m1[act] / (1 - beta1**step)
             v_hat = m2[act] / (1 - beta2**step)
             x_new = project(xa - self.lr * m_hat / (v_hat.sqrt() + adam_eps), x0, threat.norm, threat.eps)
-            x_adv[act] = torch.where(_per_sample(hit, x_new), point, x_new)
+            x_adv[act] = torch.where(per_sample(hit, x_new), point, x_new)
             found[act] = hit
         return x_adv
 
@@ -221,12 +217,9 @@ class NES(Attack):
             hit, point = _first_in_ball_adversarial(points, adv, x0, threat)
             diff = (loss[1 : 1 + half] - loss[1 + half :]) / (self.samples * self.sigma)  # [S/2, M]
             grad = (diff.view(half, m, *([1] * len(shape))) * u).sum(dim=0)
-            if threat.norm is Norm.LINF:
-                direction = grad.sign()
-            else:
-                direction = grad / _per_sample(flat_norm(grad, Norm.L2), grad).clamp_min(1e-12)
-            x_new = project(xa - alpha * direction, x0, threat.norm, threat.eps)
-            x_adv[act] = torch.where(_per_sample(hit, x_new), point, x_new)
+            # A projected step down the estimated loss gradient (ascending its negative).
+            x_new = projected_step(xa, x0, -grad, alpha, threat.norm, threat.eps)
+            x_adv[act] = torch.where(per_sample(hit, x_new), point, x_new)
             found[act] = hit
         return x_adv
 
@@ -305,7 +298,7 @@ class SimBA(Attack):
         fv = rest - fu * w
         image = dh[fu][:, :, None] * dw[fv][:, None, :]  # [M, H, W], unit L2 norm
         if norm is Norm.LINF:
-            image = image / image.flatten(1).abs().amax(dim=1).view(m, 1, 1)
+            image = normalize(image, Norm.LINF)  # unit max-norm, so that the step is a pixel change
         out = torch.zeros((m, c, h, w), device=x.device, dtype=x.dtype)
         out[torch.arange(m, device=x.device), ch] = image
         return out

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from ..options import option
-from ..threat import Norm, flat_norm
+from ..norms import Norm, flat_norm, normalize, per_sample
 from .base import Attack, Goal
 from .score_based import LOSSES, _rademacher, score_loss
 
@@ -64,10 +64,6 @@ def _window_index(vh: torch.Tensor, vw: torch.Tensor, s: int):
     ar = torch.arange(s, device=vh.device)
     b = torch.arange(vh.shape[0], device=vh.device)[:, None, None]
     return b, vh[:, None, None] + ar[None, :, None], vw[:, None, None] + ar[None, None, :]
-
-
-def _l2_normalise(delta: torch.Tensor) -> torch.Tensor:
-    return delta / (flat_norm(delta, Norm.L2).view(-1, *([1] * (delta.dim() - 1))) + 1e-12)
 
 
 @dataclass
@@ -142,7 +138,7 @@ class Square(Attack):
         if linf:
             x_best = (x0 + eps * _rademacher((n, c, 1, w), generator, x0)).clamp(0, 1)
         else:
-            x_best = (x0 + _l2_normalise(self._l2_init(x0, generator)) * eps).clamp(0, 1)
+            x_best = (x0 + normalize(self._l2_init(x0, generator), Norm.L2) * eps).clamp(0, 1)
         loss_min, found = score_loss(oracle(x_best, index), goal, index, self.loss)
         n_features = c * h * w
         for it in range(self.max_queries - 1):
@@ -160,8 +156,7 @@ class Square(Attack):
             loss, adv = score_loss(oracle(x_new, index[act]), goal, index[act], self.loss)
             lower = loss < loss_min[act]
             loss_min[act] = torch.where(lower, loss, loss_min[act])
-            accept = (lower | adv).view(-1, 1, 1, 1)
-            x_best[act] = torch.where(accept, x_new, x_best[act])
+            x_best[act] = torch.where(per_sample(lower | adv, x_new), x_new, x_best[act])
             found[act] = adv
         return x_best, found
 
@@ -182,8 +177,9 @@ class Square(Attack):
             same = (x_new == x_best).flatten(1).all(dim=1)
             if not bool(same.any()):
                 break
-            sign = torch.where(same.view(-1, 1, 1, 1), _rademacher((m, c, 1, 1), generator, x0), sign)
-            x_new = torch.where(mask & same.view(-1, 1, 1, 1), x_best + 2 * eps * sign, x_new).clamp(lo, hi)
+            same = per_sample(same, x0)
+            sign = torch.where(same, _rademacher((m, c, 1, 1), generator, x0), sign)
+            x_new = torch.where(mask & same, x_best + 2 * eps * sign, x_new).clamp(lo, hi)
         return x_new
 
     # -- l2 ------------------------------------------------------------------------------------------
@@ -224,12 +220,12 @@ class Square(Attack):
         win1 = _window_index(vh, vw, s)
         old = delta.permute(0, 2, 3, 1)[win1].permute(0, 3, 1, 2)  # [M, C, s, s]
         norms_window_1 = old.pow(2).sum(dim=(-2, -1), keepdim=True).sqrt()
-        norms_image = flat_norm(delta, Norm.L2).view(-1, 1, 1, 1)
-        norms_windows = flat_norm(delta * (mask1 | mask2), Norm.L2).view(-1, 1, 1, 1)
+        norms_image = per_sample(flat_norm(delta, Norm.L2), delta)
+        norms_windows = per_sample(flat_norm(delta * (mask1 | mask2), Norm.L2), delta)
         new = self._eta(s, m, generator, x0) * _rademacher((m, c, 1, 1), generator, x0)
         new = new + old / (1e-12 + norms_window_1)
         budget = ((eps**2 - norms_image**2).clamp_min(0) / c + norms_windows**2).sqrt()
         new = new / (1e-12 + new.pow(2).sum(dim=(-2, -1), keepdim=True).sqrt()) * budget
         delta = delta * ~mask2
         delta.permute(0, 2, 3, 1)[win1] = new.permute(0, 2, 3, 1)
-        return (x0 + _l2_normalise(delta) * eps).clamp(0, 1)
+        return (x0 + normalize(delta, Norm.L2) * eps).clamp(0, 1)

@@ -22,12 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..norms import l1_normalize, projected_step
 from ..options import option, parse_options
 from ..oracles import make_oracle
-from ..threat import project
 from .base import Attack, Goal
 from .losses import ce_objective
-from .steps import ascent_direction
 
 
 def split_transfer_name(name: str) -> tuple[str, str] | None:
@@ -182,10 +181,6 @@ class Transfer(Attack):
             (grad,) = torch.autograd.grad(ce_objective(logits, goal).sum(), x_var)
             if kernel is not None:
                 grad = F.conv2d(grad, kernel, padding=self.translation // 2, groups=x.shape[1])
-            if self.momentum > 0:
-                l1 = grad.abs().flatten(1).sum(1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
-                g = self.momentum * g + grad / l1
-            else:
-                g = grad
-            x_adv = project(x_adv + alpha * ascent_direction(g, threat.norm), x, threat.norm, threat.eps)
+            g = self.momentum * g + l1_normalize(grad) if self.momentum > 0 else grad
+            x_adv = projected_step(x_adv, x, g, alpha, threat.norm, threat.eps)
         return x_adv

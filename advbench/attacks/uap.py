@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..errors import AttackError
 from ..options import option
-from ..threat import Norm
+from ..norms import Norm, ascent_direction, dual_norm, per_sample
 from .base import Attack, Goal
 
 
@@ -33,10 +33,6 @@ def project_perturbation(v: torch.Tensor, norm: Norm, eps: float) -> torch.Tenso
         return v.clamp(-eps, eps)
     length = float(v.norm())
     return v * (eps / length) if length > eps else v
-
-
-def _rows(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return values.view(-1, *([1] * (like.dim() - 1)))
 
 
 @dataclass
@@ -165,10 +161,7 @@ class UAP(Attack):
         logits = oracle((xb + v_var).clamp(0.0, 1.0), idx)
         loss = F.cross_entropy(logits, yb)
         (grad,) = torch.autograd.grad(loss, v_var)
-        if threat.norm is Norm.LINF:
-            direction = grad.sign()
-        else:
-            direction = grad / grad.norm().clamp_min(1e-12)
+        direction = ascent_direction(grad[None], threat.norm)[0]
         step = self.step_size if self.step_size is not None else self.rel_stepsize * threat.eps
         return project_perturbation(v + step * direction, threat.norm, threat.eps)
 
@@ -211,17 +204,17 @@ class UAP(Attack):
                 grads.append(g)
             w = torch.stack(grads, dim=1)  # [a, k - 1, C, H, W]
             f = diff.detach().abs()
-            dual = w.flatten(2).abs().sum(dim=2) if norm is Norm.LINF else w.flatten(2).norm(dim=2)
+            dual = dual_norm(w.flatten(2), norm)
             dist = f / dual.clamp_min(1e-12)  # distance to each linearised boundary, [a, k - 1]
             best = dist.argmin(dim=1)
             pick = torch.arange(best.shape[0], device=x0.device)
             w_best = w[pick, best]  # [a, C, H, W]
             f_best, d_best = f[pick, best], dual[pick, best]
             if norm is Norm.LINF:
-                step = _rows((f_best + 1e-4) / d_best.clamp_min(1e-12), w_best) * w_best.sign()
+                step = per_sample((f_best + 1e-4) / d_best.clamp_min(1e-12), w_best) * w_best.sign()
             else:
-                step = _rows((f_best + 1e-4) / d_best.clamp_min(1e-12).pow(2), w_best) * w_best
-            step = torch.where(_rows(flipped, step), torch.zeros_like(step), step)
+                step = per_sample((f_best + 1e-4) / d_best.clamp_min(1e-12).pow(2), w_best) * w_best
+            step = torch.where(per_sample(flipped, step), torch.zeros_like(step), step)
             r_tot[active] = r_tot[active] + step
             active = active[~flipped]  # one host sync per DeepFool step
             if active.numel() == 0:

@@ -25,7 +25,8 @@ import torch
 from ..attacks.base import Attack
 from ..errors import AttackError
 from ..schema import ROW_COLUMNS, TEXT_COLUMNS
-from ..threat import ThreatModel, flat_norm
+from ..norms import flat_norm
+from ..threat import ThreatModel
 from .harness import Harness, attack_goal
 from .plan import Cell
 from .session import ModelInputs

@@ -1,10 +1,12 @@
 """Adversarial-training recipes: batch losses ``loss(model, x, y, options) -> scalar`` for the trainer.
 
-Every perturbation is in [0, 1] pixel space (the model normalises inside), projected into the eps ball and
-into [0, 1] with :func:`advbench.threat.project` and stepped with :func:`advbench.attacks.steps.ascent_direction`,
-the same maths the attacks use. Inner maximisations differentiate with respect to the input only
-(``torch.autograd.grad``), so they never touch the parameters' ``.grad``; they run with the model in eval
-mode (as TRADES does: BatchNorm statistics are not updated by adversarial points) and restore its mode.
+Every perturbation is in [0, 1] pixel space (the model normalises inside). The FGSM and PGD examples are the
+``fgsm`` and ``pgd`` attacks' own step code (:func:`advbench.attacks.fgsm.fgsm_step`,
+:meth:`advbench.attacks.pgd.PGD.iterate`) run on the raw model, so "PGD-20 linf 0.3" is one algorithm in
+training, in a model card and on the board; TRADES and VAT project and normalise with :mod:`advbench.norms`.
+Inner maximisations differentiate with respect to the input only (``torch.autograd.grad``), so they never
+touch the parameters' ``.grad``; they run with the model in eval mode (as TRADES does: BatchNorm statistics
+are not updated by adversarial points) and restore its mode.
 
 Randomness (random starts, VAT's random direction) comes from the global RNG, which the trainer seeds inside
 ``torch.random.fork_rng``, so a recipe is deterministic for a given seed.
@@ -23,8 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..attacks.steps import ascent_direction
-from ..threat import Norm, flat_norm, project
+from ..attacks.base import Goal
+from ..attacks.fgsm import fgsm_step
+from ..attacks.pgd import PGD
+from ..norms import Norm, ascent_direction, normalize, per_sample, project, projected_step
 
 
 @contextmanager
@@ -51,6 +55,11 @@ def current_eps(options: Mapping[str, Any]) -> float:
     return eps
 
 
+def _raw_logits(model: nn.Module):
+    """The model as the attacks' ``logits_fn(x, index)``: no oracle, no query counting (training only)."""
+    return lambda x, index: model(x)
+
+
 def input_grad(model: nn.Module, x: torch.Tensor, objective) -> torch.Tensor:
     """d sum(objective(model(x))) / dx for x [B, C, H, W], without touching parameter gradients."""
     x = x.detach().requires_grad_(True)
@@ -63,12 +72,13 @@ def fgsm_example(
 ) -> torch.Tensor:
     """One fast-gradient step: ``x + eps * sign(grad_x CE(model(x), y))`` (``-`` towards ``y`` when targeted).
 
-    Returns [B, C, H, W] in the ball and in [0, 1], detached.
+    The ``fgsm`` attack's step (:func:`~advbench.attacks.fgsm.fgsm_step`), projected into the ball and [0, 1].
+    Returns [B, C, H, W] detached.
     """
+    goal = Goal(labels=y, targets=y if targeted else None)
     with _eval_mode(model):
-        grad = input_grad(model, x, lambda z: F.cross_entropy(z, y, reduction="none"))
-    sign = -1.0 if targeted else 1.0
-    return project(x + sign * eps * ascent_direction(grad, norm), x, norm, eps).detach()
+        x_adv = fgsm_step(_raw_logits(model), x.detach(), goal, norm, eps)
+    return project(x_adv, x, norm, eps).detach()
 
 
 def pgd_example(
@@ -85,26 +95,14 @@ def pgd_example(
 ) -> torch.Tensor:
     """Training-time PGD (Madry et al. 2018): maximise CE(model(x'), y) over the eps ball; last iterate.
 
-    ``step_size`` defaults to ``2.5 * eps / steps``. Returns [B, C, H, W] detached.
+    The ``pgd`` attack's loop (:meth:`~advbench.attacks.pgd.PGD.iterate`, without early stop) on the raw
+    model: the same random start (uniform in the ball), step (``step_size``, default ``2.5 * eps / steps``)
+    and projection. ``generator`` ``None`` draws the start from the global RNG. Returns [B, C, H, W] detached.
     """
-    alpha = float(step_size) if step_size else 2.5 * eps / steps
-    x = x.detach()
-    if random_start:
-        if norm is Norm.LINF:
-            noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            x_adv = project(x + (2 * noise - 1) * eps, x, norm, eps)
-        else:
-            direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            direction = direction / flat_norm(direction, Norm.L2).view(-1, 1, 1, 1).clamp_min(1e-12)
-            radius = eps * torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
-            x_adv = project(x + direction * radius.view(-1, 1, 1, 1), x, norm, eps)
-    else:
-        x_adv = x.clone()
+    pgd = PGD(steps=steps, step_size=step_size or None, random_start=random_start, early_stop=False)
     with _eval_mode(model):
-        for _ in range(steps):
-            grad = input_grad(model, x_adv, lambda z: F.cross_entropy(z, y, reduction="none"))
-            x_adv = project(x_adv + alpha * ascent_direction(grad, norm), x, norm, eps).detach()
-    return x_adv
+        run = pgd.iterate(_raw_logits(model), x.detach(), Goal(labels=y), norm, eps, generator)
+    return run.last.detach()
 
 
 def _kl(logits_p: torch.Tensor, logits_q: torch.Tensor, reduction: str = "batchmean") -> torch.Tensor:
@@ -126,7 +124,7 @@ def trades_example(
         x_adv = (x + 0.001 * torch.randn_like(x)).clamp(0.0, 1.0)
         for _ in range(steps):
             grad = input_grad(model, x_adv, lambda z: _kl(clean, z, reduction="none").sum(dim=1))
-            x_adv = project(x_adv + alpha * ascent_direction(grad, norm), x, norm, eps).detach()
+            x_adv = projected_step(x_adv, x, grad, alpha, norm, eps).detach()
     return x_adv
 
 
@@ -143,7 +141,7 @@ def vat_direction(model: nn.Module, x: torch.Tensor, *, eps: float, xi: float, p
             clean = model(x)
         d = torch.randn_like(x)
         for _ in range(max(1, power_iterations)):
-            d = d / flat_norm(d, Norm.L2).view(-1, *([1] * (x.dim() - 1))).clamp_min(1e-12)
+            d = normalize(d, Norm.L2)
             d = input_grad(model, x + xi * d, lambda z: _kl(clean, z, reduction="none").sum(dim=1))
     return (eps * ascent_direction(d, norm)).detach()
 
@@ -227,42 +225,3 @@ def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, options: Map
                            step_size=options.get("step_size"), norm=_norm(options))
     logits = model(torch.cat([x, x_adv]))
     return trades_combine(logits[: len(x)], logits[len(x):], y, float(options["beta"]))
-
-
-# -------------------------------------------------------------------------------------- robust evaluation
-
-
-def robust_accuracy(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: Norm = Norm.LINF, steps: int = 20,
-    seed: int = 0, batch_size: int = 500,
-) -> float:
-    """Accuracy under PGD (random start, ``2.5 * eps / steps`` step, ``steps`` steps, CE), in [0, 1].
-
-    A sample counts as robust only when it is classified correctly clean and at every PGD iterate
-    (the first misclassified iterate is kept, as advbench's ``pgd`` does with ``early_stop``).
-    """
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    alpha = 2.5 * eps / steps
-    robust = 0
-    model.eval()
-    for start in range(0, len(y), batch_size):
-        xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
-        with torch.no_grad():
-            ok = model(xb).argmax(dim=1) == yb
-        if eps > 0:
-            noise = torch.rand(xb.shape, generator=generator, device=device, dtype=xb.dtype)
-            if norm is Norm.LINF:
-                x_adv = project(xb + (2 * noise - 1) * eps, xb, norm, eps)
-            else:
-                direction = torch.randn(xb.shape, generator=generator, device=device, dtype=xb.dtype)
-                direction = direction / flat_norm(direction, Norm.L2).view(-1, 1, 1, 1).clamp_min(1e-12)
-                x_adv = project(xb + direction * eps * noise.flatten(1)[:, :1].view(-1, 1, 1, 1), xb, norm, eps)
-            for _ in range(steps + 1):
-                z = x_adv.detach().requires_grad_(True)
-                logits = model(z)
-                ok &= logits.argmax(dim=1) == yb
-                (grad,) = torch.autograd.grad(F.cross_entropy(logits, yb, reduction="sum"), z)
-                x_adv = project(x_adv + alpha * ascent_direction(grad, norm), xb, norm, eps).detach()
-        robust += int(ok.sum())
-    return robust / max(len(y), 1)
