@@ -105,6 +105,11 @@ class Attack:
     #: Whether :meth:`fit` depends on eps (a universal perturbation does; a substitute model does not, and is
     #: then trained once per model).
     fit_per_eps: ClassVar[bool] = True
+    #: Rank among fixed-budget white-box attacks, higher = stronger (0: unranked); see AttackSpec.strength.
+    strength: ClassVar[int] = 0
+    #: Crafts on another model (transfer, substitute). Judged by its fooling rate (universal perturbations).
+    uses_surrogate: ClassVar[bool] = False
+    reports_fooling_rate: ClassVar[bool] = False
 
     def fit(
         self, oracle: "Oracle", x: torch.Tensor, goal: Goal, threat: "ThreatModel", generator: torch.Generator
@@ -136,6 +141,11 @@ class Attack:
             Candidate adversarials [B, C, H, W].
         """
         raise NotImplementedError(f"{type(self).__name__}.run")
+
+    # -- the run's context (composite attacks) -------------------------------------------------------
+    #: Set on attacks whose spec says ``wants_context`` (the ensemble, transfer, substitute): their factory
+    #: takes the run's :class:`~advbench.attacks.context.AttackContext` as a ``context`` keyword.
+    wants_context: ClassVar[bool] = False
 
     # -- options -------------------------------------------------------------------------------------
     def options(self) -> dict[str, Any]:
@@ -174,7 +184,20 @@ class Attack:
             reference=cls.reference,
             minimum_norm=cls.minimum_norm,
             min_classes=cls.min_classes,
+            strength=cls.strength,
+            uses_surrogate=cls.uses_surrogate,
+            needs_fit=cls.needs_fit,
+            fit_per_eps=cls.fit_per_eps,
+            reports_fooling_rate=cls.reports_fooling_rate,
+            wants_context=cls.wants_context,
+            # only a family that claims names has an alias: the resolver asks every spec that has one
+            alias=cls.alias if cls.alias.__func__ is not Attack.alias.__func__ else None,
         )
+
+    @classmethod
+    def alias(cls, name: str) -> "dict[str, Any] | None":
+        """Options implied by an unregistered attack name this family claims (``pgd@MODEL``), else ``None``."""
+        return None
 
 
 def _convert(value: Any, hint: Any, label: str) -> Any:
