@@ -1,19 +1,25 @@
-"""The Python API: ``load_model``, ``load_dataset`` and ``evaluate`` (the CLI's ``run`` in one call)."""
+"""The Python API: ``load_model``, ``load_dataset`` and ``evaluate`` (the CLI's ``run`` in one call).
+
+Each function takes an optional ``host`` (:func:`advbench.plugins.make_host`); without one they use the
+process-wide host (:func:`advbench.plugins.get_host`, whose extra zoos come from ``$ADVBENCH_ZOO``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import pandas as pd
 import torch
 
-from .engine.config import DEFAULT_ATTACKS, DEFAULT_DATASET, DEFAULT_EPS, DEFAULT_SPLIT, RunConfig
+from .engine.config import DEFAULT_ATTACKS, DEFAULT_DATASET, DEFAULT_EPS, DEFAULT_SPLIT, build_run_config
 from .plugins import get_host
-from .threat import Norm, parse_eps
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .plugins import PluginHost
 
 
-def load_model(name: str, device: str = "cpu", **options: Any) -> torch.nn.Module:
+def load_model(name: str, device: str = "cpu", *, host: PluginHost | None = None, **options: Any) -> torch.nn.Module:
     """A model by registry name or timm architecture.
 
     Returns:
@@ -22,24 +28,20 @@ def load_model(name: str, device: str = "cpu", **options: Any) -> torch.nn.Modul
     """
     from .engine.executor import resolve_device
 
-    spec = get_host().model_spec(name, options)
+    spec = (host or get_host()).model_spec(name, options)
     return spec.load(device=resolve_device(device), **options)
 
 
-def load_dataset(name: str, split: str = "test", **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def load_dataset(
+    name: str, split: str = "test", *, host: PluginHost | None = None, **options: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Images float32 [N, C, H, W] in [0, 1] and labels int64 [N] of a dataset (``data_dir=`` and other
     loader options as keywords)."""
     from .engine.samples import select_samples
 
-    spec = get_host().dataset_spec(name, options)
+    spec = (host or get_host()).dataset_spec(name, options)
     _, x, y = select_samples(spec, split, None, 0, options)
     return x, y
-
-
-def _names(value: str | Iterable[str]) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return tuple(v.strip() for v in value.split(",") if v.strip())
-    return tuple(value)
 
 
 def evaluate(
@@ -58,47 +60,39 @@ def evaluate(
     model_options: Mapping[str, Mapping[str, Any]] | None = None,
     out: str | Path | None = None,
     save_adversarials: bool = True,
+    resume: bool = False,
     targeted: str | int | None = None,
     min_confidence: float | None = None,
     sanity_checks: bool = False,
     queries: int | None = None,
+    transfer_attack: str | None = None,
     dataset_options: Mapping[str, Any] | None = None,
+    host: PluginHost | None = None,
 ) -> pd.DataFrame:
     """Run models x attacks x eps and return the per-sample rows (see README, "Results").
 
-    ``models=None`` takes every registered model trained on ``dataset``. With ``out`` the run directory is
-    written as by ``advbench run --out``. ``targeted`` is ``"least-likely"``, ``"random"`` or a class index;
-    ``min_confidence`` makes success also need that probability; ``sanity_checks`` runs the
-    gradient-masking probes (off by default here, on in the CLI; see ``advbench.engine.sanity``); ``queries``
-    is a hard per-sample budget of forward queries. Raises :class:`advbench.errors.CellFailed` if any cell failed
-    (the rows of the others are on disk when ``out`` is set).
+    The run is configured by :func:`advbench.engine.config.build_run_config`, as ``advbench run`` is, with two
+    differences of default: ``sanity_checks`` (the gradient-masking probes, see ``advbench.engine.sanity``) is
+    off here and on in the CLI, and without ``out`` the rows stay in memory (nothing is written, adversarial
+    images included) where the CLI always writes ``runs/<timestamp>``.
+
+    ``models=None`` takes every registered model trained on ``dataset``. ``attacks`` and ``eps`` take a
+    comma-separated string (``"0.1,8/255"``) or a sequence. ``targeted`` is ``"least-likely"``, ``"random"`` or a
+    class index; ``min_confidence`` makes success also need that probability; ``queries`` is a hard per-sample
+    budget of forward queries; ``resume`` reuses the cells already written in ``out``; ``transfer_attack`` names
+    the white-box attack that feeds the transferability matrix. Raises :class:`advbench.errors.CellFailed` if
+    any cell failed (the rows of the others are on disk when ``out`` is set).
     """
-    from .engine.executor import execute, resolve_device
+    from .engine.executor import execute
     from .errors import CellFailed
 
-    host = get_host()
-    model_names = _names(models) if models is not None else default_models(dataset)
-    eps_values = (eps,) if isinstance(eps, (int, float, str)) else tuple(eps)
-    config = RunConfig(
-        models=model_names,
-        attacks=_names(attacks),
-        eps=tuple(parse_eps(e) for e in eps_values),
-        norm=Norm.parse(norm),
-        dataset=dataset,
-        split=split,
-        n_samples=n_samples,
-        batch_size=batch_size,
-        device=resolve_device(device),
-        seed=seed,
-        attack_options={k: dict(v) for k, v in (attack_options or {}).items()},
-        model_options={k: dict(v) for k, v in (model_options or {}).items()},
-        out=Path(out) if out is not None else None,
-        save_adversarials=save_adversarials and out is not None,
-        targeted=None if targeted is None else str(targeted),
-        min_confidence=min_confidence,
-        sanity_checks=sanity_checks,
-        queries=queries,
-        dataset_options=dict(dataset_options or {}),
+    host = host or get_host()
+    config = build_run_config(
+        models if models is not None else default_models(dataset, host), attacks, eps, norm=norm, dataset=dataset,
+        split=split, n_samples=n_samples, batch_size=batch_size, device=device, seed=seed,
+        attack_options=attack_options, model_options=model_options, dataset_options=dataset_options, out=out,
+        save_adversarials=save_adversarials, resume=resume, targeted=targeted, min_confidence=min_confidence,
+        sanity_checks=sanity_checks, queries=queries, transfer_attack=transfer_attack,
     )
     outcome = execute(config, host)
     if outcome.failures:
@@ -113,7 +107,7 @@ def _standard(spec) -> bool:
     return recipe == "std" and card.get("train_split", "train") == "train"
 
 
-def default_models(dataset: str) -> tuple[str, ...]:
+def default_models(dataset: str, host: PluginHost | None = None) -> tuple[str, ...]:
     """The models of the embedded default run: every registered model trained on ``dataset`` with the
     standard recipe on its whole train split (the robust, half-split and GAN checkpoints are one
     ``--models '*.mnist5k_*'`` away); for a dataset no model was trained on (``noise``), every registered model
@@ -121,10 +115,11 @@ def default_models(dataset: str) -> tuple[str, ...]:
     from .engine.plan import model_incompatibility
     from .errors import ConfigError
 
-    registry = get_host().registry
+    host = host or get_host()
+    registry = host.registry
     names = tuple(s.name for s in registry.models if s.dataset == dataset and _standard(s))
     if not names:
-        spec = get_host().dataset_spec(dataset)
+        spec = host.dataset_spec(dataset)
         names = tuple(
             m.name for m in registry.models
             if _standard(m) and m.input_shape is not None and m.num_classes is not None

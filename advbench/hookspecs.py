@@ -35,7 +35,10 @@ def advbench_register_attacks(registrar: "Registrar[AttackSpec]") -> None:
     """Register attack families.
 
     Called once per plugin when the registry is first built. Call ``registrar.add(AttackSpec(...))`` for each
-    attack. A name already registered by any plugin is an error naming both plugins.
+    attack. A name already registered by any plugin is an error naming both plugins. ``MyAttack.spec()`` builds
+    the spec from the class, but imports its module (and torch) whenever the registry is built; to keep
+    ``advbench list`` fast, register ``advbench.attacks.catalog.lazy_spec(name, "module:Class", ...)`` instead,
+    which imports the class on the first build (``spec_drift`` checks that its metadata matches the class).
 
     Args:
         registrar: collects :class:`advbench.AttackSpec` records and remembers which plugin added them.

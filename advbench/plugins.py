@@ -3,7 +3,11 @@
 pluggy's ``load_setuptools_entrypoints`` stops at the first plugin that raises; here each entry point is
 loaded on its own so one broken plugin is reported (``advbench plugins``) and skipped while the others load.
 A plugin whose hook names are misspelt is rejected with its name, and ``check_pending()`` runs afterwards
-so nothing unverified slips through. The only process-wide state is the cached host (:func:`get_host`).
+so nothing unverified slips through.
+
+A host is built with everything it depends on as arguments (its extra zoo directories); the only
+process-wide state is the cached host of the Python API (:func:`get_host`), and the only place the
+environment is read for it is :func:`env_zoo_dirs`, once, when that host is built.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import difflib
 import os
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import pluggy
@@ -73,13 +78,25 @@ def _unknown_hooks(plugin: object) -> list[str]:
 
 
 class PluginHost:
-    """A pluggy manager plus the registry built from its plugins."""
+    """A pluggy manager plus the registry built from its plugins.
 
-    def __init__(self) -> None:
+    Args:
+        zoo_dirs: extra model-zoo directories for the built-in plugin (``--zoo``), registered after the
+            shipped zoo and before the user zoo.
+    """
+
+    def __init__(self, zoo_dirs: Iterable[str | Path] = ()) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.plugins: list[PluginInfo] = []
         self._registry: Registry | None = None
+        self.extra_zoo_dirs: tuple[Path, ...] = tuple(Path(d) for d in zoo_dirs)
+
+    def zoo_dirs(self) -> list[Path]:
+        """Every zoo directory this host registers models from (those that exist now), in order."""
+        from .models.zoo import zoo_dirs
+
+        return zoo_dirs(self.extra_zoo_dirs)
 
     # -- loading -------------------------------------------------------------------------------------
     def register(self, plugin: object, name: str, *, source: str = "explicit", **info: str) -> PluginInfo:
@@ -105,11 +122,11 @@ class PluginHost:
         return record
 
     def load_builtins(self) -> None:
-        from . import builtin
         from ._version import __version__
+        from .builtin import BuiltinPlugin
 
-        self.register(builtin, BUILTIN_NAME, source="builtin", module=builtin.__name__,
-                      distribution="advbench", version=__version__)
+        self.register(BuiltinPlugin(self.extra_zoo_dirs), BUILTIN_NAME, source="builtin",
+                      module=BuiltinPlugin.__module__, distribution="advbench", version=__version__)
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
         """Load every entry point of ``group``, one at a time, recording failures."""
@@ -199,9 +216,17 @@ class PluginHost:
         getattr(self.pm.hook, hook_name)(**kwargs)
 
 
-def make_host(*, autoload: bool | None = None, extra: Iterable[tuple[str, object]] = ()) -> PluginHost:
-    """Build a fresh host: built-ins, ``extra`` (name, plugin) pairs, then entry points unless disabled."""
-    host = PluginHost()
+def make_host(
+    *, zoo_dirs: Iterable[str | Path] = (), autoload: bool | None = None, extra: Iterable[tuple[str, object]] = ()
+) -> PluginHost:
+    """Build a fresh host: built-ins, ``extra`` (name, plugin) pairs, then entry points unless disabled.
+
+    Args:
+        zoo_dirs: extra model-zoo directories (see :class:`PluginHost`); the environment is not read here.
+        autoload: load entry-point plugins (default: unless ``$ADVBENCH_DISABLE_PLUGIN_AUTOLOAD`` is set).
+        extra: plugins to register after the built-ins, as (name, plugin object) pairs.
+    """
+    host = PluginHost(zoo_dirs)
     host.load_builtins()
     for name, plugin in extra:
         host.register(plugin, name)
@@ -212,14 +237,24 @@ def make_host(*, autoload: bool | None = None, extra: Iterable[tuple[str, object
     return host
 
 
+def env_zoo_dirs() -> list[Path]:
+    """The directories in ``$ADVBENCH_ZOO`` (``os.pathsep``-separated): the user's default extra zoos.
+
+    Read where the CLI and the Python API build their host, never by a host or a plugin.
+    """
+    from .models.zoo import ZOO_ENV
+
+    return [Path(p) for p in os.environ.get(ZOO_ENV, "").split(os.pathsep) if p]
+
+
 _HOST: PluginHost | None = None
 
 
 def get_host() -> PluginHost:
-    """The process-wide host, built on first use."""
+    """The process-wide host of the Python API, built on first use (with the ``$ADVBENCH_ZOO`` zoos)."""
     global _HOST
     if _HOST is None:
-        _HOST = make_host()
+        _HOST = make_host(zoo_dirs=env_zoo_dirs())
     return _HOST
 
 
@@ -235,4 +270,4 @@ def warn_failed(host: PluginHost, emit: Callable[[str], None]) -> None:
         emit(f"warning: plugin {p.name!r} was skipped: {p.error} (see `advbench plugins`)")
 
 
-__all__ = ["PluginHost", "PluginInfo", "make_host", "get_host", "set_host", "AdvbenchError"]
+__all__ = ["PluginHost", "PluginInfo", "make_host", "get_host", "set_host", "env_zoo_dirs", "AdvbenchError"]

@@ -95,3 +95,51 @@ def test_pretrained_weights_come_from_a_populated_hf_cache_offline(tmp_path, mon
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(model(x), reference((x - model.mean) / model.std), atol=1e-5)
+
+
+@pytest.mark.parametrize("env_before", [None, "0"])
+def test_offline_mode_is_scoped_to_the_failing_load(monkeypatch, env_before):
+    """Unreachable hub: the load answers from the cache (offline on), then the process is as it was."""
+    import os
+
+    import huggingface_hub.constants as hf_constants
+    import timm.models._hub as timm_hub
+
+    from advbench.models import hub
+
+    import_timm()
+    if env_before is None:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    else:
+        monkeypatch.setenv("HF_HUB_OFFLINE", env_before)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=1.5: False)
+    seen = []
+
+    def config_from_hub(model_id):
+        seen.append((os.environ.get("HF_HUB_OFFLINE"), hf_constants.HF_HUB_OFFLINE))
+        raise FileNotFoundError("")  # what an empty cache gives offline
+
+    monkeypatch.setattr(timm_hub, "load_model_config_from_hf", config_from_hub)
+    with pytest.raises(WeightsError, match="cannot get its config.json"):
+        advbench.load_model("hf-hub:nobody/nothing")
+    assert seen == [("1", True)]
+    assert os.environ.get("HF_HUB_OFFLINE") == env_before and hf_constants.HF_HUB_OFFLINE is False
+
+
+def test_hub_offline_restores_on_errors_and_reachable_hub_changes_nothing(monkeypatch):
+    import os
+
+    import huggingface_hub.constants as hf_constants
+
+    from advbench.models import hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "false")
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(RuntimeError), hub.hub_offline():
+        assert os.environ["HF_HUB_OFFLINE"] == "1" and hf_constants.HF_HUB_OFFLINE
+        raise RuntimeError("load failed")
+    assert os.environ["HF_HUB_OFFLINE"] == "false" and hf_constants.HF_HUB_OFFLINE is False
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=1.5: True)
+    with hub.offline_unless_reachable():
+        assert os.environ["HF_HUB_OFFLINE"] == "false" and hf_constants.HF_HUB_OFFLINE is False

@@ -260,6 +260,7 @@ class APGDCE(APGD):
     """
 
     name = "apgd_ce"
+    strength = 50
     description = "Auto-PGD on the cross-entropy: adaptive step size and momentum, no step to tune (linf, l2)"
 
 
@@ -271,6 +272,7 @@ class APGDDLR(APGD):
     """
 
     name = "apgd_dlr"
+    strength = 50
     min_classes = 3  # DLR's denominator needs the third-largest logit
     description = "Auto-PGD on the shift- and scale-invariant DLR loss (linf, l2; >= 3 classes)"
 
@@ -295,6 +297,7 @@ class APGDT(APGD):
     """
 
     name = "apgd_t"
+    strength = 60
     min_classes = 4  # targeted DLR uses the fourth-largest logit
     description = "Targeted Auto-PGD on the targeted DLR loss over the top wrong classes (linf, l2; >= 4 classes)"
 

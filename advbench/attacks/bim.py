@@ -105,6 +105,7 @@ class BIM(Attack):
     """
 
     name = "bim"
+    strength = 20
     description = "Basic iterative method (iterative FGSM, no random start), clipped each step; linf and l2"
     reference = "Kurakin, Goodfellow, Bengio. Adversarial Examples in the Physical World. ICLR Workshop 2017"
 

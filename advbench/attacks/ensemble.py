@@ -102,6 +102,7 @@ class Ensemble(Attack):
     """
 
     name = "ensemble"
+    strength = 100
     access = "gradient"
     norms = ("linf", "l2")
     description = "AutoAttack-style cascade: each member attacks only the samples still robust (per-sample worst case)"

@@ -43,6 +43,7 @@ class FGSM(Attack):
     """
 
     name = "fgsm"
+    strength = 10
     description = "Fast gradient sign method: one eps step along sign(grad) (linf) or grad/||grad|| (l2)"
     reference = "Goodfellow, Shlens, Szegedy. Explaining and Harnessing Adversarial Examples. ICLR 2015"
 

@@ -56,6 +56,7 @@ class MIFGSM(Attack):
     """
 
     name = "mifgsm"
+    strength = 25
     description = "Momentum iterative FGSM: steps along a decayed sum of L1-normalised gradients; linf and l2"
     reference = "Dong et al. Boosting Adversarial Attacks with Momentum. CVPR 2018"
 

@@ -55,6 +55,7 @@ class PGD(Attack):
     """
 
     name = "pgd"
+    strength = 40
     description = "Projected gradient descent with random start and restarts (Madry et al.), linf and l2"
     reference = "Madry et al. Towards Deep Learning Models Resistant to Adversarial Attacks. ICLR 2018"
 

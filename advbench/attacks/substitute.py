@@ -57,6 +57,7 @@ class Substitute(Attack):
     needs_fit = True
     fit_per_eps = False
     wants_context = True
+    uses_surrogate = True  # crafts on its own trained substitute
     description = "Substitute model trained on the target's labels with Jacobian augmentation, then FGSM/PGD on it"
     reference = ("Papernot, McDaniel, Goodfellow, Jha, Celik, Swami. Practical Black-Box Attacks against "
                  "Machine Learning. AsiaCCS 2017")

@@ -87,6 +87,7 @@ class UAP(Attack):
     access = "gradient"
     norms = ("linf", "l2")
     needs_fit = True
+    reports_fooling_rate = True
     description = "Universal adversarial perturbation: one image-agnostic v learnt on the train split (DeepFool or SGD)"
     reference = (
         "Moosavi-Dezfooli, Fawzi, Fawzi, Frossard. Universal adversarial perturbations. CVPR 2017; "

@@ -42,29 +42,21 @@ def _root(
     """advbench: robustness benchmarking for image classifiers."""
 
 
-def _use_zoo(dirs: list[Path] | None) -> None:
-    """Add ``--zoo`` directories to the model zoos the built-in plugin registers (before the host is built)."""
-    if dirs:
-        import os
+def _host(zoo: list[Path] | None = None):
+    """The plugin host of this command: the process-wide one, or with ``--zoo`` a new host that also registers
+    those directories (before the ``$ADVBENCH_ZOO`` ones). Warns once about plugins that failed to load."""
+    from ..plugins import env_zoo_dirs, get_host, make_host, warn_failed
+    from .render import note
 
-        from ..models.zoo import ZOO_ENV
-        from ..plugins import set_host
-
-        for d in dirs:
+    if zoo:
+        for d in zoo:
             if not d.is_dir():
                 from ..errors import ConfigError
 
                 raise ConfigError(f"--zoo {d}: no such directory")
-        current = [p for p in os.environ.get(ZOO_ENV, "").split(os.pathsep) if p]
-        os.environ[ZOO_ENV] = os.pathsep.join([*map(str, dirs), *current])
-        set_host(None)
-
-
-def _host():
-    from ..plugins import get_host, warn_failed
-    from .render import note
-
-    host = get_host()
+        host = make_host(zoo_dirs=[*zoo, *env_zoo_dirs()])
+    else:
+        host = get_host()
     warn_failed(host, note)
     return host
 
@@ -107,11 +99,10 @@ def run(
     linf eps 0.1, 0.2, 0.3).
     """
     from ..api import default_models
-    from ..engine.config import RunConfig
-    from ..engine.executor import execute, resolve_device
+    from ..engine.config import build_run_config
+    from ..engine.executor import execute
     from ..errors import CellFailed
     from ..leaderboard.render import FORMATS
-    from ..threat import Norm, parse_eps_list
     from .options import (
         expand_model_globs, expand_surrogates, merge_options, parse_attack_options, parse_model_options, parse_weights, split_names,
     )
@@ -121,36 +112,22 @@ def run(
         from ..errors import ConfigError
 
         raise ConfigError(f"unknown --format {fmt!r}: use one of {', '.join(FORMATS)}")
-    _use_zoo(zoo)
-    host = _host()
+    host = _host(zoo)
     dataset_options = {"data_dir": str(data_dir)} if data_dir is not None else {}
     host.dataset_spec(dataset, dataset_options)  # an unknown dataset is the first thing to report
     model_names = (
         expand_model_globs(split_names(models, "models"), list(host.registry.models.specs))
-        if models is not None else default_models(dataset)
+        if models is not None else default_models(dataset, host)
     )
     out_dir = out if out is not None else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    config = RunConfig(
-        models=model_names,
-        attacks=expand_surrogates(split_names(attacks, "attacks"), split_names(surrogates, "models") if surrogates else ()),
-        eps=tuple(parse_eps_list(eps)),
-        norm=Norm.parse(norm),
-        dataset=dataset,
-        split=split,
-        n_samples=n_samples,
-        batch_size=batch_size,
-        device=resolve_device(device),
-        seed=seed,
-        attack_options=parse_attack_options(attack_opt),
+    config = build_run_config(
+        model_names,
+        expand_surrogates(split_names(attacks, "attacks"), split_names(surrogates, "models") if surrogates else ()),
+        eps, norm=norm, dataset=dataset, split=split, n_samples=n_samples, batch_size=batch_size, device=device,
+        seed=seed, attack_options=parse_attack_options(attack_opt),
         model_options=merge_options(parse_model_options(model_opt, model_names, arch), parse_weights(weights, model_names)),
-        out=out_dir,
-        save_adversarials=save_adversarials,
-        resume=resume,
-        targeted=targeted,
-        min_confidence=min_confidence,
-        sanity_checks=sanity_checks,
-        queries=queries,
-        dataset_options=dataset_options,
+        dataset_options=dataset_options, out=out_dir, save_adversarials=save_adversarials, resume=resume,
+        targeted=targeted, min_confidence=min_confidence, sanity_checks=sanity_checks, queries=queries,
         transfer_attack=transfer_attack,
     )
     outcome = execute(config, host, RichReporter(quiet=quiet))
@@ -183,14 +160,13 @@ def list_(
     verbose: Verbose = False,
 ) -> None:
     """List registered models, attacks or datasets."""
-    _use_zoo(zoo)
     from ..errors import ConfigError
     from .render import listing_table, out_console
 
     kinds = {"models": "model", "attacks": "attack", "datasets": "dataset", "model": "model", "attack": "attack", "dataset": "dataset"}
     if kind not in kinds:
         raise ConfigError(f"unknown list kind {kind!r}: use models, attacks or datasets")
-    specs = _host().registry.table(kinds[kind]).match(pattern)
+    specs = _host(zoo).registry.table(kinds[kind]).match(pattern)
     records = [_spec_record(s) for s in specs]
     if as_json:
         typer.echo(json.dumps(records, indent=2))
@@ -287,8 +263,10 @@ def train(
         raise ConfigError(f"--epochs must be >= 1, got {epochs}")
     out_dir = out or zoo or user_zoo_dir()
     dev = resolve_device(device)
+    host = _host()
     if reproduce_name:
-        card, diff = reproduce(reproduce_name, out_dir, device=dev, progress=not quiet)
+        card, diff = reproduce(reproduce_name, out_dir, dataset=host.dataset_spec, zoo_dirs=host.zoo_dirs(), device=dev,
+                               progress=not quiet)
         note(f"{reproduce_name}: clean {100 * card['clean_accuracy']:.2f}% ({diff:+.2f} pp vs its card), "
              f"robust {100 * (card.get('robust_accuracy') or 0):.1f}%; wrote {out_dir}")
         if abs(diff) > 2:
@@ -296,7 +274,7 @@ def train(
         return
     if not name:
         raise ConfigError("--name is required (e.g. --name cnn.mnist5k_mine), unless --reproduce NAME")
-    spec = _host().dataset_spec(dataset)
+    spec = host.dataset_spec(dataset)
     if recipe == "gan":
         from ..gan.train import parse_gan_options, train_gan
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -110,6 +109,7 @@ def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, vie
     success-rate board for targeted or unlabelled runs, the transferability matrix, minimum-norm medians,
     flags). ``manifest`` (the run's) tells which attacks report a fooling rate. Machine formats print one view (``robust`` unless ``view`` names another) to stdout.
     """
+    import pandas as pd  # here, not at the top: `advbench list` and `--help` stay fast
     import typer
 
     from ..errors import ConfigError
@@ -214,6 +214,8 @@ def _require(value, message: str):
 
 def _render_long(frame, fmt: str) -> str:
     """A long frame (transfer matrix, minimum norms, flags) in a machine format."""
+    import pandas as pd
+
     from ..errors import ConfigError
 
     if fmt == "csv":

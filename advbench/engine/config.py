@@ -1,11 +1,12 @@
-"""The frozen run configuration every step of a run reads (CLI and Python API build the same object)."""
+"""The frozen run configuration every step of a run reads, and :func:`build_run_config`, the one function the
+CLI and the Python API build it with."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from ..errors import ConfigError
 from ..threat import Norm
@@ -99,3 +100,91 @@ class RunConfig:
         data["out"] = str(self.out) if self.out is not None else None
         data["models"], data["attacks"], data["eps"] = list(self.models), list(self.attacks), list(self.eps)
         return data
+
+
+def names(value: str | Iterable[str]) -> tuple[str, ...]:
+    """``"a, b"`` or ``["a", "b"]`` -> ``("a", "b")``; blank entries are dropped (none at all is RunConfig's error)."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(str(v).strip() for v in items if str(v).strip())
+
+
+def eps_values(eps: str | float | Iterable[str | float]) -> tuple[float, ...]:
+    """``"0.1,8/255"``, ``0.3`` or ``[0.1, "8/255"]`` -> budgets in [0, 1] pixel space, duplicates dropped."""
+    from ..threat import parse_eps, parse_eps_list
+
+    if isinstance(eps, str):
+        return tuple(parse_eps_list(eps))
+    values = [parse_eps(e) for e in ((eps,) if isinstance(eps, (int, float)) else eps)]
+    return tuple(dict.fromkeys(values))
+
+
+def build_run_config(
+    models: str | Iterable[str],
+    attacks: str | Iterable[str] = DEFAULT_ATTACKS,
+    eps: str | float | Iterable[str | float] = DEFAULT_EPS,
+    *,
+    norm: str | Norm = "linf",
+    dataset: str = DEFAULT_DATASET,
+    split: str = DEFAULT_SPLIT,
+    n_samples: int | None = None,
+    batch_size: int = 500,
+    device: str = "auto",
+    seed: int = 0,
+    attack_options: Mapping[str, Mapping[str, Any]] | None = None,
+    model_options: Mapping[str, Mapping[str, Any]] | None = None,
+    dataset_options: Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    save_adversarials: bool = True,
+    resume: bool = False,
+    targeted: str | int | None = None,
+    min_confidence: float | None = None,
+    sanity_checks: bool = True,
+    queries: int | None = None,
+    transfer_attack: str | None = None,
+) -> RunConfig:
+    """The one way to build a :class:`RunConfig`: ``advbench run`` and :func:`advbench.evaluate` both call it.
+
+    Values are taken as a person writes them (comma-separated names and budgets, ``"8/255"``, a norm name,
+    ``device="auto"``) and checked with one-line :class:`ConfigError` messages. Where the two entry points
+    differ, the caller says so with an argument: the CLI runs the gradient-masking probes by default
+    (``sanity_checks=True``, the default here) while the Python API passes ``sanity_checks=False`` unless
+    asked; the CLI always has an ``out`` directory (``runs/<timestamp>``) while the API keeps rows in memory
+    when ``out`` is ``None``.
+
+    Args:
+        models, attacks: registry names, as a comma-separated string or a sequence (already expanded: model
+            globs and the default models are the caller's, which knows its host).
+        eps: budgets in [0, 1] pixel space: ``"0.1,8/255"``, one number, or a sequence of numbers/strings.
+        norm: ``"linf"`` or ``"l2"`` (or a :class:`Norm`).
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:N"``; resolved here.
+        out: the run directory, or ``None`` to keep rows in memory only.
+        save_adversarials: write each cell's adversarial images; only possible with an ``out`` directory.
+        targeted: ``"least-likely"``, ``"random"`` or a class index (int or string).
+        sanity_checks: run the gradient-masking probes and flags.
+        The others: as the fields of :class:`RunConfig`.
+    """
+    from .executor import resolve_device  # imports torch: only when a run is configured
+
+    return RunConfig(
+        models=names(models),
+        attacks=names(attacks),
+        eps=eps_values(eps),
+        norm=norm if isinstance(norm, Norm) else Norm.parse(norm),
+        dataset=dataset,
+        split=split,
+        n_samples=n_samples,
+        batch_size=batch_size,
+        device=resolve_device(device),
+        seed=seed,
+        attack_options={k: dict(v) for k, v in (attack_options or {}).items()},
+        model_options={k: dict(v) for k, v in (model_options or {}).items()},
+        out=Path(out) if out is not None else None,
+        save_adversarials=save_adversarials and out is not None,
+        resume=resume,
+        targeted=None if targeted is None else str(targeted),
+        min_confidence=min_confidence,
+        sanity_checks=sanity_checks,
+        queries=queries,
+        dataset_options=dict(dataset_options or {}),
+        transfer_attack=transfer_attack,
+    )

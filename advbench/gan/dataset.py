@@ -6,9 +6,9 @@ with a fixed seed (:data:`SAMPLE_SEED`), so every run sees the same images. Spli
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..errors import ConfigError
 from ..specs import DatasetSpec
@@ -40,11 +40,9 @@ def build_gan_split(real: DatasetSpec, generator_card: str | Path, n_fake: int |
     return x, y
 
 
-def _generator_card() -> Path:
-    from ..models.zoo import zoo_dirs
-
-    for directory in zoo_dirs():
-        path = directory / f"{GENERATOR}.json"
+def _generator_card(zoo_dirs: Iterable[Path]) -> Path:
+    for directory in zoo_dirs:
+        path = Path(directory) / f"{GENERATOR}.json"
         if path.is_file():
             return path
     raise ConfigError(f"dataset {NAME} needs the generator {GENERATOR}; train it with `advbench train --recipe gan`")
@@ -58,19 +56,29 @@ def _load_cached(card: str) -> tuple["torch.Tensor", "torch.Tensor"]:
     return build_gan_split(mnist, card)
 
 
-def _load(split: str, **_options) -> tuple["torch.Tensor", "torch.Tensor"]:
+def _load(zoo_dirs: Callable[[], Iterable[Path]], split: str, **_options) -> tuple["torch.Tensor", "torch.Tensor"]:
     if split != "test":
         raise ConfigError(f"dataset {NAME} has only the split 'test', not {split!r}")
-    x, y = _load_cached(str(_generator_card()))
+    x, y = _load_cached(str(_generator_card(zoo_dirs())))
     return x.clone(), y.clone()
 
 
-def gan_datasets() -> list[DatasetSpec]:
-    """The ``mnist5k-gan`` spec (cheap: nothing loads until ``load("test")``)."""
+def gan_datasets(zoo_dirs: Callable[[], Iterable[Path]] | None = None) -> list[DatasetSpec]:
+    """The ``mnist5k-gan`` spec (cheap: nothing loads until ``load("test")``).
+
+    Args:
+        zoo_dirs: returns the directories to find the generator in, asked when the dataset is loaded (the
+            host's zoos, which a generator trained in the meantime may have joined); default: the shipped zoo
+            and the user zoo.
+    """
+    if zoo_dirs is None:
+        from ..models.zoo import zoo_dirs as default_dirs
+
+        zoo_dirs = default_dirs
     return [
         DatasetSpec(
             name=NAME,
-            load=_load,
+            load=partial(_load, zoo_dirs),
             num_classes=2,
             input_shape=(1, 28, 28),
             splits=("test",),

@@ -40,13 +40,13 @@ def parse_gan_options(pairs: "list[str] | tuple[str, ...]") -> dict[str, Any]:
     Raises:
         ConfigError: not ``KEY=VALUE``, a key given twice, or an unknown key.
     """
-    from ..train.trainer import _parse_value
+    from ..train.common import parse_value
 
     parsed: dict[str, Any] = {}
     for key, value in parse_options(list(pairs), what="--recipe-opt", example="g_loss=minimax").items():
         if key not in GAN_OPTIONS:
             raise ConfigError(f"bad gan option {key!r}: use KEY=VALUE with KEY one of {', '.join(GAN_OPTIONS)}")
-        parsed[key] = _parse_value(value)
+        parsed[key] = parse_value(value)
     return parsed
 
 
@@ -152,7 +152,7 @@ def train_gan(
     from rich.console import Console
 
     from ..models.weights import sha256_file
-    from ..train.trainer import _save_state_dict, _version
+    from ..train.common import package_version, save_state_dict
 
     if g_loss not in G_LOSSES:
         raise ConfigError(f"unknown generator loss {g_loss!r}; use one of {', '.join(G_LOSSES)}")
@@ -201,8 +201,8 @@ def train_gan(
             grid = gen(fixed_z).cpu()
     save_grid(grid, out_dir / f"{g_name}.png")
     save_grid(torch.cat(rows), out_dir / f"{g_name}.epochs.png")
-    _save_state_dict(gen, out_dir / f"{g_name}.safetensors")
-    _save_state_dict(d_net, out_dir / f"{d_name}.safetensors")
+    save_state_dict(gen, out_dir / f"{g_name}.safetensors")
+    save_state_dict(d_net, out_dir / f"{d_name}.safetensors")
     wall = round(time.perf_counter() - started, 2)
     recipe = {
         "name": "gan",
@@ -224,7 +224,7 @@ def train_gan(
         "epochs": epochs,
         "history": history,
         "wall_time_s": wall,
-        "versions": {"advbench": _version("advbench", __version__), "torch": torch.__version__},
+        "versions": {"advbench": package_version("advbench", __version__), "torch": torch.__version__},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": device,
         "command": f"advbench train --recipe gan --dataset {dataset.name} --name {name} --epochs {epochs} "

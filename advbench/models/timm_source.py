@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, WeightsError
 from ..specs import ModelSpec
+from .hub import hub_reachable, offline_unless_reachable
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -42,34 +42,11 @@ if TYPE_CHECKING:  # pragma: no cover
 PREFIX = "timm:"
 LOCAL_DIR = "local-dir:"
 HF_HUB = "hf-hub:"
-HUB_HOST = ("huggingface.co", 443)
 #: the options a timm model accepts (``advbench.load_model(name, **options)``)
 OPTIONS = ("weights", "in_chans", "num_classes", "img_size", "mean", "std", "pretrained_tag")
 #: checkpoint file names in a timm model folder, in timm's order of preference
 FOLDER_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "pytorch_model.pth", "model.pth")
 _PREPROCESS_CHUNK = 256  # images resized at once: bounds the temporary memory of a big split
-
-
-def hub_reachable(timeout: float = 1.5) -> bool:
-    """Can we open a TCP connection to the Hugging Face hub? (Respects ``HF_HUB_OFFLINE``.)"""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
-        return False
-    try:
-        with socket.create_connection(HUB_HOST, timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _force_offline() -> None:
-    """Make huggingface_hub answer from its cache without network retries (~46 s otherwise)."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:  # the constant is read at import time; patch it too if the module is already loaded
-        import huggingface_hub.constants as constants
-
-        constants.HF_HUB_OFFLINE = True
-    except ImportError:  # pragma: no cover - timm depends on huggingface_hub
-        pass
 
 
 def _get(cfg: Any, key: str, default: Any = None) -> Any:
@@ -266,27 +243,33 @@ def _local_dir_source(name: str, weights: str | None) -> TimmSource:
 def _hf_hub_source(name: str, weights: str | None) -> TimmSource:
     model_id = name[len(HF_HUB):]
     _timm()
-    from timm.models._hub import download_from_hf, load_model_config_from_hf
+    from timm.models._hub import load_model_config_from_hf
 
-    if not hub_reachable():
-        _force_offline()  # answer from the cache at once instead of retrying for ~46 s
     hint = "run once with network access to fill the Hugging Face cache, or use file:PATH --arch ARCH"
-    try:
-        cfg, arch, model_args = load_model_config_from_hf(model_id)
-    except Exception as exc:  # hub errors come in many types; all mean "no config"
-        raise WeightsError(f"{name}: cannot get its config.json ({type(exc).__name__}); {hint}") from None
+    with offline_unless_reachable():  # unreachable: answer from the cache at once instead of retrying for ~46 s
+        try:
+            cfg, arch, model_args = load_model_config_from_hf(model_id)
+        except Exception as exc:  # hub errors come in many types; all mean "no config"
+            raise WeightsError(f"{name}: cannot get its config.json ({type(exc).__name__}); {hint}") from None
+        if weights is None:
+            weights = _hf_hub_weights(model_id)
     if weights is None:
-        for filename in ("model.safetensors", "pytorch_model.bin"):
-            try:
-                weights = download_from_hf(model_id, filename)
-                break
-            except Exception:  # noqa: BLE001 - try the next file name
-                continue
-        else:
-            raise WeightsError(f"{name}: no weights in the cache or on the hub; pass --weights PATH, or {hint}")
+        raise WeightsError(f"{name}: no weights in the cache or on the hub; pass --weights PATH, or {hint}")
     if not (_timm().is_model(arch)):
         raise WeightsError(f"{name}: its config names architecture {arch!r}, which this timm does not have")
     return TimmSource(arch, cfg, dict(model_args), str(weights))
+
+
+def _hf_hub_weights(model_id: str) -> str | None:
+    """The path of a hub repository's checkpoint (downloaded, or from the cache), else ``None``."""
+    from timm.models._hub import download_from_hf
+
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        try:
+            return download_from_hf(model_id, filename)
+        except Exception:  # noqa: BLE001 - try the next file name
+            continue
+    return None
 
 
 def source(name: str, options: dict[str, Any]) -> TimmSource | None:
@@ -439,10 +422,9 @@ def build(name: str, res: Resolved, device: str = "cpu"):
             raise ConfigError(f"model {name!r}: timm cannot build {src.arch!r} with these options ({exc})") from None
         load_into(net, load_state_dict(Path(src.weights)), source=str(src.weights))
     else:
-        if not hub_reachable():
-            _force_offline()
         try:
-            net = timm.create_model(src.arch, pretrained=True, **res.create_kwargs)
+            with offline_unless_reachable():
+                net = timm.create_model(src.arch, pretrained=True, **res.create_kwargs)
         except Exception as exc:  # hub errors come in many types; all mean "no weights"
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise WeightsError(

@@ -14,7 +14,7 @@ import json
 import re
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import ConfigError, WeightsError
 from ..specs import ModelSpec
@@ -160,7 +160,7 @@ def load_zoo_model(card: dict[str, Any], weights: Path, device: str = "cpu", **o
     return model.to(device).freeze()
 
 
-def _card_kind(path: Path) -> str:
+def card_kind(path: Path) -> str:
     """The card's ``kind`` (``"classifier"`` when absent or unreadable: read_card then reports the problem)."""
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
@@ -187,7 +187,7 @@ def zoo_specs(directory: str | Path = ZOO_DIR, errors: list[WeightsError] | None
     directory = Path(directory)
     specs = []
     for card_path in sorted(directory.glob("*.json")):
-        if _card_kind(card_path) in NON_CLASSIFIER_KINDS:
+        if card_kind(card_path) in NON_CLASSIFIER_KINDS:
             continue
         try:
             card = read_card(card_path)
@@ -214,7 +214,8 @@ def zoo_specs(directory: str | Path = ZOO_DIR, errors: list[WeightsError] | None
     return specs
 
 
-#: Extra zoo directories (``os.pathsep``-separated), registered after the shipped zoo; ``--zoo`` prepends.
+#: Extra zoo directories (``os.pathsep``-separated): read once where the CLI and the Python API build their host
+#: (:func:`advbench.plugins.env_zoo_dirs`), never by the registry itself; ``--zoo`` directories come first.
 ZOO_ENV = "ADVBENCH_ZOO"
 
 
@@ -226,13 +227,10 @@ def user_zoo_dir() -> Path:
     return Path(base) / "advbench" / "zoo"
 
 
-def zoo_dirs() -> list[Path]:
-    """The shipped zoo, then ``$ADVBENCH_ZOO`` entries, then the user zoo (existing directories, once each)."""
-    import os
-
-    extra = [Path(p) for p in os.environ.get(ZOO_ENV, "").split(os.pathsep) if p]
+def zoo_dirs(extra: Iterable[str | Path] = ()) -> list[Path]:
+    """The shipped zoo, then the ``extra`` directories, then the user zoo (those that exist, once each)."""
     dirs: list[Path] = []
-    for d in [ZOO_DIR, *extra, user_zoo_dir()]:
+    for d in [ZOO_DIR, *map(Path, extra), user_zoo_dir()]:
         if d.is_dir() and d.resolve() not in [x.resolve() for x in dirs]:
             dirs.append(d)
     return dirs

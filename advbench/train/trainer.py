@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from safetensors.torch import save_file
 from torch import nn
 
 from .._version import __version__
@@ -36,6 +34,7 @@ from ..options import parse_options
 from ..specs import DatasetSpec
 from ..threat import Norm
 from . import recipes
+from .common import package_version, parse_value, save_state_dict
 
 #: ``loss(model, x, y, options) -> scalar``: ``model`` maps [B, C, H, W] in [0, 1] to logits [B, K] and is in
 #: train mode with parameters requiring grad; ``options`` are the recipe's hyperparameters (eps, steps ...).
@@ -152,13 +151,6 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     return padded[samples, torch.arange(channels, device=x.device)[None, :, None, None], rows, cols]
 
 
-def _version(dist: str, fallback: str) -> str:
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return fallback
-
-
 def _normalisation(
     dataset: DatasetSpec, x_train: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None
 ) -> tuple[list[float], list[float]]:
@@ -215,17 +207,6 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
             logits = model(x[start : start + batch_size].to(device))
             correct += int((logits.argmax(dim=1).cpu() == y[start : start + batch_size]).sum())
     return correct / max(len(y), 1)
-
-
-def _save_state_dict(net: nn.Module, path: Path) -> None:
-    """Write the net's state dict as safetensors, atomically (a crash never leaves a half-written file)."""
-    # Clones: safetensors refuses non-contiguous or storage-sharing tensors.
-    tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in net.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    # Constant metadata only: the file's bytes, and so its sha256, depend on the weights alone.
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
-    os.chmod(tmp, 0o644)  # safetensors creates 0600 files; shipped weights must be readable by every user
-    os.replace(tmp, path)
 
 
 def _accelerator_indices(device: str) -> list[int]:
@@ -340,27 +321,6 @@ def _options_of(recipe: str) -> dict[str, Any]:
     return {**_RECIPES[recipe].defaults, **EVAL_DEFAULTS}
 
 
-def _parse_value(text: str) -> Any:
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    if "/" in text:  # eps written as 8/255
-        from ..threat import parse_eps
-
-        try:
-            return float(parse_eps(text))
-        except Exception:  # noqa: BLE001 - not a fraction: keep the text
-            pass
-    return text.strip()
-
-
 def parse_recipe_options(recipe: str, pairs: Sequence[str]) -> dict[str, Any]:
     """``["eps=0.3", "steps=10"]`` -> ``{"eps": 0.3, "steps": 10}``, checked against the recipe's options.
 
@@ -372,7 +332,7 @@ def parse_recipe_options(recipe: str, pairs: Sequence[str]) -> dict[str, Any]:
     for key, value in parse_options(list(pairs), what="--recipe-opt", example="eps=0.3").items():
         if key not in takes:
             raise ConfigError(f"recipe {recipe!r} has no option {key!r}; it takes: {', '.join(takes)}")
-        parsed[key] = _parse_value(value)
+        parsed[key] = parse_value(value)
     return parsed
 
 
@@ -494,7 +454,7 @@ def train_classifier(
             progress=progress,
         )
         out_dir.mkdir(parents=True, exist_ok=True)
-        _save_state_dict(model.net, weights_path)
+        save_state_dict(model.net, weights_path)
         # Accuracy of the weights as saved and as the zoo loads them (fresh build, strict load, wrapper).
         fresh = build_arch(arch, dataset.input_shape, dataset.num_classes, **arch_options)
     load_into(fresh, load_state_dict(weights_path), source=str(weights_path))
@@ -538,9 +498,9 @@ def train_classifier(
         "wall_time_s": round(wall_time, 2),
         "sha256": sha256_file(weights_path),
         "versions": {
-            "advbench": _version("advbench", __version__),
+            "advbench": package_version("advbench", __version__),
             "torch": torch.__version__,
-            "timm": _version("timm", "unknown"),
+            "timm": package_version("timm", "unknown"),
         },
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": device,
@@ -556,18 +516,19 @@ def train_classifier(
 
 
 def find_card(name: str, zoo_dirs: Sequence[str | Path] | None = None) -> tuple[dict[str, Any], Path]:
-    """The card of zoo model ``name`` and its path, from ``zoo_dirs`` (default: every zoo directory).
+    """The card of zoo model ``name`` and its path, from ``zoo_dirs`` (default: the shipped and the user zoo).
 
     Raises:
         ConfigError: no card of that name.
     """
-    from ..models.zoo import _card_kind, read_card, zoo_dirs as default_dirs
+    from ..models.zoo import card_kind, read_card
+    from ..models.zoo import zoo_dirs as default_dirs
 
     dirs = [Path(d) for d in (zoo_dirs if zoo_dirs is not None else default_dirs())]
     for directory in dirs:
         path = directory / f"{name}.json"
         if path.is_file():
-            if _card_kind(path) == "generator":  # not a classifier card: read_card's checks do not apply
+            if card_kind(path) == "generator":  # not a classifier card: read_card's checks do not apply
                 return json.loads(path.read_text(encoding="utf-8")), path
             return read_card(path), path
     raise ConfigError(f"no model card {name}.json in {', '.join(str(d) for d in dirs) or 'no zoo directory'}")
@@ -581,11 +542,16 @@ def _recorded_options(card: Mapping[str, Any]) -> dict[str, Any]:
     return {**options, **(card.get("recipe_options") or {})}
 
 
+def _dataset_of(dataset: DatasetSpec | Callable[[str], DatasetSpec], name: str) -> DatasetSpec:
+    """``dataset`` itself, or what it returns for the card's dataset ``name``."""
+    return dataset if isinstance(dataset, DatasetSpec) else dataset(name)
+
+
 def reproduce(
     name: str,
     out_dir: str | Path,
     *,
-    dataset: DatasetSpec | None = None,
+    dataset: DatasetSpec | Callable[[str], DatasetSpec],
     zoo_dirs: Sequence[str | Path] | None = None,
     device: str = "cpu",
     progress: bool = True,
@@ -593,9 +559,10 @@ def reproduce(
     """Re-train zoo model ``name`` from its card into ``out_dir``; the card's arguments, the card's seed.
 
     Args:
-        name: the model (its card is looked up in ``zoo_dirs``, default every zoo directory).
+        name: the model (its card is looked up in ``zoo_dirs``, default the shipped and the user zoo).
         out_dir: where the new weights and card go (never over the original: a different directory).
-        dataset: the card's dataset spec; looked up in the plugin registry when None.
+        dataset: the card's dataset spec, or a function from the card's dataset name to its spec
+            (``host.dataset_spec`` of a plugin host).
         device: torch device to train on.
 
     Returns:
@@ -612,12 +579,8 @@ def reproduce(
         return _reproduce_gan(card, out_dir, dataset=dataset, device=device, progress=progress, zoo_dirs=zoo_dirs)
     if not isinstance(recipe, dict) or recipe.get("name") not in _RECIPES:
         raise ConfigError(f"model card {card_path} has no recipe `advbench train` can run")
-    if dataset is None:
-        from ..plugins import get_host
-
-        dataset = get_host().dataset_spec(card["dataset"])
     new = train_classifier(
-        dataset=dataset,
+        dataset=_dataset_of(dataset, card["dataset"]),
         arch=card["arch"],
         name=name,
         out_dir=out_dir,
@@ -639,19 +602,15 @@ def reproduce(
 
 
 def _reproduce_gan(
-    card: Mapping[str, Any], out_dir: str | Path, *, dataset: DatasetSpec | None, device: str, progress: bool,
-    zoo_dirs: Sequence[str | Path] | None = None,
+    card: Mapping[str, Any], out_dir: str | Path, *, dataset: DatasetSpec | Callable[[str], DatasetSpec],
+    device: str, progress: bool, zoo_dirs: Sequence[str | Path] | None = None,
 ) -> tuple[dict[str, Any], float]:
     """Re-train a DCGAN from its generator's or discriminator's card; returns the new discriminator card."""
     from ..gan.train import train_gan
 
     recipe = card["recipe"]
-    if dataset is None:
-        from ..plugins import get_host
-
-        dataset = get_host().dataset_spec(card.get("train_dataset", "mnist-5k"))
     _, d_card = train_gan(
-        dataset=dataset,
+        dataset=_dataset_of(dataset, card.get("train_dataset", "mnist-5k")),
         out_dir=out_dir,
         name=str(card["name"]).split(".", 1)[1],
         epochs=int(recipe["epochs"]),

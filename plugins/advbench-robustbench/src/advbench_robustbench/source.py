@@ -14,6 +14,7 @@ no normalisation. ImageNet models take 224x224 crops; ``preprocess`` resizes oth
 from __future__ import annotations
 
 import socket
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -131,13 +132,7 @@ def checkpoints(entry: dict[str, Any], target: Target, root: Path) -> list[tuple
 
 def _check_available(name: str, target: Target, entry: dict[str, Any] | None, root: Path) -> None:
     """Fail fast offline: every checkpoint cached, or its server reachable."""
-    if entry is None:  # timm-hosted: the Hugging Face cache or hub
-        from advbench.models.timm_source import hub_reachable
-
-        if not hub_reachable():
-            from advbench.models.timm_source import _force_offline
-
-            _force_offline()  # timm answers from the cache at once; a miss becomes a one-line error at load
+    if entry is None:  # timm-hosted: the Hugging Face cache or hub, offline only while loading (see load)
         return
     missing = [path for _, path in checkpoints(entry, target, root) if not path.is_file()]
     if missing and not drive_reachable():
@@ -205,6 +200,7 @@ def _download_and_check(name: str, utils, entry: dict[str, Any], target: Target,
 
 def load(name: str, device: str = "cpu", **options: Any):
     """The RobustBench model, frozen, in eval mode: [B, C, H, W] in [0, 1] -> logits [B, K]."""
+    from advbench.models.hub import offline_unless_reachable
     from advbench.models.wrapper import ClassifierWrapper
 
     _check_options(name, options)
@@ -215,8 +211,11 @@ def load(name: str, device: str = "cpu", **options: Any):
     if entry is not None:
         _check_available(name, target, entry, root)
         _download_and_check(name, utils, entry, target, root)
+    # timm-hosted and the hub unreachable: timm answers from the cache at once; a miss is the one-line error below
+    offline = offline_unless_reachable() if entry is None else nullcontext()
     try:
-        net = utils.load_model(target.model, model_dir=str(root), dataset=target.dataset, threat_model=target.threat)
+        with offline:
+            net = utils.load_model(target.model, model_dir=str(root), dataset=target.dataset, threat_model=target.threat)
     except Exception as exc:  # noqa: BLE001 - robustbench raises many types; all mean "no model"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise WeightsError(f"robustbench could not load {name} ({type(exc).__name__}: {first})") from None
