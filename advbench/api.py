@@ -26,7 +26,7 @@ def load_model(name: str, device: str = "cpu", *, host: PluginHost | None = None
         An ``nn.Module`` in eval mode with frozen parameters that maps [B, C, H, W] inputs in [0, 1] to
         logits [B, K] (normalisation is inside).
     """
-    from .engine.executor import resolve_device
+    from .engine.config import resolve_device
 
     spec = (host or get_host()).model_spec(name, options)
     return spec.load(device=resolve_device(device), **options)

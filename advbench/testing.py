@@ -20,7 +20,7 @@ import torch
 
 from .attacks.base import Attack
 from .attacks.context import AttackContext, BatchVerdict, LoadedModel
-from .engine.harness import Harness, run_member
+from .engine.harness import Harness
 from .norms import Norm, flat_norm
 from .threat import ThreatModel
 

@@ -24,7 +24,7 @@ def require_torchattacks():
             "(--no-deps is required: torchattacks pins an old `requests` that breaks other packages.)",
             file=sys.stderr,
         )
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     return torchattacks
 
 

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ta = require_torchattacks()
 
     import advbench
-    from advbench.engine.executor import resolve_device
+    from advbench.engine.config import resolve_device
     from advbench.plugins import get_host
     from advbench.threat import Norm, ThreatModel
 

@@ -26,7 +26,7 @@ def cli():
 
 def _one_line_error(result, *fragments):
     assert result.exit_code == 1, result.output
-    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines and lines[-1].startswith("error: "), result.stderr
     assert "Traceback" not in result.output
     for fragment in fragments:

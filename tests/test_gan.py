@@ -117,6 +117,7 @@ def test_discriminator_under_fgsm_reports_success_per_label():
 def test_gan_options_parse_and_reproduce_from_a_card(tmp_path):
     from advbench.errors import ConfigError
     from advbench.gan.train import parse_gan_options
+    from advbench.gan.train import reproduce_gan
     from advbench.train import reproduce
 
     assert parse_gan_options(["g_loss=minimax", "z_dim=4"]) == {"g_loss": "minimax", "z_dim": 4}
@@ -125,5 +126,6 @@ def test_gan_options_parse_and_reproduce_from_a_card(tmp_path):
     _, d_card = train_gan(dataset=_tiny_mnist(), out_dir=tmp_path / "zoo", name="tiny", epochs=1, batch_size=6,
                           z_dim=4, width=4, g_loss="minimax", progress=False)
     new, diff = reproduce("dcgan_g.tiny", tmp_path / "again", dataset=_tiny_mnist(), zoo_dirs=[tmp_path / "zoo"],
+                          reproducers={"gan": reproduce_gan},
                           progress=False)
     assert new["sha256"] == d_card["sha256"] and diff == 0 and new["recipe"]["g_loss"] == "minimax"

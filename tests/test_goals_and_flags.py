@@ -3,7 +3,6 @@
 import math
 from dataclasses import dataclass
 
-import pytest
 import torch
 from torch import nn
 

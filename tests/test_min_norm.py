@@ -7,14 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from advbench.attacks.base import Goal
 from advbench.attacks.cw import CWL2, logit_margin
 from advbench.attacks.deepfool import NUDGE, DeepFool
 from advbench.attacks.lbfgs import LBFGS
 from advbench.testing import run_batch
 from advbench.errors import AttackError, ConfigError
 from advbench.models.wrapper import ClassifierWrapper
-from advbench.threat import Norm, ThreatModel, flat_norm
+from advbench.threat import Norm, flat_norm
 
 
 def _attack(attack, model, x, y, norm, targets=None, num_classes=10):

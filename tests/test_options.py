@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from advbench.attacks import BUILTIN_ATTACKS, FAB, NES, PGD, SPSA, UAP, Attack, SimBA, Square
+from advbench.attacks import FAB, NES, PGD, SPSA, UAP, Attack, SimBA, Square
+from advbench.attacks.catalog import BUILTIN
 from advbench.attacks.apgd import APGDCE, APGDDLR, APGDT
 from advbench.cli.options import parse_attack_options, parse_model_options
 from advbench.errors import ConfigError
@@ -35,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: Composite attacks whose modules are converted to option() separately; their fields are still described.
 NOT_YET_DECLARED: set[str] = set()
+BUILTIN_ATTACKS = tuple(spec.factory.attack_class() for spec in BUILTIN)
 
 
 @dataclass

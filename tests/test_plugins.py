@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-import advbench
 from advbench.errors import RegistryError
 from advbench.plugins import make_host
 
@@ -78,7 +77,7 @@ def test_duplicate_attack_name_is_an_error_naming_both_plugins(fake_entry_points
     fake_entry_points("duplicate_fgsm")
     host = make_host(autoload=True)
     with pytest.raises(RegistryError) as info:
-        host.registry
+        _ = host.registry
     message = str(info.value)
     assert "'fgsm'" in message and "'advbench'" in message and "'duplicate_fgsm'" in message
 

@@ -99,7 +99,7 @@ def _png(path, size, color):
 
 
 def test_image_folder_is_resized_and_center_cropped(tmp_path):
-    for label, (cls, color) in enumerate((("cat", (255, 0, 0)), ("dog", (0, 0, 255)))):
+    for cls, color in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
         (tmp_path / cls).mkdir()
         for i, size in enumerate(((50, 40), (40, 70))):
             _png(tmp_path / cls / f"{i}.png", size, color)

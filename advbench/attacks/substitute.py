@@ -8,7 +8,6 @@ attack and hands them to the harness, which judges them on the target. The targe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 

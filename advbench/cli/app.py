@@ -198,7 +198,7 @@ def plugins(
     from .render import listing_table, out_console
 
     host = get_host()
-    host.registry  # build it so that failures inside register hooks are recorded too
+    _ = host.registry  # build it so that failures inside register hooks are recorded too
     records = [
         {"name": p.name, "source": p.source, "distribution": p.distribution, "version": p.version,
          "status": "ok" if p.ok else "failed", "hooks": ",".join(h.replace("advbench_", "") for h in p.hooks),
@@ -253,7 +253,7 @@ def train(
     verbose: Verbose = False,
 ) -> None:
     """Train a model with a seeded recipe; writes safetensors weights and a model card (or --reproduce one)."""
-    from ..engine.executor import resolve_device
+    from ..engine.config import resolve_device
     from ..errors import ConfigError
     from ..models.zoo import user_zoo_dir
     from ..train import parse_recipe_options, reproduce, train_classifier
@@ -265,8 +265,10 @@ def train(
     dev = resolve_device(device)
     host = _host()
     if reproduce_name:
+        from ..gan.train import reproduce_gan
+
         card, diff = reproduce(reproduce_name, out_dir, dataset=host.dataset_spec, zoo_dirs=host.zoo_dirs(), device=dev,
-                               progress=not quiet)
+                               progress=not quiet, reproducers={"gan": reproduce_gan})
         note(f"{reproduce_name}: clean {100 * card['clean_accuracy']:.2f}% ({diff:+.2f} pp vs its card), "
              f"robust {100 * (card.get('robust_accuracy') or 0):.1f}%; wrote {out_dir}")
         if abs(diff) > 2:

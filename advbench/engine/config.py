@@ -163,7 +163,6 @@ def build_run_config(
         sanity_checks: run the gradient-masking probes and flags.
         The others: as the fields of :class:`RunConfig`.
     """
-    from .executor import resolve_device  # imports torch: only when a run is configured
 
     return RunConfig(
         models=names(models),
@@ -188,3 +187,18 @@ def build_run_config(
         dataset_options=dict(dataset_options or {}),
         transfer_attack=transfer_attack,
     )
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; an unavailable device is an error."""
+    import torch  # here, not at module level: the CLI builds configs without importing torch up front
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"invalid --device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device} asked for, but no CUDA device is available: use --device cpu")
+    return str(dev)

@@ -49,21 +49,6 @@ class RunOutcome:
     transfer: pd.DataFrame | None = None
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; an unavailable device is an error."""
-    from ..errors import ConfigError
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"invalid --device {device!r}: use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device} asked for, but no CUDA device is available: use --device cpu")
-    return str(dev)
-
-
 @dataclass
 class _Run:
     """The state of one execution that every model's step reads and extends."""
@@ -244,4 +229,4 @@ def _probe(session: ModelSession, config: RunConfig, device: torch.device, n_pro
                  "detail": f"the gradient-masking probes raised {type(exc).__name__}: {exc}"}]
 
 
-__all__ = ["evaluate_module", "execute", "resolve_device", "Reporter", "RunOutcome", "Failure"]
+__all__ = ["evaluate_module", "execute", "Reporter", "RunOutcome", "Failure"]

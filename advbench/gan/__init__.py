@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dataset import gan_datasets
-    from ..models.dcgan import G_LOSSES, Generator, discriminator, discriminator_loss, generator_loss, prob_real
-    from .train import load_generator, save_grid, train_gan
+    from ..models.dcgan import (
+        G_LOSSES, Generator, discriminator, discriminator_loss, generator_loss, load_generator, prob_real,
+    )
+    from .train import save_grid, train_gan
 
 _LAZY = {
     "gan_datasets": "advbench.gan.dataset",
@@ -22,7 +24,7 @@ _LAZY = {
     "discriminator_loss": "advbench.models.dcgan",
     "generator_loss": "advbench.models.dcgan",
     "prob_real": "advbench.models.dcgan",
-    "load_generator": "advbench.gan.train",
+    "load_generator": "advbench.models.dcgan",
     "save_grid": "advbench.gan.train",
     "train_gan": "advbench.gan.train",
 }

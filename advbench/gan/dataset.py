@@ -26,7 +26,7 @@ def build_gan_split(real: DatasetSpec, generator_card: str | Path, n_fake: int |
     """Real ``real``-test images labelled 1, then ``n_fake`` (default: as many) generator samples labelled 0."""
     import torch
 
-    from .train import load_generator
+    from ..models.dcgan import load_generator
 
     x_real, _ = real.load("test")
     n_fake = len(x_real) if n_fake is None else n_fake

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,11 @@ from torch import nn
 
 from .._version import __version__
 from ..errors import ConfigError
+from ..models.dcgan import (
+    FAKE, G_LOSSES, REAL, Generator, discriminator, discriminator_loss, generator_loss,
+)
 from ..options import parse_options
 from ..specs import DatasetSpec
-from ..models.dcgan import G_LOSSES, FAKE, REAL, Generator, discriminator, discriminator_loss, generator_loss
 
 #: Normalisation inside the discriminator ([0, 1] -> [-1, 1]), recorded in its card.
 D_MEAN, D_STD = (0.5,), (0.5,)
@@ -105,23 +107,6 @@ def gan_step(
     g.backward()
     opt_g.step()
     return d_loss.item(), g.item()
-
-
-def load_generator(card_path: str | Path, device: str = "cpu") -> Generator:
-    """The generator of a ``"kind": "generator"`` card (sha256 checked), in eval mode."""
-    from ..errors import WeightsError
-    from ..models.weights import load_into, load_state_dict, sha256_file
-
-    card_path = Path(card_path)
-    card = json.loads(card_path.read_text(encoding="utf-8"))
-    weights = card_path.with_suffix(".safetensors")
-    if not weights.is_file():
-        raise WeightsError(f"generator weights {weights} are missing; re-train with `advbench train --recipe gan`")
-    if sha256_file(weights) != card.get("sha256"):
-        raise WeightsError(f"{weights} does not match the sha256 in its card; re-train or reinstall")
-    net = Generator(**card.get("arch_options", {}))
-    load_into(net, load_state_dict(weights), source=str(weights))
-    return net.to(device).eval()
 
 
 def train_gan(
@@ -278,3 +263,31 @@ def train_gan(
     d_card["wall_time_s"] = round(time.perf_counter() - started, 2)
     _write_json(out_dir / f"{d_name}.json", d_card)
     return g_card, d_card
+
+
+def reproduce_gan(
+    card: Mapping[str, Any], out_dir: str | Path, *, dataset: DatasetSpec | Callable[[str], DatasetSpec],
+    device: str, progress: bool, zoo_dirs: Sequence[str | Path] | None = None,
+) -> tuple[dict[str, Any], float]:
+    """Re-train a DCGAN from its generator's or discriminator's card; returns the new discriminator card."""
+    from ..train.trainer import dataset_of, find_card
+
+    recipe = card["recipe"]
+    _, d_card = train_gan(
+        dataset=dataset_of(dataset, card.get("train_dataset", "mnist-5k")),
+        out_dir=out_dir,
+        name=str(card["name"]).split(".", 1)[1],
+        epochs=int(recipe["epochs"]),
+        batch_size=int(recipe["batch_size"]),
+        lr=float(recipe["lr"]),
+        z_dim=int(recipe["z_dim"]),
+        width=int(recipe["width"]),
+        g_loss=str(recipe["g_loss"]),
+        seed=int(card.get("seed", 0)),
+        device=device,
+        progress=progress,
+    )
+    recorded = card.get("clean_accuracy")
+    if recorded is None:  # a generator's card: compare with its discriminator's
+        recorded = find_card(str(card["discriminator"]), zoo_dirs)[0].get("clean_accuracy", 0.0)
+    return d_card, round(100 * (d_card["clean_accuracy"] - float(recorded)), 4)

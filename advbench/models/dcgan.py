@@ -85,3 +85,23 @@ def generator_loss(logits_fake: torch.Tensor, kind: str = "non-saturating") -> t
     if kind == "minimax":
         return log_p[:, FAKE].mean()
     raise ValueError(f"unknown generator loss {kind!r}; use one of {', '.join(G_LOSSES)}")
+
+
+def load_generator(card_path, device: str = "cpu") -> Generator:
+    """The generator of a ``"kind": "generator"`` card (a path; sha256 checked), in eval mode."""
+    import json
+    from pathlib import Path
+
+    from ..errors import WeightsError
+    from .weights import load_into, load_state_dict, sha256_file
+
+    card_path = Path(card_path)
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    weights = card_path.with_suffix(".safetensors")
+    if not weights.is_file():
+        raise WeightsError(f"generator weights {weights} are missing; re-train with `advbench train --recipe gan`")
+    if sha256_file(weights) != card.get("sha256"):
+        raise WeightsError(f"{weights} does not match the sha256 in its card; re-train or reinstall")
+    net = Generator(**card.get("arch_options", {}))
+    load_into(net, load_state_dict(weights), source=str(weights))
+    return net.to(device).eval()

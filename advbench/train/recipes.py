@@ -28,7 +28,7 @@ from torch import nn
 from ..attacks.base import Goal
 from ..attacks.fgsm import fgsm_step
 from ..attacks.pgd import PGD
-from ..norms import Norm, ascent_direction, normalize, per_sample, project, projected_step
+from ..norms import Norm, ascent_direction, normalize, project, projected_step
 
 
 @contextmanager
@@ -183,9 +183,9 @@ def mixed_batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, options
     targets = least_likely(model, x[:k]) if options.get("targets", "least-likely") == "least-likely" else y[:k]
     targeted = options.get("targets", "least-likely") == "least-likely"
     x_adv = fgsm_example(model, x[:k], targets, eps, norm, targeted=targeted)
-    per_sample = F.cross_entropy(model(torch.cat([x_adv, x[k:]])), y, reduction="none")
-    weights = torch.cat([per_sample.new_full((k,), lam), per_sample.new_ones(m - k)])
-    return (weights * per_sample).sum() / ((m - k) + lam * k)
+    losses = F.cross_entropy(model(torch.cat([x_adv, x[k:]])), y, reduction="none")
+    weights = torch.cat([losses.new_full((k,), lam), losses.new_ones(m - k)])
+    return (weights * losses).sum() / ((m - k) + lam * k)
 
 
 def pgd_at_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, options: Mapping[str, Any]) -> torch.Tensor:

@@ -542,7 +542,11 @@ def _recorded_options(card: Mapping[str, Any]) -> dict[str, Any]:
     return {**options, **(card.get("recipe_options") or {})}
 
 
-def _dataset_of(dataset: DatasetSpec | Callable[[str], DatasetSpec], name: str) -> DatasetSpec:
+#: ``f(card, out_dir, *, dataset, device, progress, zoo_dirs) -> (new card, difference in pp)``.
+Reproducer = Callable[..., "tuple[dict[str, Any], float]"]
+
+
+def dataset_of(dataset: DatasetSpec | Callable[[str], DatasetSpec], name: str) -> DatasetSpec:
     """``dataset`` itself, or what it returns for the card's dataset ``name``."""
     return dataset if isinstance(dataset, DatasetSpec) else dataset(name)
 
@@ -555,6 +559,7 @@ def reproduce(
     zoo_dirs: Sequence[str | Path] | None = None,
     device: str = "cpu",
     progress: bool = True,
+    reproducers: Mapping[str, Reproducer] | None = None,
 ) -> tuple[dict[str, Any], float]:
     """Re-train zoo model ``name`` from its card into ``out_dir``; the card's arguments, the card's seed.
 
@@ -564,6 +569,9 @@ def reproduce(
         dataset: the card's dataset spec, or a function from the card's dataset name to its spec
             (``host.dataset_spec`` of a plugin host).
         device: torch device to train on.
+        reproducers: recipes trained outside this module, by recipe name (the CLI passes
+            ``{"gan": advbench.gan.train.reproduce_gan}``): called as ``f(card, out_dir, dataset=, device=,
+            progress=, zoo_dirs=)``.
 
     Returns:
         (the new card, new clean accuracy minus the recorded one, in percentage points).
@@ -575,12 +583,13 @@ def reproduce(
     if Path(out_dir).resolve() == card_path.parent.resolve():
         raise ConfigError(f"reproduce {name} into another directory than {card_path.parent}")
     recipe = card.get("recipe")
-    if isinstance(recipe, dict) and recipe.get("name") == "gan":
-        return _reproduce_gan(card, out_dir, dataset=dataset, device=device, progress=progress, zoo_dirs=zoo_dirs)
+    other = (reproducers or {}).get(recipe.get("name")) if isinstance(recipe, dict) else None
+    if other is not None:
+        return other(card, out_dir, dataset=dataset, device=device, progress=progress, zoo_dirs=zoo_dirs)
     if not isinstance(recipe, dict) or recipe.get("name") not in _RECIPES:
         raise ConfigError(f"model card {card_path} has no recipe `advbench train` can run")
     new = train_classifier(
-        dataset=_dataset_of(dataset, card["dataset"]),
+        dataset=dataset_of(dataset, card["dataset"]),
         arch=card["arch"],
         name=name,
         out_dir=out_dir,
@@ -599,31 +608,3 @@ def reproduce(
         progress=progress,
     )
     return new, round(100 * (new["clean_accuracy"] - float(card.get("clean_accuracy", 0.0))), 4)
-
-
-def _reproduce_gan(
-    card: Mapping[str, Any], out_dir: str | Path, *, dataset: DatasetSpec | Callable[[str], DatasetSpec],
-    device: str, progress: bool, zoo_dirs: Sequence[str | Path] | None = None,
-) -> tuple[dict[str, Any], float]:
-    """Re-train a DCGAN from its generator's or discriminator's card; returns the new discriminator card."""
-    from ..gan.train import train_gan
-
-    recipe = card["recipe"]
-    _, d_card = train_gan(
-        dataset=_dataset_of(dataset, card.get("train_dataset", "mnist-5k")),
-        out_dir=out_dir,
-        name=str(card["name"]).split(".", 1)[1],
-        epochs=int(recipe["epochs"]),
-        batch_size=int(recipe["batch_size"]),
-        lr=float(recipe["lr"]),
-        z_dim=int(recipe["z_dim"]),
-        width=int(recipe["width"]),
-        g_loss=str(recipe["g_loss"]),
-        seed=int(card.get("seed", 0)),
-        device=device,
-        progress=progress,
-    )
-    recorded = card.get("clean_accuracy")
-    if recorded is None:  # a generator's card: compare with its discriminator's
-        recorded = find_card(str(card["discriminator"]), zoo_dirs)[0].get("clean_accuracy", 0.0)
-    return d_card, round(100 * (d_card["clean_accuracy"] - float(recorded)), 4)
