@@ -114,6 +114,8 @@ def test_harness_budget_stops_hopskipjump_cleanly(host):
     attacked = rows[rows.clean_correct]
     assert len(attacked) and (attacked.n_forward <= 150).all() and (attacked.n_backward == 0).all()
     assert (attacked.perturbation_norm <= attacked.eps + 1e-5).all()
+    # each sample stops by itself at its budget (oracle.queries_left), so the harness never has to cut the batch
+    assert not attacked.budget_exhausted.any()
 
 
 def test_substitute_fits_on_labels_and_beats_noise(host, mnist_test):

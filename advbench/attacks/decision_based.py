@@ -43,9 +43,9 @@ def allowance(oracle, max_queries: int, batch_size: int, device: torch.device) -
     so the others keep their own queries (the oracle refuses a whole query if any row is over budget).
     """
     left = torch.full((batch_size,), int(max_queries), dtype=torch.int64, device=device)
-    budget = getattr(oracle, "budget", None)
-    if budget is not None:
-        left = torch.minimum(left, (budget.limit - oracle.n_forward.to(device)).clamp_min(0))
+    budget_left = oracle.queries_left() if hasattr(oracle, "queries_left") else None
+    if budget_left is not None:
+        left = torch.minimum(left, budget_left.to(device))
     return left
 
 
