@@ -7,8 +7,6 @@ The generator's card has ``"kind": "generator"``, so the zoo does not register i
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -76,12 +74,6 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
     return path
 
 
-def _write_json(path: Path, card: Mapping[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def gan_step(
     generator: nn.Module,
     disc: nn.Module,
@@ -109,49 +101,45 @@ def gan_step(
     return d_loss.item(), g.item()
 
 
-def train_gan(
-    *,
-    dataset: DatasetSpec,
-    out_dir: str | Path,
-    name: str = "mnist5k",
-    epochs: int = 20,
-    batch_size: int = 64,
-    lr: float = 2e-4,
-    z_dim: int = 64,
-    width: int = 16,
-    g_loss: str = "non-saturating",
-    seed: int = 0,
-    device: str = "cpu",
-    progress: bool = True,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train a DCGAN on ``dataset``'s train split (Adam, betas (0.5, 0.999), as in Radford et al.).
-
-    Writes, into ``out_dir``: ``dcgan_g.<name>.safetensors/.json`` (generator, ``"kind": "generator"``),
-    ``dcgan_d.<name>.safetensors/.json`` (the discriminator, a 2-class zoo model on :data:`GAN_DATASET`),
-    ``dcgan_g.<name>.png`` (a grid of 64 samples from a fixed z) and ``dcgan_g.<name>.epochs.png`` (one row of
-    8 fixed-z samples per epoch). Seeded: the same arguments give the same weights on CPU.
-
-    Returns:
-        (generator card, discriminator card).
-    """
-    from rich.console import Console
-
-    from ..models.weights import sha256_file
-    from ..train.common import package_version, save_state_dict
-
+def _check_arguments(dataset: DatasetSpec, epochs: int, batch_size: int, lr: float, g_loss: str) -> None:
+    """Raise ConfigError for an unknown generator loss, images other than 1x28x28, or bad hyperparameters."""
     if g_loss not in G_LOSSES:
         raise ConfigError(f"unknown generator loss {g_loss!r}; use one of {', '.join(G_LOSSES)}")
     if tuple(dataset.input_shape) != (1, 28, 28):
         raise ConfigError(f"the DCGAN is built for 1x28x28 images; {dataset.name} has {dataset.input_shape}")
     if epochs < 1 or batch_size < 2 or not lr > 0:
         raise ConfigError(f"need epochs >= 1, batch size >= 2, lr > 0 (got {epochs}, {batch_size}, {lr})")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    g_name, d_name = f"dcgan_g.{name}", f"dcgan_d.{name}"
-    console = Console(stderr=True, quiet=not progress)
-    started = time.perf_counter()
-    x_train, _ = dataset.load("train")
-    x_dev = x_train.to(device)
+
+
+def _epoch(
+    gen: nn.Module, disc: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, x_dev: torch.Tensor,
+    shuffle: torch.Generator, *, batch_size: int, g_loss: str,
+) -> tuple[float, float, int]:
+    """One pass over x_dev [N, 1, 28, 28] in batches shuffled by ``shuffle``; returns (d sum, g sum, steps)."""
+    gen.train()
+    disc.train()
+    order = torch.randperm(len(x_dev), generator=shuffle).to(x_dev.device)
+    d_sum = g_sum = 0.0
+    steps = 0
+    for start in range(0, len(order) - 1, batch_size):
+        index = order[start : start + batch_size]
+        if len(index) < 2:
+            continue
+        d_value, g_value = gan_step(gen, disc, opt_g, opt_d, x_dev[index], g_loss=g_loss)
+        d_sum, g_sum, steps = d_sum + d_value, g_sum + g_value, steps + 1
+    return d_sum, g_sum, steps
+
+
+def _fit(
+    x_dev: torch.Tensor, *, epochs: int, batch_size: int, lr: float, z_dim: int, width: int, g_loss: str, seed: int,
+    device: str, console: Any,
+) -> tuple[nn.Module, nn.Module, torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
+    """Train G and D on x_dev [N, 1, 28, 28] in [0, 1], seeded (the caller's global RNG stream is left as it was).
+
+    Returns:
+        (generator, discriminator network without its normalisation, samples [64, 1, 28, 28] of a fixed z,
+        8 samples of the first 8 of those z after each epoch [8 * epochs, 1, 28, 28], the per-epoch losses).
+    """
     shuffle = torch.Generator().manual_seed(seed)
     history = []
     with torch.random.fork_rng(devices=[torch.device(device).index or 0] if device.startswith("cuda") else []):
@@ -164,17 +152,7 @@ def train_gan(
         fixed_z = torch.randn(64, z_dim).to(device)
         rows = []
         for epoch in range(epochs):
-            gen.train()
-            disc.train()
-            order = torch.randperm(len(x_dev), generator=shuffle).to(device)
-            d_sum = g_sum = 0.0
-            steps = 0
-            for start in range(0, len(order) - 1, batch_size):
-                index = order[start : start + batch_size]
-                if len(index) < 2:
-                    continue
-                d_value, g_value = gan_step(gen, disc, opt_g, opt_d, x_dev[index], g_loss=g_loss)
-                d_sum, g_sum, steps = d_sum + d_value, g_sum + g_value, steps + 1
+            d_sum, g_sum, steps = _epoch(gen, disc, opt_g, opt_d, x_dev, shuffle, batch_size=batch_size, g_loss=g_loss)
             gen.eval()
             with torch.no_grad():
                 rows.append(gen(fixed_z[:8]).cpu())
@@ -184,11 +162,18 @@ def train_gan(
         disc.eval()
         with torch.no_grad():
             grid = gen(fixed_z).cpu()
-    save_grid(grid, out_dir / f"{g_name}.png")
-    save_grid(torch.cat(rows), out_dir / f"{g_name}.epochs.png")
-    save_state_dict(gen, out_dir / f"{g_name}.safetensors")
-    save_state_dict(d_net, out_dir / f"{d_name}.safetensors")
-    wall = round(time.perf_counter() - started, 2)
+    return gen, d_net, grid, torch.cat(rows), history
+
+
+def _cards(
+    dataset: DatasetSpec, out_dir: Path, name: str, *, epochs: int, batch_size: int, lr: float, z_dim: int,
+    width: int, g_loss: str, seed: int, device: str, history: list[dict[str, Any]], wall: float,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The generator's and the discriminator's cards (before the discriminator's evaluation), in card key order."""
+    from ..models.weights import sha256_file
+    from ..train.common import package_version
+
+    g_name, d_name = f"dcgan_g.{name}", f"dcgan_d.{name}"
     recipe = {
         "name": "gan",
         "description": "DCGAN (Radford et al. 2016); discriminator real=1/fake=0 cross-entropy",
@@ -242,14 +227,20 @@ def train_gan(
         **common,
         "sha256": sha256_file(out_dir / f"{d_name}.safetensors"),
     }
-    _write_json(out_dir / f"{g_name}.json", g_card)
-    _write_json(out_dir / f"{d_name}.json", d_card)
-    # Accuracy on mnist5k-gan built from *this* generator (real test images vs fresh samples).
+    return g_card, d_card
+
+
+def _evaluate_discriminator(dataset: DatasetSpec, d_card: dict[str, Any], out_dir: Path, device: str) -> None:
+    """Add the discriminator's accuracies on mnist5k-gan, built from the generator just written, to ``d_card``.
+
+    Real test images vs fresh samples: overall, per side (real judged real, fake judged fake) and robust (PGD).
+    """
     from ..models.zoo import load_zoo_model
-    from ..train.trainer import card_robust_accuracy
+    from ..train.evaluate import card_robust_accuracy
     from .dataset import build_gan_split
 
-    x_eval, y_eval = build_gan_split(dataset, out_dir / f"{g_name}.json")
+    d_name = d_card["name"]
+    x_eval, y_eval = build_gan_split(dataset, out_dir / f"{d_card['generator']}.json")
     model = load_zoo_model(d_card, out_dir / f"{d_name}.safetensors", device=device)
     with torch.inference_mode():
         pred = torch.cat([model(x_eval[i : i + 500].to(device)).argmax(1).cpu() for i in range(0, len(y_eval), 500)])
@@ -260,8 +251,49 @@ def train_gan(
     robust, d_card["robust_eval"] = card_robust_accuracy(model, d_name, "mnist5k-gan", x_eval, y_eval, eps=0.3, steps=20,
                                                          num_classes=2, device=device)
     d_card["robust_accuracy"] = round(robust, 6)
+
+
+def train_gan(
+    *, dataset: DatasetSpec, out_dir: str | Path, name: str = "mnist5k", epochs: int = 20, batch_size: int = 64,
+    lr: float = 2e-4, z_dim: int = 64, width: int = 16, g_loss: str = "non-saturating", seed: int = 0,
+    device: str = "cpu", progress: bool = True,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train a DCGAN on ``dataset``'s train split (Adam, betas (0.5, 0.999), as in Radford et al.).
+
+    Writes, into ``out_dir``: ``dcgan_g.<name>.safetensors/.json`` (generator, ``"kind": "generator"``),
+    ``dcgan_d.<name>.safetensors/.json`` (the discriminator, a 2-class zoo model on :data:`GAN_DATASET`),
+    ``dcgan_g.<name>.png`` (a grid of 64 samples from a fixed z) and ``dcgan_g.<name>.epochs.png`` (one row of
+    8 fixed-z samples per epoch). Seeded: the same arguments give the same weights on CPU.
+
+    Returns:
+        (generator card, discriminator card).
+    """
+    from rich.console import Console
+
+    from ..train.cards import write_card
+    from ..train.common import save_state_dict
+
+    _check_arguments(dataset, epochs, batch_size, lr, g_loss)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    g_name, d_name = f"dcgan_g.{name}", f"dcgan_d.{name}"
+    console = Console(stderr=True, quiet=not progress)
+    started = time.perf_counter()
+    x_train, _ = dataset.load("train")
+    hyper = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "z_dim": z_dim, "width": width, "g_loss": g_loss,
+             "seed": seed, "device": device}
+    gen, d_net, grid, rows, history = _fit(x_train.to(device), console=console, **hyper)
+    save_grid(grid, out_dir / f"{g_name}.png")
+    save_grid(rows, out_dir / f"{g_name}.epochs.png")
+    save_state_dict(gen, out_dir / f"{g_name}.safetensors")
+    save_state_dict(d_net, out_dir / f"{d_name}.safetensors")
+    wall = round(time.perf_counter() - started, 2)
+    g_card, d_card = _cards(dataset, out_dir, name, history=history, wall=wall, **hyper)
+    write_card(out_dir / f"{g_name}.json", g_card)
+    write_card(out_dir / f"{d_name}.json", d_card)
+    _evaluate_discriminator(dataset, d_card, out_dir, device)
     d_card["wall_time_s"] = round(time.perf_counter() - started, 2)
-    _write_json(out_dir / f"{d_name}.json", d_card)
+    write_card(out_dir / f"{d_name}.json", d_card)
     return g_card, d_card
 
 
@@ -270,7 +302,8 @@ def reproduce_gan(
     device: str, progress: bool, zoo_dirs: Sequence[str | Path] | None = None,
 ) -> tuple[dict[str, Any], float]:
     """Re-train a DCGAN from its generator's or discriminator's card; returns the new discriminator card."""
-    from ..train.trainer import dataset_of, find_card
+    from ..train.cards import find_card
+    from ..train.reproduce import dataset_of
 
     recipe = card["recipe"]
     _, d_card = train_gan(
