@@ -98,21 +98,47 @@ def run(
     With no options: the embedded default (mnist-5k test split, every shipped mnist-5k model, fgsm and pgd,
     linf eps 0.1, 0.2, 0.3).
     """
-    from ..api import default_models
-    from ..engine.config import build_run_config
     from ..engine.executor import execute
-    from ..errors import CellFailed
-    from ..leaderboard.render import FORMATS
-    from .options import (
-        expand_model_globs, expand_surrogates, merge_options, parse_attack_options, parse_model_options, parse_weights, split_names,
+    from .render import RichReporter
+
+    _check_format(fmt)
+    host = _host(zoo)
+    config, out_dir = _run_config(
+        host, models=models, attacks=attacks, surrogates=surrogates, eps=eps, norm=norm, dataset=dataset, split=split,
+        data_dir=data_dir, n_samples=n_samples, batch_size=batch_size, device=device, seed=seed, out=out,
+        attack_opt=attack_opt, model_opt=model_opt, arch=arch, weights=weights, save_adversarials=save_adversarials,
+        resume=resume, targeted=targeted, min_confidence=min_confidence, sanity_checks=sanity_checks,
+        queries=queries, transfer_attack=transfer_attack,
     )
-    from .render import RichReporter, note, show_results
+    outcome = execute(config, host, RichReporter(quiet=quiet))
+    _report_run(outcome, config, out_dir, fmt=fmt, view=view, always_success=min_confidence is not None, quiet=quiet,
+                verbose=verbose)
+
+
+def _check_format(fmt: str) -> None:
+    """Raise ConfigError unless ``fmt`` is one of the leaderboard formats."""
+    from ..leaderboard.render import FORMATS
 
     if fmt not in FORMATS:
         from ..errors import ConfigError
 
         raise ConfigError(f"unknown --format {fmt!r}: use one of {', '.join(FORMATS)}")
-    host = _host(zoo)
+
+
+def _run_config(host, *, models: str | None, attacks: str, surrogates: str | None, eps: str, dataset: str,
+                data_dir: Path | None, out: Path | None, attack_opt: list[str] | None, model_opt: list[str] | None,
+                arch: str | None, weights: list[str] | None, **settings):
+    """``advbench run``'s options -> (RunConfig, run directory). ``settings``: the options passed on unchanged.
+
+    The dataset is checked first (an unknown dataset is the first thing to report); no ``--models`` means every
+    shipped model of the dataset; no ``--out`` means ``runs/<timestamp>``.
+    """
+    from ..api import default_models
+    from ..engine.config import build_run_config
+    from .options import (
+        expand_model_globs, expand_surrogates, merge_options, parse_attack_options, parse_model_options, parse_weights, split_names,
+    )
+
     dataset_options = {"data_dir": str(data_dir)} if data_dir is not None else {}
     host.dataset_spec(dataset, dataset_options)  # an unknown dataset is the first thing to report
     model_names = (
@@ -123,18 +149,23 @@ def run(
     config = build_run_config(
         model_names,
         expand_surrogates(split_names(attacks, "attacks"), split_names(surrogates, "models") if surrogates else ()),
-        eps, norm=norm, dataset=dataset, split=split, n_samples=n_samples, batch_size=batch_size, device=device,
-        seed=seed, attack_options=parse_attack_options(attack_opt),
+        eps, dataset=dataset, attack_options=parse_attack_options(attack_opt),
         model_options=merge_options(parse_model_options(model_opt, model_names, arch), parse_weights(weights, model_names)),
-        dataset_options=dataset_options, out=out_dir, save_adversarials=save_adversarials, resume=resume,
-        targeted=targeted, min_confidence=min_confidence, sanity_checks=sanity_checks, queries=queries,
-        transfer_attack=transfer_attack,
+        dataset_options=dataset_options, out=out_dir, **settings,
     )
-    outcome = execute(config, host, RichReporter(quiet=quiet))
+    return config, out_dir
+
+
+def _report_run(outcome, config, out_dir: Path, *, fmt: str, view: str | None, always_success: bool, quiet: bool,
+                verbose: bool) -> None:
+    """Print a finished run's results and where they are; raise CellFailed / ConfigError when cells failed or none ran."""
+    from ..errors import CellFailed
+    from .render import note, show_results
+
     if len(outcome.rows):
         n = outcome.rows["sample_id"].nunique()
         show_results(outcome.rows, outcome.flags, outcome.transfer, fmt, f"{config.dataset}/{config.split}, {n} samples",
-                     view=view, always_success=min_confidence is not None, manifest=outcome.manifest)
+                     view=view, always_success=always_success, manifest=outcome.manifest)
     if not quiet:
         note(f"results: {out_dir}")
     if outcome.failures:
@@ -221,13 +252,10 @@ def leaderboard_cmd(
     verbose: Verbose = False,
 ) -> None:
     """Rebuild the leaderboard of a run from its rows on disk."""
-    from ..errors import ConfigError
-    from ..leaderboard.render import FORMATS
     from ..results import load_flags, load_manifest, load_rows, load_transfer
     from .render import show_results
 
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown --format {fmt!r}: use one of {', '.join(FORMATS)}")
+    _check_format(fmt)
     show_results(load_rows(run_dir), load_flags(run_dir), load_transfer(run_dir), fmt, str(run_dir), view=view,
                  manifest=load_manifest(run_dir))
 

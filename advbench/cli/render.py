@@ -109,18 +109,31 @@ def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, vie
     success-rate board for targeted or unlabelled runs, the transferability matrix, minimum-norm medians,
     flags). ``manifest`` (the run's) tells which attacks report a fooling rate. Machine formats print one view (``robust`` unless ``view`` names another) to stdout.
     """
-    import pandas as pd  # here, not at the top: `advbench list` and `--help` stay fast
-    import typer
-
     from ..errors import ConfigError
-    from ..leaderboard import (
-        leaderboard, minimum_norms, query_stats, success_by_label, success_rates, success_vs_queries,
-    )
-    from ..leaderboard.render import print_leaderboard, render
 
     if view is not None and view not in VIEWS:
         raise ConfigError(f"unknown --view {view!r}: use one of {', '.join(VIEWS)}")
-    frames = {
+    frames = _view_frames(rows, flags, transfer)
+    if fmt != "table":
+        _print_machine_view(frames, fmt, view, flags)
+        return
+    console = out_console()
+    # with a view, show exactly that one; without, each section decides whether it has something to say
+    show = (lambda v: view == v) if view is not None else None
+    _print_boards(rows, frames, console, title, show, always_success=always_success, manifest=manifest)
+    _print_breakdowns(rows, frames, console, show, transfer)
+    _print_queries_and_flags(rows, frames, console, show, flags)
+
+
+def _view_frames(rows, flags: list[dict], transfer) -> dict:
+    """Each view's frame, computed on demand: view name -> a function of no arguments returning a DataFrame."""
+    import pandas as pd  # here, not at the top: `advbench list` and `--help` stay fast
+
+    from ..leaderboard import (
+        leaderboard, minimum_norms, query_stats, success_by_label, success_rates, success_vs_queries,
+    )
+
+    return {
         "robust": lambda: leaderboard(rows),
         "success": lambda: success_rates(rows),
         "transfer": lambda: _require(transfer, "this run has no transferability matrix (it needs two or more models)"),
@@ -130,21 +143,32 @@ def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, vie
         "query-curve": lambda: success_vs_queries(rows),
         "flags": lambda: pd.DataFrame(flags, columns=["model", "attack", "eps", "flag", "detail"]),
     }
-    if fmt != "table":
-        name = view or "robust"
-        frame = frames[name]()
-        if name in ("robust", "success"):
-            typer.echo(render(frame, fmt), nl=False)
-        else:
-            typer.echo(_render_long(frame, fmt), nl=False)
-        if view is None:
-            for f in flags:
-                note(f"flag: {_flag_text(f)}")
-        return
-    console = out_console()
+
+
+def _print_machine_view(frames: dict, fmt: str, view: str | None, flags: list[dict]) -> None:
+    """One view (``robust`` by default) in a machine format on stdout; flags as notes on stderr without a view."""
+    import typer
+
+    from ..leaderboard.render import render
+
+    name = view or "robust"
+    frame = frames[name]()
+    if name in ("robust", "success"):
+        typer.echo(render(frame, fmt), nl=False)
+    else:
+        typer.echo(_render_long(frame, fmt), nl=False)
+    if view is None:
+        for f in flags:
+            note(f"flag: {_flag_text(f)}")
+
+
+def _print_boards(rows, frames: dict, console: Console, title: str, show, *, always_success: bool,
+                  manifest: dict | None) -> None:
+    """The robust-accuracy board (not for unlabelled runs) and the success-rate board when it says something."""
+    from ..leaderboard.render import print_leaderboard
+
     unlabelled = bool(len(rows)) and bool((rows["label"] < 0).all())
     targeted = "target" in rows.columns and bool((rows["target"] >= 0).any())
-    show = (lambda v: view == v) if view is not None else None
     if (show("robust") if show else not unlabelled):
         print_leaderboard(frames["robust"](), console, title=f"{title}: robust accuracy (%)")
     # an attack judged by its fooling rate (a universal perturbation; its spec says so, recorded in the
@@ -156,6 +180,10 @@ def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, vie
         if len(success):
             goal = "targeted success" if targeted else "success"
             print_leaderboard(success, console, title=f"{title}: {goal} rate (%) over attacked samples")
+
+
+def _print_breakdowns(rows, frames: dict, console: Console, show, transfer) -> None:
+    """Success by true label (two-class runs), the transferability matrices, minimum-norm medians."""
     binary = bool(len(rows)) and set(rows["label"].unique()) <= {0, 1} and rows["label"].nunique() == 2
     if (show("by-class") if show else binary):
         by_class = frames["by-class"]()
@@ -181,6 +209,10 @@ def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, vie
             ["model", "attack", "norm", "median norm", "found %"],
             ([r.model, r.attack, r.norm, f"{r.median_min_norm:.4g}", f"{100 * r.found:.1f}"] for r in norms.itertuples()),
         ))
+
+
+def _print_queries_and_flags(rows, frames: dict, console: Console, show, flags: list[dict]) -> None:
+    """Query statistics (black-box runs), the success-vs-budget curve (asked for only), and the flags."""
     # query statistics matter for black-box attacks: forward queries and no backward pass
     per_attack = rows.groupby("attack")[["n_forward", "n_backward"]].sum() if len(rows) else None
     black_box = per_attack is not None and bool(((per_attack.n_forward > 0) & (per_attack.n_backward == 0)).any())

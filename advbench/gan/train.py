@@ -165,15 +165,13 @@ def _fit(
     return gen, d_net, grid, torch.cat(rows), history
 
 
-def _cards(
-    dataset: DatasetSpec, out_dir: Path, name: str, *, epochs: int, batch_size: int, lr: float, z_dim: int,
-    width: int, g_loss: str, seed: int, device: str, history: list[dict[str, Any]], wall: float,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The generator's and the discriminator's cards (before the discriminator's evaluation), in card key order."""
-    from ..models.weights import sha256_file
+def _common_card_entries(
+    dataset: DatasetSpec, name: str, *, epochs: int, batch_size: int, lr: float, z_dim: int, width: int,
+    g_loss: str, seed: int, device: str, history: list[dict[str, Any]], wall: float,
+) -> dict[str, Any]:
+    """What both DCGAN cards record: the recipe, the training run and the command that reproduces it."""
     from ..train.common import package_version
 
-    g_name, d_name = f"dcgan_g.{name}", f"dcgan_d.{name}"
     recipe = {
         "name": "gan",
         "description": "DCGAN (Radford et al. 2016); discriminator real=1/fake=0 cross-entropy",
@@ -186,7 +184,7 @@ def _cards(
         "z_dim": z_dim,
         "width": width,
     }
-    common = {
+    return {
         "train_dataset": dataset.name,
         "train_split": "train",
         "recipe": recipe,
@@ -201,6 +199,18 @@ def _cards(
         f"--batch-size {batch_size} --lr {lr:g} --recipe-opt g_loss={g_loss} --recipe-opt z_dim={z_dim} "
         f"--recipe-opt width={width} --seed {seed}",
     }
+
+
+def _cards(
+    out_dir: Path, name: str, common: dict[str, Any], *, z_dim: int, width: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The generator's and the discriminator's cards (before the discriminator's evaluation), in card key order.
+
+    ``common`` is :func:`_common_card_entries`; the weights in ``out_dir`` are hashed into each card.
+    """
+    from ..models.weights import sha256_file
+
+    g_name, d_name = f"dcgan_g.{name}", f"dcgan_d.{name}"
     g_card = {
         "name": g_name,
         "kind": "generator",
@@ -288,7 +298,8 @@ def train_gan(
     save_state_dict(gen, out_dir / f"{g_name}.safetensors")
     save_state_dict(d_net, out_dir / f"{d_name}.safetensors")
     wall = round(time.perf_counter() - started, 2)
-    g_card, d_card = _cards(dataset, out_dir, name, history=history, wall=wall, **hyper)
+    common = _common_card_entries(dataset, name, history=history, wall=wall, **hyper)
+    g_card, d_card = _cards(out_dir, name, common, z_dim=z_dim, width=width)
     write_card(out_dir / f"{g_name}.json", g_card)
     write_card(out_dir / f"{d_name}.json", d_card)
     _evaluate_discriminator(dataset, d_card, out_dir, device)

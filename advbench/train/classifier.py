@@ -105,13 +105,23 @@ def _train_and_save(
         return build_arch(arch, dataset.input_shape, dataset.num_classes, **arch_options)
 
 
-def _as_the_zoo_loads_it(
-    fresh: nn.Module, weights_path: Path, mean: list[float], std: list[float], dataset: DatasetSpec, device: str
-) -> ClassifierWrapper:
-    """``fresh`` with the saved weights loaded strictly, wrapped ([0, 1] inputs) and moved to ``device``."""
+def _evaluate(
+    fresh: nn.Module, weights_path: Path, mean: list[float], std: list[float], dataset: DatasetSpec, name: str,
+    x_test: torch.Tensor, y_test: torch.Tensor, evaluation: tuple[float, Norm, int], device: str,
+) -> tuple[float, float, dict[str, Any]]:
+    """Clean and robust accuracy on x_test [N, C, H, W] / y_test [N] of the saved weights as the zoo loads them.
+
+    ``fresh`` gets the weights by a strict load and is wrapped ([0, 1] inputs) on ``device``; ``evaluation`` is
+    (eps, norm, steps) of the PGD evaluation. Returns (clean accuracy, robust accuracy, the ``robust_eval`` record).
+    """
     load_into(fresh, load_state_dict(weights_path), source=str(weights_path))
     wrapped = ClassifierWrapper(fresh, mean, std, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
-    return wrapped.to(device)
+    wrapped = wrapped.to(device)
+    clean_accuracy = accuracy(wrapped, x_test, y_test)
+    eval_eps, eval_norm, eval_steps = evaluation
+    robust, robust_eval = card_robust_accuracy(wrapped, name, dataset.name, x_test, y_test, eps=eval_eps, norm=eval_norm,
+                                               steps=eval_steps, num_classes=dataset.num_classes, device=device)
+    return clean_accuracy, robust, robust_eval
 
 
 def train_classifier(
@@ -152,7 +162,7 @@ def train_classifier(
         ConfigError: unknown recipe or recipe option, bad hyperparameters, name or architecture.
     """
     spec, options, overrides = _checked_options(recipe, name, epochs, batch_size, lr, shift, recipe_options)
-    eval_eps, eval_norm, eval_steps = _evaluation(options)
+    evaluation = _evaluation(options)
     arch_options = dict(arch_options or {})
     started = time.perf_counter()
     x_train, y_train = load_train_split(dataset, train_split)
@@ -163,10 +173,8 @@ def train_classifier(
     fresh = _train_and_save(dataset, arch, arch_options, mean, std, x_train, y_train, weights_path, seed=seed,
                             device=device, loss_fn=spec.loss, options=options, title=f"train {name}",
                             progress=progress, **hyper)
-    wrapped = _as_the_zoo_loads_it(fresh, weights_path, mean, std, dataset, device)
-    clean = accuracy(wrapped, x_test, y_test)
-    robust, robust_eval = card_robust_accuracy(wrapped, name, dataset.name, x_test, y_test, eps=eval_eps, norm=eval_norm,
-                                               steps=eval_steps, num_classes=dataset.num_classes, device=device)
+    clean, robust, robust_eval = _evaluate(fresh, weights_path, mean, std, dataset, name, x_test, y_test, evaluation,
+                                           device)
     card = classifier_card(
         name=name, arch=arch, arch_options=arch_options, dataset=dataset, train_split=train_split,
         train_size=len(y_train), mean=mean, std=std, recipe=spec, options=options, overrides=overrides, seed=seed,
