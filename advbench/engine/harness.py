@@ -134,7 +134,7 @@ class Harness:
             except QueryBudgetExhausted:
                 out, extras, stopped = budget.result()[todo], {}, True  # type: ignore[union-attr]
             x_adv[todo] = out
-            extras = _scatter_extras(extras, todo.tolist(), x.shape[0])
+            extras = scatter_extras(extras, todo.tolist(), x.shape[0])
         judged = self.judge(x_adv, x, goal, threat, clean_logits, attacked)
         if self.queries is not None:
             extras["budget_exhausted"] = [stopped] * x.shape[0]
@@ -193,15 +193,19 @@ def run_member(attack: Attack, oracle: Oracle, x: torch.Tensor, goal: Goal, thre
     return BatchVerdict(x_adv, logits, success, attacked, oracle.n_forward, oracle.n_backward, extras)
 
 
-def _scatter_extras(extras: dict[str, list[Any]], rows: list[int], n: int) -> dict[str, list[Any]]:
-    """Extras of the attacked rows spread over all ``n`` rows of the batch (``None`` where not attacked)."""
-    out: dict[str, list[Any]] = {}
+def scatter_extras(extras: dict[str, list[Any]], rows: list[int], n: int,
+                   into: dict[str, list[Any]] | None = None) -> dict[str, list[Any]]:
+    """Per-sample extras of ``rows`` written into columns of ``n`` rows (``None`` where no value was given).
+
+    Args:
+        extras: column -> values, one per entry of ``rows``. into: existing columns to fill (else new ones).
+    """
+    out: dict[str, list[Any]] = {} if into is None else into
     for key, values in extras.items():
-        column: list[Any] = [None] * n
+        column = out.setdefault(key, [None] * n)
         for i, v in zip(rows, values):
             column[i] = v
-        out[key] = column
     return out
 
 
-__all__ = ["Harness", "Judgement", "attack_goal", "attacked_mask", "run_member", "validate_output"]
+__all__ = ["Harness", "Judgement", "attack_goal", "attacked_mask", "run_member", "scatter_extras", "validate_output"]

@@ -27,7 +27,7 @@ from ..errors import AttackError
 from ..schema import ROW_COLUMNS, TEXT_COLUMNS
 from ..norms import flat_norm
 from ..threat import ThreatModel
-from .harness import Harness, attack_goal
+from .harness import Harness, attack_goal, scatter_extras
 from .plan import Cell
 from .session import ModelInputs
 
@@ -86,10 +86,7 @@ def attack_samples(harness: Harness, attack: Attack, inputs: ModelInputs, threat
         out.n_forward[idx] = verdict.n_forward.cpu()
         out.n_backward[idx] = verdict.n_backward.cpu()
         out.seconds[idx] = (time.perf_counter() - t0) / idx.numel()
-        for key, values in verdict.extras.items():
-            column = out.extras.setdefault(key, [None] * n)
-            for i, v in zip(idx.tolist(), values):
-                column[i] = v
+        scatter_extras(verdict.extras, idx.tolist(), n, into=out.extras)
         if on_batch is not None:
             on_batch(idx.numel())
     out.wall = time.perf_counter() - start
