@@ -72,10 +72,9 @@ def resolve_run(config: RunConfig, host) -> ResolvedRun:
     context = make_context(host, config, config.device)
     specs: dict[str, AttackSpec] = {}
     attacks: dict[str, Attack] = {}
-    for name in config.attacks:
-        spec, preset = resolve_attack_spec(host, name)
-        specs[name] = spec
-        attacks[name] = spec.build(context=context, **{**preset, **config.attack_options.get(name, {})})
+    for name in config.attacks:  # every attack of the run is built the way the context builds members
+        specs[name] = context.attack_spec(name)
+        attacks[name] = context.build_attack(name, config.attack_options.get(name, {}))
     unknown = sorted(set(config.attack_options) - set(attacks))
     if unknown:
         raise AdvbenchError(f"--attack-opt names attack {unknown[0]!r}, which is not in --attacks")
