@@ -61,6 +61,7 @@ def evaluate(
     out: str | Path | None = None,
     save_adversarials: bool = True,
     resume: bool = False,
+    overwrite: bool = False,
     targeted: str | int | None = None,
     min_confidence: float | None = None,
     sanity_checks: bool = False,
@@ -79,7 +80,8 @@ def evaluate(
     ``models=None`` takes every registered model trained on ``dataset``. ``attacks`` and ``eps`` take a
     comma-separated string (``"0.1,8/255"``) or a sequence. ``targeted`` is ``"least-likely"``, ``"random"`` or a
     class index; ``min_confidence`` makes success also need that probability; ``queries`` is a hard per-sample
-    budget of forward queries; ``resume`` reuses the cells already written in ``out``; ``transfer_attack`` names
+    budget of forward queries; ``resume`` reuses the cells of ``out`` whose fingerprints match exactly and
+    ``overwrite`` replaces the run in ``out`` (a used ``out`` is refused without one of them); ``transfer_attack`` names
     the white-box attack that feeds the transferability matrix. Raises :class:`advbench.errors.CellFailed` if
     any cell failed (the rows of the others are on disk when ``out`` is set).
     """
@@ -91,7 +93,7 @@ def evaluate(
         models if models is not None else default_models(dataset, host), attacks, eps, norm=norm, dataset=dataset,
         split=split, n_samples=n_samples, batch_size=batch_size, device=device, seed=seed,
         attack_options=attack_options, model_options=model_options, dataset_options=dataset_options, out=out,
-        save_adversarials=save_adversarials, resume=resume, targeted=targeted, min_confidence=min_confidence,
+        save_adversarials=save_adversarials, resume=resume, overwrite=overwrite, targeted=targeted, min_confidence=min_confidence,
         sanity_checks=sanity_checks, queries=queries, transfer_attack=transfer_attack,
     )
     outcome = execute(config, host)

@@ -5,11 +5,18 @@ Layout::
     RUN_DIR/
       manifest.json            versions, plugins, seed, device, git sha, config, plan, failures
       cells/<cell key>.parquet rows of one finished cell (written as soon as the cell ends: a crash or a
-                               failed cell later in the run loses nothing)
+                               failed cell later in the run loses nothing); every row carries the cell's
+                               fingerprint (advbench.engine.fingerprint)
+      cells/<cell key>.json    the cell's fingerprint and what was hashed (written last: its presence
+                               means the cell is complete)
       adversarials/<cell key>.safetensors   x_adv [n, C, H, W] float32 and sample_id [n]
       results.parquet          all rows, written at the end of the run
       flags.json               gradient-masking and sanity flags per (model, attack)
       transfer.parquet         transferability matrix: each source's white-box adversarials on every target
+      .lock                    held by the one process writing the directory
+
+A cell key is a readable prefix plus a digest of the cell's identity (model, attack, norm, eps), so two
+names that read alike never share a file and every file name stays under 120 characters.
 """
 
 from __future__ import annotations
@@ -85,11 +92,19 @@ class RunStore:
     def cell_path(self, key: str) -> Path:
         return self.run_dir / CELLS_DIR / f"{key}.parquet"
 
+    def fingerprint_path(self, key: str) -> Path:
+        return self.run_dir / CELLS_DIR / f"{key}.json"
+
     def has_cell(self, key: str) -> bool:
-        return self.cell_path(key).is_file()
+        return self.cell_path(key).is_file() and self.fingerprint_path(key).is_file()
 
     def read_cell(self, key: str) -> pd.DataFrame:
         return pd.read_parquet(self.cell_path(key))
+
+    def read_fingerprint(self, key: str) -> dict[str, Any] | None:
+        """The stored fingerprint record of a cell (see :meth:`write_cell`), or ``None`` when absent."""
+        path = self.fingerprint_path(key)
+        return json.loads(path.read_text()) if path.is_file() else None
 
     def read_adversarials(self, key: str):
         """x_adv [n, C, H, W] of a finished cell, or ``None`` if it was not saved."""
@@ -100,16 +115,25 @@ class RunStore:
 
         return load_file(str(path))["x_adv"]
 
-    def write_cell(self, key: str, rows: pd.DataFrame, x_adv=None, sample_ids=None) -> None:
+    def write_cell(self, key: str, rows: pd.DataFrame, x_adv=None, sample_ids=None,
+                   fingerprint: dict[str, Any] | None = None) -> None:
+        """Write a finished cell: its adversarials, its rows, then (last) its fingerprint record, so a crash
+        half-way leaves a cell without a record, which ``--resume`` recomputes."""
+        self.fingerprint_path(key).unlink(missing_ok=True)  # until the new rows are in place, no record
         if x_adv is not None:
             from safetensors.torch import save_file
 
             adv_dir = self.run_dir / ADV_DIR
             adv_dir.mkdir(exist_ok=True)
             tmp = adv_dir / f".{key}.tmp"
-            save_file({"x_adv": x_adv.contiguous(), "sample_id": sample_ids.contiguous()}, str(tmp))
-            os.replace(tmp, adv_dir / f"{key}.safetensors")
+            try:
+                save_file({"x_adv": x_adv.contiguous(), "sample_id": sample_ids.contiguous()}, str(tmp))
+                os.replace(tmp, adv_dir / f"{key}.safetensors")
+            finally:
+                tmp.unlink(missing_ok=True)
         _atomic_parquet(rows, self.cell_path(key))
+        if fingerprint is not None:
+            _atomic_json(fingerprint, self.fingerprint_path(key))
 
     def write_results(self, rows: pd.DataFrame) -> Path:
         path = self.run_dir / RESULTS_FILE
@@ -120,40 +144,67 @@ class RunStore:
         _atomic_parquet(matrix, self.run_dir / TRANSFER_FILE)
 
     def write_flags(self, flags: list[dict[str, Any]]) -> None:
-        path = self.run_dir / FLAGS_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(flags, indent=2) + "\n")
-        os.replace(tmp, path)
+        _atomic_json(flags, self.run_dir / FLAGS_FILE)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        path = self.run_dir / MANIFEST_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-        os.replace(tmp, path)
+        _atomic_json(manifest, self.run_dir / MANIFEST_FILE)
 
 
 def _atomic_parquet(rows: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    rows.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    try:
+        rows.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write (full disk) leaves no half file behind
+
+
+def _atomic_json(data: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def now_utc() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def load_rows(run_dir: str | Path) -> pd.DataFrame:
-    """All rows of a run: ``results.parquet``, or the finished cells when the run did not complete."""
+def load_rows(run_dir: str | Path, *, check: bool = True) -> pd.DataFrame:
+    """All rows of a run: ``results.parquet``, or the finished cells when the run did not complete.
+
+    Args:
+        check: refuse rows that do not belong together (cells of different runs or seeds, a stale
+            ``results.parquet``); see :mod:`advbench.runcheck`.
+    Raises:
+        AdvbenchError: no run there, an unreadable file (named), or (``check``) rows of mixed runs.
+    """
+    from .runcheck import check_rows
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise AdvbenchError(f"no run directory at {run_dir}: pass the --out directory of an `advbench run`")
     results = run_dir / RESULTS_FILE
     if results.is_file():
-        return pd.read_parquet(results)
-    parts = sorted((run_dir / CELLS_DIR).glob("*.parquet"))
-    if not parts:
-        raise AdvbenchError(f"{run_dir} holds no results ({RESULTS_FILE} or {CELLS_DIR}/*.parquet): is it a run directory?")
-    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        rows, source = _read_parquet(results), str(results)
+    else:
+        parts = sorted((run_dir / CELLS_DIR).glob("*.parquet"))
+        if not parts:
+            raise AdvbenchError(f"{run_dir} holds no results ({RESULTS_FILE} or {CELLS_DIR}/*.parquet): is it a run directory?")
+        rows, source = pd.concat([_read_parquet(p) for p in parts], ignore_index=True), str(run_dir / CELLS_DIR)
+    if check:
+        check_rows(rows, run_dir, source)
+    return rows
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+        raise AdvbenchError(f"{path} is unreadable ({type(exc).__name__}: corrupt or truncated): delete it and rerun "
+                            "with --resume to recompute it") from None
 
 
 def load_adversarials(run_dir: str | Path, key: str):
@@ -167,17 +218,24 @@ def load_adversarials(run_dir: str | Path, key: str):
 def load_transfer(run_dir: str | Path) -> pd.DataFrame | None:
     """The transferability matrix (long form) of a multi-model run, or ``None``."""
     path = Path(run_dir) / TRANSFER_FILE
-    return pd.read_parquet(path) if path.is_file() else None
+    return _read_parquet(path) if path.is_file() else None
 
 
 def load_flags(run_dir: str | Path) -> list[dict[str, Any]]:
     """The gradient-masking and sanity flags of a run (empty when none were recorded)."""
-    path = Path(run_dir) / FLAGS_FILE
-    return json.loads(path.read_text()) if path.is_file() else []
+    return _read_json(Path(run_dir) / FLAGS_FILE, [])
 
 
 def load_manifest(run_dir: str | Path) -> dict[str, Any]:
-    path = Path(run_dir) / MANIFEST_FILE
+    """The run's manifest (empty when there is none)."""
+    return _read_json(Path(run_dir) / MANIFEST_FILE, {})
+
+
+def _read_json(path: Path, default: Any) -> Any:
     if not path.is_file():
-        return {}
-    return json.loads(path.read_text())
+        return default
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise AdvbenchError(f"{path} is unreadable ({type(exc).__name__}: corrupt or truncated): delete it; "
+                            "`advbench run --resume` writes it again") from None

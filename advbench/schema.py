@@ -5,6 +5,8 @@ One row = one sample under one (model, attack, norm, eps) cell. Rules every writ
 relies on:
 
 * ``robust`` implies ``clean_correct`` (a misclassified sample is never robust);
+* ``fingerprint`` is the digest of everything that produced the row's cell
+  (:mod:`advbench.engine.fingerprint`); rows of one run agree on its run part, and are combined only then;
 * a sample is *attacked* when it is classified correctly, or when it has no label (``label == -1``, e.g. the
   ``noise`` dataset, where success means leaving the clean prediction); ``success`` is false elsewhere.
 """
@@ -39,6 +41,7 @@ COLUMNS: dict[str, str] = {
     "n_backward": "int64",
     "seconds": "float64",
     "seed": "int64",
+    "fingerprint": "str",
 }
 ROW_COLUMNS: tuple[str, ...] = tuple(COLUMNS)
 

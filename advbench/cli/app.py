@@ -85,7 +85,8 @@ def run(
     arch: Annotated[Optional[str], typer.Option("--arch", help="Architecture of file:PATH models (a timm name, cnn or linear).")] = None,
     zoo: Annotated[Optional[list[Path]], typer.Option("--zoo", help="Extra model zoo directory (trained models with cards), repeatable.")] = None,
     save_adversarials: Annotated[bool, typer.Option("--save-adversarials/--no-save-adversarials", help="Write each cell's adversarial images to the run directory.")] = True,
-    resume: Annotated[bool, typer.Option("--resume", help="Reuse the cells already written in --out.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Reuse the cells of --out whose fingerprints match this run exactly; recompute the others (and say why).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run already in --out (without --resume or --overwrite a used --out is refused).")] = False,
     targeted: Annotated[Optional[str], typer.Option("--targeted", help="Targeted attacks: least-likely, random, or a class index.")] = None,
     min_confidence: Annotated[Optional[float], typer.Option("--min-confidence", help="Success also needs the adversarial (or target) class at this probability.")] = None,
     sanity_checks: Annotated[bool, typer.Option("--sanity-checks/--no-sanity-checks", help="Gradient-masking probes and flags.")] = True,
@@ -107,7 +108,7 @@ def run(
         host, models=models, attacks=attacks, surrogates=surrogates, eps=eps, norm=norm, dataset=dataset, split=split,
         data_dir=data_dir, n_samples=n_samples, batch_size=batch_size, device=device, seed=seed, out=out,
         attack_opt=attack_opt, model_opt=model_opt, arch=arch, weights=weights, save_adversarials=save_adversarials,
-        resume=resume, targeted=targeted, min_confidence=min_confidence, sanity_checks=sanity_checks,
+        resume=resume, overwrite=overwrite, targeted=targeted, min_confidence=min_confidence, sanity_checks=sanity_checks,
         queries=queries, transfer_attack=transfer_attack,
     )
     outcome = execute(config, host, RichReporter(quiet=quiet))
@@ -166,6 +167,8 @@ def _report_run(outcome, config, out_dir: Path, *, fmt: str, view: str | None, a
         n = outcome.rows["sample_id"].nunique()
         show_results(outcome.rows, outcome.flags, outcome.transfer, fmt, f"{config.dataset}/{config.split}, {n} samples",
                      view=view, always_success=always_success, manifest=outcome.manifest)
+    if outcome.resume is not None and not quiet:
+        note(_resume_summary(outcome.resume))
     if not quiet:
         note(f"results: {out_dir}")
     if outcome.failures:
@@ -180,6 +183,19 @@ def _report_run(outcome, config, out_dir: Path, *, fmt: str, view: str | None, a
         from ..errors import ConfigError
 
         raise ConfigError("nothing to run: every model x attack cell was skipped (reasons above)")
+
+
+def _resume_summary(log: dict) -> str:
+    """``resume: reused 4 cells, recomputed 2 (pgd ...: attack options steps 2 -> 3)``."""
+    redone = log["recomputed"]
+    text = f"resume: reused {len(log['reused'])} cell(s), recomputed {len(redone)}"
+    if redone:
+        reasons: dict[str, list[str]] = {}
+        for item in redone:
+            reasons.setdefault(item["reason"], []).append(item["cell"])
+        text += " (" + "; ".join(f"{cells[0]}{f' and {len(cells) - 1} more' if len(cells) > 1 else ''}: {reason}"
+                                 for reason, cells in reasons.items()) + ")"
+    return text
 
 
 @app.command("list")

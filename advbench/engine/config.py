@@ -35,7 +35,10 @@ class RunConfig:
         model_options: ``{model: {option: value}}`` (``weights``: a local checkpoint).
         out: run directory (``None``: keep rows in memory only).
         save_adversarials: write each cell's adversarial images next to the rows.
-        resume: reuse cells already written in ``out``.
+        resume: reuse the cells in ``out`` whose fingerprints match exactly (others are recomputed, and why is
+            recorded); a directory that holds another run (other samples, seed, budget ...) is refused.
+        overwrite: delete the run already in ``out`` first. Without ``resume`` or ``overwrite`` a used ``out``
+            is refused.
         targeted: ``None`` (untargeted), ``"least-likely"``, ``"random"`` or a class index (as a string).
         min_confidence: success also needs the adversarial/target class at this probability or more.
         sanity_checks: run the gradient-masking probes and flags (cheap; on by default).
@@ -61,6 +64,7 @@ class RunConfig:
     out: Path | None = None
     save_adversarials: bool = True
     resume: bool = False
+    overwrite: bool = False
     targeted: str | None = None
     min_confidence: float | None = None
     sanity_checks: bool = True
@@ -136,6 +140,7 @@ def build_run_config(
     out: str | Path | None = None,
     save_adversarials: bool = True,
     resume: bool = False,
+    overwrite: bool = False,
     targeted: str | int | None = None,
     min_confidence: float | None = None,
     sanity_checks: bool = True,
@@ -180,6 +185,7 @@ def build_run_config(
         out=Path(out) if out is not None else None,
         save_adversarials=save_adversarials and out is not None,
         resume=resume,
+        overwrite=overwrite,
         targeted=None if targeted is None else str(targeted),
         min_confidence=min_confidence,
         sanity_checks=sanity_checks,

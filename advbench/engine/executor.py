@@ -15,6 +15,7 @@ import torch
 from ..errors import AdvbenchError
 from ..schema import empty_rows
 from .config import RunConfig
+from .fingerprint import Fingerprint
 from .plan import Cell, Plan
 from .recorder import CellResult, Failure, Recorder
 from .resolve import ResolvedRun, pick_transfer_attack, resolve_run
@@ -47,6 +48,7 @@ class RunOutcome:
     manifest: dict[str, Any] = field(default_factory=dict)
     flags: list[dict[str, Any]] = field(default_factory=list)
     transfer: pd.DataFrame | None = None
+    resume: dict[str, list] | None = None
 
 
 @dataclass
@@ -76,24 +78,28 @@ def execute(config: RunConfig, host, reporter: Reporter | None = None) -> RunOut
     device = torch.device(config.device)
     sample_ids, x, y = select_samples(resolved.dataset, config.split, config.n_samples, config.seed,
                                       config.dataset_options)
-    recorder = Recorder.open(config, host, resolved, sample_ids, device)
-    transfer_attack = pick_transfer_attack(config, resolved.attack_specs)
-    keep = config.transfer_matrix and transfer_attack is not None and len({c.model for c in resolved.plan.cells}) > 1
-    run = _Run(config, resolved, recorder, reporter, device, sample_ids, x, y, transfer_attack if keep else None)
+    recorder = Recorder.open(config, host, resolved, (sample_ids, x, y), device)
+    try:
+        transfer_attack = pick_transfer_attack(config, resolved.attack_specs)
+        keep = (config.transfer_matrix and transfer_attack is not None
+                and len({c.model for c in resolved.plan.cells}) > 1)
+        run = _Run(config, resolved, recorder, reporter, device, sample_ids, x, y, transfer_attack if keep else None)
+        reporter.run_started(resolved.plan, int(sample_ids.numel()))
+        for unit in schedule(resolved.plan):
+            _run_model(run, unit)
+        rows = pd.concat(run.frames, ignore_index=True) if run.frames else empty_rows()
+        transfer = _transfer_matrix(run) if run.adversarials.cells else None
+        if config.sanity_checks:
+            from .sanity import row_flags, transfer_flags
 
-    reporter.run_started(resolved.plan, int(sample_ids.numel()))
-    for unit in schedule(resolved.plan):
-        _run_model(run, unit)
-    rows = pd.concat(run.frames, ignore_index=True) if run.frames else empty_rows()
-    transfer = _transfer_matrix(run) if run.adversarials.cells else None
-    if config.sanity_checks:
-        from .sanity import row_flags, transfer_flags
-
-        run.flags.extend(transfer_flags(transfer))
-        run.flags.extend(row_flags(rows, resolved.attack_specs))
-    recorder.finish(rows, run.flags, transfer)
+            run.flags.extend(transfer_flags(transfer))
+            run.flags.extend(row_flags(rows, resolved.attack_specs))
+        recorder.finish(rows, run.flags, transfer)
+    finally:
+        recorder.close()
     reporter.run_finished()
-    return RunOutcome(rows, resolved.plan, recorder.failures, recorder.run_dir, recorder.manifest, run.flags, transfer)
+    return RunOutcome(rows, resolved.plan, recorder.failures, recorder.run_dir, recorder.manifest, run.flags, transfer,
+                      recorder.resume_log if config.resume else None)
 
 
 def evaluate_module(module: torch.nn.Module, name: str, dataset, attack, spec, norm, eps: float, *, seed: int = 0,
@@ -120,22 +126,29 @@ def evaluate_module(module: torch.nn.Module, name: str, dataset, attack, spec, n
 
 
 def _run_model(run: _Run, unit: ModelUnit) -> None:
-    """Reuse what ``--resume`` finds, open the model's session, run its pending cells."""
+    """Open the model's session, reuse what ``--resume`` finds with exactly this cell's fingerprint, run the rest.
+
+    The model is loaded even when every cell can be reused: its weights are part of each cell's fingerprint,
+    and its clean predictions feed the transferability matrix."""
     name, reporter = unit.model, run.reporter
     reporter.model_started(name, len(unit.cells))
+    session = _open(run, name, list(unit.cells))
+    if session is None:
+        reporter.model_finished(name)
+        return
     pending = []
     for cell in unit.cells:
-        reused = run.recorder.reused(cell, want_adversarials=cell.attack == run.transfer_attack)
+        fp = run.recorder.fingerprint(cell, session, run.resolved.attack_specs[cell.attack],
+                                      run.resolved.attacks[cell.attack].options())
+        reused = run.recorder.reused(cell, fp, want_adversarials=cell.attack == run.transfer_attack)
         if reused is None:
-            pending.append(cell)
+            pending.append((cell, fp))
         else:
             _keep(run, cell, reused)
             reporter.cell_finished(cell, reused.rows, 0.0, reused=True)
     if pending:
-        session = _open(run, name, pending)
-        if session is not None:
-            _run_cells(run, session, pending)
-            del session
+        _run_cells(run, session, pending)
+    del session
     reporter.model_finished(name)
 
 
@@ -160,17 +173,17 @@ def _open(run: _Run, name: str, pending: list[Cell]) -> ModelSession | None:
     return session
 
 
-def _run_cells(run: _Run, session: ModelSession, pending: list[Cell]) -> None:
+def _run_cells(run: _Run, session: ModelSession, pending: list[tuple[Cell, Fingerprint]]) -> None:
     caches = ModelCaches()
     n_attacked = int(session.inputs.attacked.sum())
     dataset = run.resolved.dataset
-    for cell in pending:
+    for cell, fp in pending:
         run.reporter.cell_started(cell, n_attacked)
         try:
             rows, x_adv, seconds = run_cell(
                 cell, run.resolved.attacks[cell.attack], run.resolved.attack_specs[cell.attack], session,
                 config=run.config, device=run.device, train_split=lambda: _train_split(dataset),
-                caches=caches, on_batch=run.reporter.batch_done,
+                caches=caches, on_batch=run.reporter.batch_done, fingerprint=fp.value,
             )
         except Exception as exc:  # noqa: BLE001 - one failing cell (often a plugin's bug) must not stop the run
             message = str(exc) if isinstance(exc, AdvbenchError) else f"{type(exc).__name__}: {exc}"
@@ -179,7 +192,7 @@ def _run_cells(run: _Run, session: ModelSession, pending: list[Cell]) -> None:
             run.reporter.cell_failed(cell, message)
             continue
         result = CellResult(rows, x_adv, seconds)
-        run.recorder.cell_finished(cell, result, run.sample_ids)
+        run.recorder.cell_finished(cell, result, run.sample_ids, fp)
         _keep(run, cell, result)
         run.reporter.cell_finished(cell, rows, seconds, reused=False)
 

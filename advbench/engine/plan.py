@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from ..specs import AttackSpec, DatasetSpec, ModelSpec
@@ -19,9 +20,13 @@ class Cell:
 
     @property
     def key(self) -> str:
-        """A file-name-safe identifier, stable across runs (used for resume)."""
-        safe = lambda s: "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in s)  # noqa: E731
-        return f"{safe(self.model)}__{safe(self.attack)}__{self.norm.value}__{self.eps!r}"
+        """The cell's file name stem, stable across runs: a readable prefix (at most 80 characters, unsafe
+        characters replaced) and a digest of the exact (model, attack, norm, eps), so two cells never share a
+        file however alike their names read, and every name fits any filesystem (well under 255 bytes)."""
+        safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in f"{self.model}__{self.attack}")
+        identity = "\0".join((self.model, self.attack, self.norm.value, repr(float(self.eps))))
+        tag = hashlib.sha256(identity.encode()).hexdigest()[:16]
+        return f"{safe[:60]}__{self.norm.value}__{format_eps(self.eps)[:10]}--{tag}".replace("/", "_")
 
     def __str__(self) -> str:
         return f"{self.model} / {self.attack} / {self.norm.value} eps={format_eps(self.eps)}"

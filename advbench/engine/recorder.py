@@ -15,10 +15,16 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..errors import ConfigError
-from ..results import RunStore, environment, load_manifest, now_utc
+from .._version import __version__
+from ..errors import AdvbenchError, ConfigError
+from ..results import CELLS_DIR, RunStore, environment, load_manifest, now_utc
 from .config import RunConfig
+from .fingerprint import (
+    Fingerprint, attack_components, digest_json, explain, fingerprint, model_components, module_digest,
+    run_components, tensor_digest,
+)
 from .plan import Cell
+from .rundir import RunDirLock, claim_run_dir
 
 
 @dataclass
@@ -42,57 +48,112 @@ class CellResult:
 
 @dataclass
 class Recorder:
-    """Writes one run (``store`` is ``None`` for an in-memory run) and calls the observer hooks."""
+    """Writes one run (``store`` is ``None`` for an in-memory run), keys its cells by fingerprint, and calls the
+    observer hooks.
+
+    Attributes:
+        run_part: the run's fingerprint components (see :mod:`advbench.engine.fingerprint`).
+        resume_log: what ``--resume`` reused and what it recomputed, with the reason (also in the manifest).
+    """
 
     config: RunConfig
     host: Any
     store: RunStore | None
+    run_part: dict[str, Any]
+    lock: RunDirLock | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    resume_log: dict[str, list] = field(default_factory=lambda: {"reused": [], "recomputed": []})
+    _model_plugins: dict[str, str] = field(default_factory=dict)
+    _model_parts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, config: RunConfig, host, resolved, sample_ids: torch.Tensor, device: torch.device) -> "Recorder":
-        """Check a ``--resume`` is compatible, write the starting manifest, notify ``advbench_run_started``."""
-        store = RunStore(config.out) if config.out is not None else None
-        if config.resume and store is not None:
-            _check_resumable(store.run_dir, config, {n: a.options() for n, a in resolved.attacks.items()})
-        recorder = cls(config, host, store)
-        recorder.manifest = _manifest(config, host, resolved, sample_ids, device)
-        if store is not None:
+    def open(cls, config: RunConfig, host, resolved, samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+             device: torch.device) -> "Recorder":
+        """Claim the run directory (lock; refuse a used one unless resuming or overwriting), check a resumed
+        run is the same run, write the starting manifest, notify ``advbench_run_started``.
+
+        Args:
+            samples: (sample_ids [n], x [n, C, H, W], y [n]) of the run.
+        """
+        run_part = run_components(config, tensor_digest(*samples),
+                                  {"advbench": __version__, "torch": torch.__version__.split("+")[0]})
+        plugins = {s.name: s.plugin for s in resolved.models}
+        if config.out is None:
+            recorder = cls(config, host, None, run_part, _model_plugins=plugins)
+            recorder.manifest = _manifest(config, host, resolved, samples[0], device, run_part)
+            return recorder
+        lock = claim_run_dir(config.out, resume=config.resume, overwrite=config.overwrite)
+        try:
+            store = RunStore(config.out)
+            if config.resume:
+                _check_same_run(store, run_part)
+            recorder = cls(config, host, store, run_part, lock, _model_plugins=plugins)
+            recorder.manifest = _manifest(config, host, resolved, samples[0], device, run_part)
             store.write_manifest(recorder.manifest)
-            host.notify("advbench_run_started", config=config.to_json(), run_dir=store.run_dir)
+        except BaseException:
+            lock.release()
+            raise
+        host.notify("advbench_run_started", config=config.to_json(), run_dir=store.run_dir)
         return recorder
 
     @property
     def run_dir(self) -> Path | None:
         return self.store.run_dir if self.store is not None else None
 
-    def reused(self, cell: Cell, want_adversarials: bool) -> CellResult | None:
-        """The stored result of ``cell`` when resuming and it is on disk, else ``None``."""
-        if not (self.config.resume and self.store is not None and self.store.has_cell(cell.key)):
-            return None
-        x_adv = self.store.read_adversarials(cell.key) if want_adversarials else None
-        return CellResult(self.store.read_cell(cell.key), x_adv, 0.0, reused=True)
+    def fingerprint(self, cell: Cell, session, attack_spec, attack_options: dict[str, Any]) -> Fingerprint:
+        """The fingerprint of ``cell`` run on ``session`` (a :class:`~advbench.engine.session.ModelSession`)."""
+        part = self._model_parts.get(cell.model)
+        if part is None:
+            inputs = session.inputs
+            plugin = self._model_plugins.get(cell.model, "")
+            part = model_components(
+                cell.model, self.config.model_options.get(cell.model, {}), module_digest(session.model.module),
+                tensor_digest(inputs.x), tensor_digest(inputs.targets), plugin, self._plugin_version(plugin))
+            self._model_parts[cell.model] = part
+        attack_part = attack_components(cell.attack, attack_options, attack_spec.plugin,
+                                        self._plugin_version(attack_spec.plugin))
+        return fingerprint(self.run_part, part, attack_part, cell.norm.value, cell.eps)
 
-    def cell_finished(self, cell: Cell, result: CellResult, sample_ids: torch.Tensor) -> None:
+    def reused(self, cell: Cell, fp: Fingerprint, want_adversarials: bool) -> CellResult | None:
+        """The stored result of ``cell`` when resuming and its stored fingerprint is exactly ``fp``, else
+        ``None`` (the reason is kept in :attr:`resume_log`)."""
+        if not (self.config.resume and self.store is not None):
+            return None
+        found, reason = _stored_cell(self.store, cell.key, fp, want_adversarials)
+        if found is None:
+            if reason:
+                self.resume_log["recomputed"].append({"cell": str(cell), "reason": reason})
+            return None
+        self.resume_log["reused"].append(str(cell))
+        return found
+
+    def cell_finished(self, cell: Cell, result: CellResult, sample_ids: torch.Tensor, fp: Fingerprint) -> None:
         if self.store is None:
             return
         x_adv = result.x_adv if self.config.save_adversarials else None
-        self.store.write_cell(cell.key, result.rows, x_adv, sample_ids)
+        record = {"cell": {"model": cell.model, "attack": cell.attack, "norm": cell.norm.value, "eps": cell.eps},
+                  "n_rows": len(result.rows), **fp.to_json()}
+        self.store.write_cell(cell.key, result.rows, x_adv, sample_ids, fingerprint=record)
         self.host.notify(
             "advbench_cell_finished",
             cell={"model": cell.model, "attack": cell.attack, "norm": cell.norm.value, "eps": cell.eps,
-                  "seconds": result.seconds},
+                  "seconds": result.seconds, "fingerprint": fp.value},
             rows=result.rows,
         )
 
     def failed(self, cells: list[Cell], message: str, traceback: str) -> None:
         self.failures.append(Failure([str(c) for c in cells], message, traceback))
+        if self.store is not None:  # the manifest says what failed as soon as it fails (a later crash keeps it)
+            self.manifest["failures"] = [{"cells": f.cells, "message": f.message} for f in self.failures]
+            self.store.write_manifest(self.manifest)
 
     def finish(self, rows: pd.DataFrame, flags: list[dict[str, Any]], transfer: pd.DataFrame | None) -> None:
         """Write the rows, flags, transfer matrix and final manifest; notify ``advbench_run_finished``."""
         self.manifest["flags"] = flags
         self.manifest["failures"] = [{"cells": f.cells, "message": f.message} for f in self.failures]
+        if self.config.resume:
+            self.manifest["resume"] = self.resume_log
         self.manifest["finished"] = now_utc()
         if self.store is None:
             return
@@ -103,8 +164,18 @@ class Recorder:
         self.store.write_manifest(self.manifest)
         self.host.notify("advbench_run_finished", run_dir=self.store.run_dir, rows=rows)
 
+    def close(self) -> None:
+        """Give the run directory's lock back (idempotent)."""
+        if self.lock is not None:
+            self.lock.release()
 
-def _manifest(config: RunConfig, host, resolved, sample_ids: torch.Tensor, device: torch.device) -> dict[str, Any]:
+    def _plugin_version(self, plugin: str) -> str:
+        info = self.host.info(plugin) if plugin else None
+        return info.version if info is not None else ""
+
+
+def _manifest(config: RunConfig, host, resolved, sample_ids: torch.Tensor, device: torch.device,
+              run_part: dict[str, Any]) -> dict[str, Any]:
     plan = resolved.plan
     return {
         "started": now_utc(),
@@ -123,6 +194,9 @@ def _manifest(config: RunConfig, host, resolved, sample_ids: torch.Tensor, devic
                     for p in host.plugins],
         "n_samples": int(sample_ids.numel()),
         "sample_ids_sha256": hashlib.sha256(sample_ids.numpy().astype("<i8").tobytes()).hexdigest(),
+        "run_fingerprint": digest_json(run_part),
+        "run_components": run_part,
+        "cell_files": {str(c): c.key for c in plan.cells},
         "plan": {
             "cells": [str(c) for c in plan.cells],
             "dropped": [{"model": d.model, "attack": d.attack, "reason": d.reason} for d in plan.dropped],
@@ -131,24 +205,47 @@ def _manifest(config: RunConfig, host, resolved, sample_ids: torch.Tensor, devic
     }
 
 
-def _check_resumable(run_dir: Path, config: RunConfig, attack_options: dict[str, dict[str, Any]]) -> None:
-    """Refuse to mix cells computed under other settings into this run."""
-    old = load_manifest(run_dir)
-    if not old:
-        return
-    before = old.get("config", {})
-    now = config.to_json()
-    for key in ("dataset", "split", "n_samples", "seed", "batch_size", "norm", "model_options"):
-        if key in before and before[key] != now[key]:
-            raise ConfigError(
-                f"cannot --resume {run_dir}: its {key} was {before[key]!r}, now {now[key]!r}; use another --out"
-            )
-    for name, options in attack_options.items():
-        previous = old.get("attacks", {}).get(name, {}).get("options")
-        if previous is not None and previous != json.loads(json.dumps(options)):
-            raise ConfigError(
-                f"cannot --resume {run_dir}: attack {name!r} ran with other options ({previous}); use another --out"
-            )
+def _check_same_run(store: RunStore, run_part: dict[str, Any]) -> None:
+    """Refuse to ``--resume`` a directory that holds another run (other samples, seed, budget, ...): no cell of
+    it could be reused, and recomputing them all would silently replace it."""
+    try:
+        old = load_manifest(store.run_dir).get("run_components")
+    except AdvbenchError:  # a corrupt manifest is rewritten by this run; the cell records still say whose they are
+        old = None
+    source = "its manifest"
+    if old is None:  # manifest deleted: the cells' own records say which run they belong to
+        for path in sorted((store.run_dir / CELLS_DIR).glob("*.json")):
+            try:
+                old = json.loads(path.read_text())["components"]["run"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            source = f"cell {path.stem}"
+            break
+    if old is not None and old != json.loads(json.dumps(run_part, default=str)):
+        raise ConfigError(f"cannot --resume {store.run_dir}: {source} records another run ({explain(old, run_part)}); "
+                          "pass --overwrite to replace it, or another --out")
+
+
+def _stored_cell(store: RunStore, key: str, fp: Fingerprint, want_adversarials: bool) -> tuple[CellResult | None, str]:
+    """(the stored result when its fingerprint is exactly ``fp``, else ``None``; why it cannot be reused, ''
+    when nothing was stored)."""
+    if not store.cell_path(key).is_file():
+        return None, ""
+    try:
+        record = store.read_fingerprint(key)
+        if record is None:
+            return None, "no fingerprint record (an interrupted write, or written by an older advbench)"
+        if record.get("fingerprint") != fp.value:
+            return None, explain(record.get("components", {}), fp.components)
+        rows = store.read_cell(key)
+        if "fingerprint" not in rows.columns or set(rows["fingerprint"].astype(str)) != {fp.value}:
+            return None, "its rows do not carry its fingerprint (the file was replaced)"
+        x_adv = store.read_adversarials(key) if want_adversarials else None
+    except Exception as exc:  # noqa: BLE001 - a corrupt file is recomputed, never trusted
+        return None, f"its files are unreadable ({type(exc).__name__})"
+    if want_adversarials and x_adv is None:
+        return None, "its adversarials, needed for the transferability matrix, were not saved"
+    return CellResult(rows, x_adv, 0.0, reused=True), ""
 
 
 def _device_name(device: torch.device) -> str:

@@ -116,8 +116,10 @@ def minimum_norms(inputs: ModelInputs, unbounded: Attacked, cell: Cell) -> torch
     return torch.where(unbounded.success, norms, torch.full_like(norms, math.inf))
 
 
-def cell_rows(cell: Cell, inputs: ModelInputs, attacked: Attacked, min_norm: torch.Tensor | None) -> pd.DataFrame:
-    """The rows of one cell in the schema of :mod:`advbench.schema` (plus the attack's extra columns)."""
+def cell_rows(cell: Cell, inputs: ModelInputs, attacked: Attacked, min_norm: torch.Tensor | None,
+              fingerprint: str = "") -> pd.DataFrame:
+    """The rows of one cell in the schema of :mod:`advbench.schema` (plus the attack's extra columns);
+    ``fingerprint``: the cell's (the recorder's), '' for rows that are not stored."""
     n = inputs.x.shape[0]
     clean_pred = inputs.clean_pred
     adv_pred = attacked.logits.argmax(dim=1)
@@ -148,6 +150,7 @@ def cell_rows(cell: Cell, inputs: ModelInputs, attacked: Attacked, min_norm: tor
         "n_backward": attacked.n_backward.numpy(),
         "seconds": attacked.seconds.numpy(),
         "seed": np.full(n, inputs.seed, dtype=np.int64),
+        "fingerprint": [fingerprint] * n,
     }
     rows = pd.DataFrame(data, columns=list(ROW_COLUMNS))
     for key, values in attacked.extras.items():
@@ -178,13 +181,15 @@ class ModelCaches:
 
 
 def run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch.device, train_split,
-             caches: ModelCaches, on_batch: Callable[[int], None] | None = None) -> tuple[pd.DataFrame, torch.Tensor, float]:
+             caches: ModelCaches, on_batch: Callable[[int], None] | None = None,
+             fingerprint: str = "") -> tuple[pd.DataFrame, torch.Tensor, float]:
     """Attack (or reuse the unbounded run of a minimum-norm attack), then judge at the cell's eps.
 
     Args:
         spec: the attack's :class:`~advbench.specs.AttackSpec` (what the core knows about it).
         session: the model's :class:`~advbench.engine.session.ModelSession`.
         train_split: ``() -> (x [N, ...], y [N])`` the dataset's train split, for attacks that fit.
+        fingerprint: the cell's fingerprint, written into every row.
     Returns:
         (rows, projected adversarials [n, C, H, W] on the CPU, the attack's wall seconds).
     """
@@ -201,7 +206,7 @@ def run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch
             caches.unbounded[key] = (unbounded, minimum_norms(inputs, unbounded, cell))
         unbounded, min_norm = caches.unbounded[key]
         judged = rejudge(harness, inputs, unbounded, threat, **common)
-        return cell_rows(cell, inputs, judged, min_norm), judged.x_adv, unbounded.wall
+        return cell_rows(cell, inputs, judged, min_norm, fingerprint), judged.x_adv, unbounded.wall
     gen = torch.Generator(device=device).manual_seed(cell_seed(config.seed, cell))
     fit_queries = None
     if spec.needs_fit:
@@ -217,7 +222,7 @@ def run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch
     if fit_queries is not None:
         # queries spent learning from the train split count against the target too (one total per cell)
         attacked.extras["fit_queries"] = [fit_queries] * inputs.x.shape[0]
-    return cell_rows(cell, inputs, attacked, None), attacked.x_adv, attacked.wall
+    return cell_rows(cell, inputs, attacked, None, fingerprint), attacked.x_adv, attacked.wall
 
 
 __all__ = ["Attacked", "ModelCaches", "attack_samples", "cell_rows", "cell_seed", "minimum_norms", "rejudge", "run_cell"]
