@@ -33,3 +33,7 @@ class AttackError(AdvbenchError):
 
 class CellFailed(AdvbenchError):
     """One (model, attack, norm, eps) cell of a run failed; the other cells still ran."""
+
+
+class StorageError(AdvbenchError):
+    """A run directory could not be written (full disk, permissions); what was written before is intact."""

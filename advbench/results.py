@@ -21,6 +21,7 @@ names that read alike never share a file and every file name stays under 120 cha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -28,11 +29,11 @@ import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
-from .errors import AdvbenchError
+from .errors import AdvbenchError, StorageError
 
 RESULTS_FILE = "results.parquet"
 MANIFEST_FILE = "manifest.json"
@@ -124,48 +125,45 @@ class RunStore:
             from safetensors.torch import save_file
 
             adv_dir = self.run_dir / ADV_DIR
-            adv_dir.mkdir(exist_ok=True)
-            tmp = adv_dir / f".{key}.tmp"
-            try:
-                save_file({"x_adv": x_adv.contiguous(), "sample_id": sample_ids.contiguous()}, str(tmp))
-                os.replace(tmp, adv_dir / f"{key}.safetensors")
-            finally:
-                tmp.unlink(missing_ok=True)
-        _atomic_parquet(rows, self.cell_path(key))
+            self._write(adv_dir / f"{key}.safetensors", lambda tmp: save_file(
+                {"x_adv": x_adv.contiguous(), "sample_id": sample_ids.contiguous()}, str(tmp)))
+        self._write(self.cell_path(key), lambda tmp: rows.to_parquet(tmp, index=False))
         if fingerprint is not None:
-            _atomic_json(fingerprint, self.fingerprint_path(key))
+            self._write(self.fingerprint_path(key), _json_writer(fingerprint))
 
     def write_results(self, rows: pd.DataFrame) -> Path:
         path = self.run_dir / RESULTS_FILE
-        _atomic_parquet(rows, path)
+        self._write(path, lambda tmp: rows.to_parquet(tmp, index=False))
         return path
 
     def write_transfer(self, matrix: pd.DataFrame) -> None:
-        _atomic_parquet(matrix, self.run_dir / TRANSFER_FILE)
+        self._write(self.run_dir / TRANSFER_FILE, lambda tmp: matrix.to_parquet(tmp, index=False))
 
     def write_flags(self, flags: list[dict[str, Any]]) -> None:
-        _atomic_json(flags, self.run_dir / FLAGS_FILE)
+        self._write(self.run_dir / FLAGS_FILE, _json_writer(flags))
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        _atomic_json(manifest, self.run_dir / MANIFEST_FILE)
+        self._write(self.run_dir / MANIFEST_FILE, _json_writer(manifest))
+
+    def _write(self, path: Path, write: Callable[[Path], Any]) -> None:
+        """``write(tmp)`` then rename onto ``path`` (readers never see half a file; a failed write leaves no
+        temporary behind). An OS error (full disk, read-only or vanished directory) becomes one
+        :class:`StorageError` line that says what to do; files already written are untouched."""
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write(tmp)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise StorageError(f"{exc.strerror or exc} writing {path}: free space, fix the directory's permissions "
+                               f"or pass another --out; finished cells stay in {self.run_dir}") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
 
-def _atomic_parquet(rows: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        rows.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # a failed write (full disk) leaves no half file behind
-
-
-def _atomic_json(data: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _json_writer(data: Any) -> Callable[[Path], Any]:
+    return lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def now_utc() -> str:

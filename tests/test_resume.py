@@ -327,3 +327,46 @@ def test_the_api_refuses_a_used_out_too(tmp_path):
     again = advbench.evaluate("linear.mnist5k_std", "fgsm", 0.1, resume=True, **kw)
     assert isinstance(again, pd.DataFrame) and len(again) == 20
     assert issubclass(MixedRunError, AdvbenchError)
+
+
+# ----------------------------------------------------------------------------------------------- storage faults
+
+
+def test_a_full_disk_mid_run_is_one_line_keeps_finished_cells_and_resumes(tmp_path, monkeypatch):
+    import errno
+
+    real = pd.DataFrame.to_parquet
+    calls = {"n": 0}
+
+    def filling_disk(self, path, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 2:  # two cells fit on the disk, then it is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, path, *args, **kwargs)
+
+    args = [*BASE, "--attacks", "fgsm", "--eps", "0.1,0.2,0.3,0.4", "--out", str(tmp_path)]
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", filling_disk)
+    line = one_line_error(cli(*args), "No space left on device writing", "finished cells stay in")
+    assert ".tmp" not in line or "cells" in line
+    assert len(list((tmp_path / "cells").glob("*.json"))) == 2  # the finished cells are intact
+    assert not list(tmp_path.rglob(".*.tmp"))  # no half-written file left behind
+    assert "No space left" in load_manifest(tmp_path)["stopped"]["reason"]
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", real)
+    result = cli(*args, "--resume")
+    assert result.exit_code == 0, result.output
+    assert len(load_manifest(tmp_path)["resume"]["reused"]) == 2 and set(load_rows(tmp_path).eps) == {0.1, 0.2, 0.3, 0.4}
+
+
+def test_a_vanished_or_unwritable_run_directory_is_one_line(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    real = Path.mkdir
+
+    def refuse(self, *args, **kwargs):
+        if str(self).startswith(str(tmp_path / "ro")):
+            raise PermissionError(13, "Permission denied")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    one_line_error(cli(*BASE, "--attacks", "fgsm", "--out", str(tmp_path / "ro" / "run")), "cannot write the run directory",
+                   "Permission denied")

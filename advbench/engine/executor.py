@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..errors import AdvbenchError
+from ..errors import AdvbenchError, StorageError
 from ..schema import empty_rows
 from .config import RunConfig
 from .fingerprint import Fingerprint
@@ -95,6 +95,12 @@ def execute(config: RunConfig, host, reporter: Reporter | None = None) -> RunOut
             run.flags.extend(transfer_flags(transfer))
             run.flags.extend(row_flags(rows, resolved.attack_specs))
         recorder.finish(rows, run.flags, transfer)
+    except KeyboardInterrupt:
+        recorder.stopped("interrupted (Ctrl-C)")
+        raise
+    except StorageError as exc:
+        recorder.stopped(str(exc))
+        raise
     finally:
         recorder.close()
     reporter.run_finished()

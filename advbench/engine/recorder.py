@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from .._version import __version__
-from ..errors import AdvbenchError, ConfigError
+from ..errors import AdvbenchError, ConfigError, StorageError
 from ..results import CELLS_DIR, RunStore, environment, load_manifest, now_utc
 from .config import RunConfig
 from .fingerprint import (
@@ -144,9 +144,21 @@ class Recorder:
 
     def failed(self, cells: list[Cell], message: str, traceback: str) -> None:
         self.failures.append(Failure([str(c) for c in cells], message, traceback))
-        if self.store is not None:  # the manifest says what failed as soon as it fails (a later crash keeps it)
-            self.manifest["failures"] = [{"cells": f.cells, "message": f.message} for f in self.failures]
+        self.manifest["failures"] = [{"cells": f.cells, "message": f.message} for f in self.failures]
+        self._save_manifest()  # the manifest says what failed as soon as it fails (a later crash keeps it)
+
+    def stopped(self, reason: str) -> None:
+        """The run ends early (Ctrl-C, a storage error): say so in the manifest, as far as the disk allows."""
+        self.manifest["stopped"] = {"at": now_utc(), "reason": reason}
+        self._save_manifest()
+
+    def _save_manifest(self) -> None:
+        if self.store is None:
+            return
+        try:
             self.store.write_manifest(self.manifest)
+        except StorageError:
+            pass  # best effort: the error that matters is already being reported
 
     def finish(self, rows: pd.DataFrame, flags: list[dict[str, Any]], transfer: pd.DataFrame | None) -> None:
         """Write the rows, flags, transfer matrix and final manifest; notify ``advbench_run_finished``."""
