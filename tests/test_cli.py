@@ -196,3 +196,27 @@ def test_transfer_view_in_markdown(cli, tmp_path):
     assert md.exit_code == 0
     lines = md.stdout.strip().splitlines()
     assert lines[0].startswith("| attack | norm | eps | source | target") and len(lines) == 2 + 4
+
+
+def test_list_attacks_name_shows_every_option_with_its_real_default(cli):
+    """`list attacks NAME --json` is read off the attack's own declarations: its option names and defaults are
+    exactly those a default-built attack records, for every registered attack."""
+    from advbench.cli.describe import attack_class
+    from advbench.plugins import get_host
+
+    registry = get_host().registry
+    for spec in registry.attacks:
+        result = cli("list", "attacks", spec.name, "--json")
+        assert result.exit_code == 0, result.output
+        record = json.loads(result.stdout)
+        assert record["access"] == spec.access and record["norms"] == list(spec.norms)
+        built = attack_class(spec)().options()  # built with its defaults (no run context needed for that)
+        assert [o["name"] for o in record["options"]] == list(built), spec.name
+        for option in record["options"]:
+            default = built[option["name"]]
+            if isinstance(default, float) and default == float("inf"):
+                default = "inf"
+            assert option["default"] == (list(default) if isinstance(default, tuple) else default), (spec.name, option)
+    table = cli("list", "attacks", "pgd")
+    assert "--attack-opt pgd.NAME=VALUE" in table.stdout and "steps" in table.stdout and ">= 1" in table.stdout
+    assert "Madry" in table.stdout

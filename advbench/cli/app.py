@@ -201,19 +201,25 @@ def _resume_summary(log: dict) -> str:
 @app.command("list")
 def list_(
     kind: Annotated[str, typer.Argument(help="models, attacks or datasets.")] = "models",
-    pattern: Annotated[Optional[str], typer.Argument(help="Name filter: a glob (cnn.*) or a substring.")] = None,
+    pattern: Annotated[Optional[str], typer.Argument(help="Name filter: a glob (cnn.*) or a substring; an attack's exact name shows its options.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON to stdout.")] = False,
     zoo: Annotated[Optional[list[Path]], typer.Option("--zoo", help="Extra model zoo directory, repeatable.")] = None,
     verbose: Verbose = False,
 ) -> None:
-    """List registered models, attacks or datasets."""
+    """List registered models, attacks or datasets; `list attacks NAME` shows one attack's options in full."""
     from ..errors import ConfigError
     from .render import listing_table, out_console
 
     kinds = {"models": "model", "attacks": "attack", "datasets": "dataset", "model": "model", "attack": "attack", "dataset": "dataset"}
     if kind not in kinds:
         raise ConfigError(f"unknown list kind {kind!r}: use models, attacks or datasets")
-    specs = _host(zoo).registry.table(kinds[kind]).match(pattern)
+    table = _host(zoo).registry.table(kinds[kind])
+    if kinds[kind] == "attack" and pattern is not None and pattern in table:
+        from .describe import print_attack
+
+        print_attack(table.get(pattern), as_json)  # one attack by its exact name: in full, options included
+        return
+    specs = table.match(pattern)
     records = [_spec_record(s) for s in specs]
     if as_json:
         typer.echo(json.dumps(records, indent=2))
