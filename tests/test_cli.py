@@ -167,6 +167,11 @@ def test_train_command_writes_weights_and_card(cli, tmp_path):
     assert result.exit_code == 0, result.output
     card = json.loads((tmp_path / "linear.digits_test.json").read_text())
     assert card["dataset"] == "digits" and 0 < card["clean_accuracy"] <= 1
+    hint = f"advbench run --zoo {tmp_path} --models linear.digits_test"
+    assert hint in " ".join(result.stderr.split())  # --out is not a zoo `run` reads: say how to reach the model
+    run = cli("run", "--zoo", str(tmp_path), "--models", "linear.digits_test", "--dataset", "digits", "--attacks", "fgsm",
+              "--eps", "0.1", "--n-samples", "10", "--out", str(tmp_path / "run"), "--quiet", "--device", "cpu")
+    assert run.exit_code == 0, run.output
 
 
 @pytest.mark.parametrize("args,fragments", [

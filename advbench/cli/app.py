@@ -343,6 +343,16 @@ def train(
     note(f"{name}: clean accuracy {100 * card['clean_accuracy']:.2f}% on {dataset}/test"
          + (f", robust {100 * robust:.1f}% under PGD" if robust is not None else "")
          + f", {card['wall_time_s']:.1f} s; wrote {Path(out_dir) / (name + '.safetensors')} and {name}.json")
+    note(_where_run_finds(name, Path(out_dir), host))
+
+
+def _where_run_finds(name: str, out_dir: Path, host) -> str:
+    """How ``advbench run`` reaches a model just written to ``out_dir``: directly when ``out_dir`` is a zoo the
+    host reads (the user zoo, ``$ADVBENCH_ZOO``), else the ``--zoo`` option or the environment variable."""
+    if any(out_dir.resolve() == d.resolve() for d in host.zoo_dirs() if d.exists()):
+        return f"run it with: advbench run --models {name}"
+    return (f"{out_dir} is not a zoo advbench reads by default: run it with `advbench run --zoo {out_dir} --models "
+            f"{name}`, or add the directory to $ADVBENCH_ZOO")
 
 
 def main() -> None:
