@@ -137,3 +137,36 @@ def test_a_gradient_masking_model_is_flagged(tmp_path):
     assert ("masked.cnn", "zero_gradients") in flags
     assert not any(model == "cnn.mnist5k_std" for model, _ in flags)
     assert (tmp_path / "flags.json").is_file()
+
+
+def _flag_rows(targeted: bool, outcomes: dict[tuple[str, float], list[tuple[bool, bool]]]) -> "pd.DataFrame":
+    """Rows of one model: per (attack, eps) a list of (robust, success) per sample (all clean-correct)."""
+    import pandas as pd
+
+    rows = []
+    for (attack, eps), samples in outcomes.items():
+        for i, (robust, success) in enumerate(samples):
+            rows.append({"model": "m", "attack": attack, "norm": "linf", "eps": eps, "sample_id": i, "label": 1,
+                         "target": 3 if targeted else -1, "clean_correct": True, "robust": robust,
+                         "success": success})
+    return pd.DataFrame(rows)
+
+
+def test_targeted_flags_compare_success_not_robust_accuracy():
+    """In a targeted run, PGD that misclassifies fewer samples than FGSM but hits the target more often is fine;
+    FGSM hitting the target more often than PGD is the flag (robust accuracy would say the opposite)."""
+    from advbench.engine.sanity import row_flags
+    from advbench.plugins import get_host
+
+    specs = {a: get_host().registry.attacks.get(a) for a in ("fgsm", "pgd")}
+    # fgsm: 8 of 10 misclassified, 2 on target; pgd: 5 misclassified, all 5 on target
+    fine = {("fgsm", 0.1): [(False, i < 2) for i in range(8)] + [(True, False)] * 2,
+            ("pgd", 0.1): [(False, True)] * 5 + [(True, False)] * 5}
+    assert not [f for f in row_flags(_flag_rows(True, fine), specs) if f["flag"] == "weaker_beats_stronger"]
+    untargeted = row_flags(_flag_rows(False, fine), specs)
+    assert [f["flag"] for f in untargeted] == ["weaker_beats_stronger"]  # the untargeted rule still applies there
+    swapped = {("fgsm", 0.1): fine[("pgd", 0.1)], ("pgd", 0.1): fine[("fgsm", 0.1)]}
+    flags = row_flags(_flag_rows(True, swapped), specs)
+    assert [f["flag"] for f in flags] == ["weaker_beats_stronger"] and "targeted success 50.0%" in flags[0]["detail"]
+    falling = {("pgd", 0.1): [(False, True)] * 6 + [(True, False)] * 4, ("pgd", 0.2): [(False, True)] * 3 + [(True, False)] * 7}
+    assert [f["flag"] for f in row_flags(_flag_rows(True, falling), specs)] == ["success_falls_with_eps"]

@@ -7,15 +7,17 @@ leaderboard. Flags are warnings to investigate, not verdicts.
 Model probes (a few forward/backward passes on up to ``n_probe`` clean-correct samples):
 
 * ``zero_gradients``: a large fraction of samples whose input gradient of the loss is exactly zero;
-* ``randomised``: two identical forward passes give different logits (a randomised defence: use EOT);
+* ``randomised``: two identical forward passes give different logits (a randomised defence: attack it with
+  Expectation over Transformation, ``--attack-opt pgd.eot=20``);
 * ``probability_outputs``: outputs look like probabilities (rows in [0, 1] summing to 1), not logits, which
   flattens the cross-entropy gradient;
 * ``large_eps_not_broken``: PGD at linf eps 0.5 (where any image can be turned grey) leaves more than 5% of
   samples robust.
 
-Row checks (over the run's results):
+Row checks (over the run's results; a targeted run compares targeted success rates on the attacked samples,
+an untargeted one robust accuracy):
 
-* ``robust_rises_with_eps``: an attack's robust accuracy goes up as eps grows;
+* ``robust_rises_with_eps`` (targeted: ``success_falls_with_eps``): an attack does worse as eps grows;
 * ``weaker_beats_stronger``: an attack ranked weaker by its spec's ``strength`` (FGSM < BIM < PGD < APGD <
   ensemble for the built-ins; a plugin's attack declares its own) breaks more samples than a stronger one at
   the same eps;
@@ -27,6 +29,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import pandas as pd
+
+from ..schema import attacked
 import torch
 import torch.nn.functional as F
 
@@ -58,7 +62,9 @@ def probe_model(harness, name: str, x: torch.Tensor, y: torch.Tensor, device: to
         flags.append(_flag(name, "*", "zero_gradients", f"{100 * zero:.0f}% of samples have an all-zero input gradient"))
     again = harness.logits(x)
     if not torch.equal(logits.detach().float(), again):
-        flags.append(_flag(name, "*", "randomised", "two identical forward passes gave different outputs; use EOT"))
+        flags.append(_flag(name, "*", "randomised", "two identical forward passes gave different outputs: a randomised "
+                           "model; attack the expectation with EOT, e.g. --attack-opt pgd.eot=20 (any gradient attack "
+                           "takes eot=N)"))
     looks_like_probs = bool((again >= 0).all() and (again <= 1).all() and torch.allclose(again.sum(1), torch.ones_like(again[:, 0]), atol=1e-4))
     if looks_like_probs:
         flags.append(_flag(name, "*", "probability_outputs", "the model returns probabilities, not logits"))
@@ -70,30 +76,47 @@ def probe_model(harness, name: str, x: torch.Tensor, y: torch.Tensor, device: to
 
 
 def row_flags(rows: pd.DataFrame, specs: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Flags read off the result rows. ``specs`` maps attack name -> its AttackSpec (access, strength)."""
+    """Flags read off the result rows. ``specs`` maps attack name -> its AttackSpec (access, strength).
+
+    An attack's score is what it achieved: ``1 - robust accuracy`` in an untargeted run, its success rate on the
+    attacked samples in a targeted run (robust accuracy says nothing there: a sample can be misclassified and
+    still miss its target). A stronger attack, a larger eps and a white-box attack should all score at least as
+    high; each exception by more than ``MARGIN`` is a flag.
+    """
     flags: list[dict[str, Any]] = []
     if rows.empty:
         return flags
-    acc = rows.groupby(["model", "attack", "norm", "eps"]).robust.mean().reset_index()
+    targeted = bool((rows["target"] >= 0).any()) if "target" in rows.columns else False
+    scored = rows.assign(_score=rows["success"].astype(float) if targeted else 1.0 - rows["robust"].astype(float))
+    if targeted:
+        scored = scored[attacked(scored)]
+    acc = scored.groupby(["model", "attack", "norm", "eps"])._score.mean().reset_index()
+    measure = "targeted success" if targeted else "robust accuracy"
+
+    def shown(score: float) -> str:
+        return f"{100 * (score if targeted else 1 - score):.1f}%"
+
     for (model, attack, norm), group in acc.groupby(["model", "attack", "norm"]):
         group = group.sort_values("eps")
-        rises = group.robust.diff() > MARGIN
-        for eps in group.eps[rises]:
-            flags.append(_flag(model, attack, "robust_rises_with_eps", f"robust accuracy rises at {norm} eps {eps:g}", float(eps)))
+        for eps in group.eps[group._score.diff() < -MARGIN]:
+            flag, verb = ("success_falls_with_eps", "falls") if targeted else ("robust_rises_with_eps", "rises")
+            flags.append(_flag(model, attack, flag, f"{measure} {verb} at {norm} eps {eps:g}", float(eps)))
     for (model, norm, eps), group in acc.groupby(["model", "norm", "eps"]):
-        by_attack = dict(zip(group.attack, group.robust))
+        by_attack = dict(zip(group.attack, group._score))
         ranked = sorted((a for a in by_attack if a in specs and specs[a].strength > 0), key=lambda a: specs[a].strength)
         for i, weak in enumerate(ranked):
             for strong in ranked[i + 1 :]:
-                if by_attack[weak] < by_attack[strong] - MARGIN:
+                if by_attack[weak] > by_attack[strong] + MARGIN:
                     flags.append(_flag(model, strong, "weaker_beats_stronger",
-                                       f"{weak} ({100 * by_attack[weak]:.1f}%) beats {strong} ({100 * by_attack[strong]:.1f}%) at {norm} eps {eps:g}", float(eps)))
+                                       f"{weak} ({measure} {shown(by_attack[weak])}) beats {strong} "
+                                       f"({shown(by_attack[strong])}) at {norm} eps {eps:g}", float(eps)))
         access = {a: specs[a].access for a in by_attack if a in specs}
         white = [a for a in by_attack if access.get(a) == "gradient"]
         for black in (a for a in by_attack if access.get(a) in ("score", "label")):
-            if white and by_attack[black] < min(by_attack[w] for w in white) - MARGIN:
+            if white and by_attack[black] > max(by_attack[w] for w in white) + MARGIN:
                 flags.append(_flag(model, black, "black_box_beats_white_box",
-                                   f"{black} ({100 * by_attack[black]:.1f}%) beats every white-box attack at {norm} eps {eps:g}: gradient masking?", float(eps)))
+                                   f"{black} ({measure} {shown(by_attack[black])}) beats every white-box attack at "
+                                   f"{norm} eps {eps:g}: gradient masking?", float(eps)))
     return flags
 
 
