@@ -5,7 +5,11 @@ Public API (everything else is internal)::
     import advbench
     model = advbench.load_model("cnn.mnist5k_std")          # nn.Module taking [0, 1] inputs
     x, y = advbench.load_dataset("mnist-5k", "test")
-    rows = advbench.evaluate(models=["cnn.mnist5k_std"], attacks=["fgsm", "pgd"], eps=[0.1, 0.3])
+    result = advbench.evaluate(models=["cnn.mnist5k_std"], attacks=["fgsm", "pgd"], eps=[0.1, 0.3])
+    result.rows, result.leaderboard()                        # per-sample rows, the board
+    advbench.evaluate(models=[my_net], dataset=(x, y))       # your nn.Module, your tensors (or a DataLoader)
+    advbench.attack("pgd", my_net, x, y, eps=8/255, steps=40)  # one attack on one batch, judged by the harness
+    advbench.benchmark(my_net, "mnist-5k", eps=0.3, n=1000)  # clean/robust accuracy with 95% intervals
 
 Plugins use :data:`hookimpl`, :class:`Attack` and the spec records. Heavy modules (torch, timm) load lazily
 on first use so that ``import advbench`` and ``advbench --help`` stay fast.
@@ -22,7 +26,7 @@ from .hookspecs import hookimpl
 from .specs import AttackSpec, DatasetSpec, ModelSpec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import evaluate, load_dataset, load_model
+    from .api import AttackResult, BenchmarkResult, RunResult, attack, benchmark, evaluate, load_dataset, load_model
     from .attacks.base import Attack
     from .oracles import GradientOracle, LabelOracle, ScoreOracle
     from .threat import Norm, ThreatModel
@@ -35,6 +39,11 @@ _LAZY = {
     "ScoreOracle": "advbench.oracles",
     "LabelOracle": "advbench.oracles",
     "evaluate": "advbench.api",
+    "attack": "advbench.api",
+    "benchmark": "advbench.api",
+    "RunResult": "advbench.api",
+    "AttackResult": "advbench.api",
+    "BenchmarkResult": "advbench.api",
     "load_model": "advbench.api",
     "load_dataset": "advbench.api",
 }

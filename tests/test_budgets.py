@@ -51,7 +51,7 @@ def host():
 
 def test_an_attack_that_loops_past_the_budget_is_stopped_at_it(host):
     rows = advbench.evaluate(models="linear.mnist5k_std", attacks="greedy_forever", eps=[0.15], n_samples=40,
-                             device="cpu", queries=25)
+                             device="cpu", queries=25).rows
     attacked = rows[rows.clean_correct]
     assert (attacked.n_forward == 25).all()  # exactly the budget: the 26th query was refused
     assert attacked.budget_exhausted.all()

@@ -110,7 +110,7 @@ def test_option_validation():
 
 def test_harness_budget_stops_hopskipjump_cleanly(host):
     rows = advbench.evaluate(models="cnn.mnist5k_std", attacks="hopskipjump", eps=[1.0, 2.0], norm="l2",
-                             n_samples=8, device="cpu", queries=150)
+                             n_samples=8, device="cpu", queries=150).rows
     attacked = rows[rows.clean_correct]
     assert len(attacked) and (attacked.n_forward <= 150).all() and (attacked.n_backward == 0).all()
     assert (attacked.perturbation_norm <= attacked.eps + 1e-5).all()
@@ -147,7 +147,7 @@ def test_substitute_fits_on_labels_and_beats_noise(host, mnist_test):
 
 def test_substitute_through_the_harness_records_fit_queries(host):
     rows = advbench.evaluate(models="linear.mnist5k_std", attacks="substitute", eps=[0.2], n_samples=20,
-                             device="cpu", attack_options={"substitute": {"n_seed": 20, "rho": 1, "epochs": 2}})
+                             device="cpu", attack_options={"substitute": {"n_seed": 20, "rho": 1, "epochs": 2}}).rows
     assert (rows.fit_queries == 40).all() and (rows.n_forward == 0).all()
 
 

@@ -21,7 +21,7 @@ def run(tmp_path_factory):
     rows = advbench.evaluate(
         models=["cnn.mnist5k_std", "linear.mnist5k_std"], attacks=["fgsm", "pgd"], eps=EPS,
         n_samples=150, device="cpu", seed=0, out=out, attack_options={"pgd": {"steps": 10}},
-    )
+    ).rows
     return out, rows
 
 
@@ -93,11 +93,11 @@ def test_run_directory_round_trips(run):
 def test_same_seed_same_rows_bit_for_bit(tmp_path):
     kw = dict(models="cnn.mnist5k_std", attacks="pgd,fgsm", eps=[0.1], n_samples=40, device="cpu",
               attack_options={"pgd": {"steps": 3}})
-    a = advbench.evaluate(seed=3, **kw)
-    b = advbench.evaluate(seed=3, **kw)
+    a = advbench.evaluate(seed=3, **kw).rows
+    b = advbench.evaluate(seed=3, **kw).rows
     cols = [c for c in a.columns if c != "seconds"]  # wall-clock time is the one column that may differ
     pd.testing.assert_frame_equal(a[cols], b[cols], check_exact=True)
-    c = advbench.evaluate(seed=4, **kw)
+    c = advbench.evaluate(seed=4, **kw).rows
     assert not a.sample_id.equals(c.sample_id)
 
 
@@ -106,7 +106,7 @@ def test_harness_projects_an_attack_that_oversteps(tmp_path):
     from tests.fixtures.plugins import bad_attacks
 
     set_host(make_host(autoload=False, extra=[("bad", bad_attacks)]))
-    rows = advbench.evaluate(models="cnn.mnist5k_std", attacks="oversteps", eps=[0.05], n_samples=50, device="cpu")
+    rows = advbench.evaluate(models="cnn.mnist5k_std", attacks="oversteps", eps=[0.05], n_samples=50, device="cpu").rows
     assert (rows.perturbation_norm <= 0.05 + 1e-6).all()
 
 

@@ -229,7 +229,7 @@ def test_evaluate_end_to_end(host):
             "ensemble": {"members": "fgsm,pgd", "member_options": "pgd.steps=3"},
         },
         save_adversarials=False,
-    )
+    ).rows
     uap = rows[rows.attack == "uap"]
     ens = rows[rows.attack == "ensemble"]
     assert len(uap) == len(ens) == 100

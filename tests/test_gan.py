@@ -108,7 +108,7 @@ def test_discriminator_under_fgsm_reports_success_per_label():
     x, y = advbench.load_dataset("mnist5k-gan", "test")
     assert x.shape == (2000, 1, 28, 28) and int(y.sum()) == 1000 and 0 <= x.min() and x.max() <= 1
     rows = advbench.evaluate(models="dcgan_d.mnist5k", attacks="fgsm", eps=0.1, dataset="mnist5k-gan",
-                             n_samples=60, device="cpu")
+                             n_samples=60, device="cpu").rows
     by_label = rows.groupby("label")["success"].mean()
     assert set(by_label.index) == {0, 1}  # fake judged real (label 0), real judged fake (label 1)
     assert ((0 <= by_label) & (by_label <= 1)).all()

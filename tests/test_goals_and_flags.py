@@ -30,7 +30,7 @@ def test_choose_targets():
 
 
 def test_targeted_success_means_the_target_and_rows_record_it():
-    rows = advbench.evaluate(models="cnn.mnist5k_std", attacks="pgd", eps=[0.3], targeted="random", **KW)
+    rows = advbench.evaluate(models="cnn.mnist5k_std", attacks="pgd", eps=[0.3], targeted="random", **KW).rows
     attacked = rows[rows.clean_correct]
     assert (attacked.target != attacked.label).all() and (attacked.target >= 0).all()
     assert (attacked.success == (attacked.adv_pred == attacked.target)).all()
@@ -39,14 +39,14 @@ def test_targeted_success_means_the_target_and_rows_record_it():
 
 def test_least_likely_targeted_is_harder_than_untargeted():
     for model in ("cnn.mnist5k_std", "linear.mnist5k_std"):
-        untargeted = advbench.evaluate(models=model, attacks="fgsm", eps=[0.1, 0.2], **KW)
-        targeted = advbench.evaluate(models=model, attacks="fgsm", eps=[0.1, 0.2], targeted="least-likely", **KW)
+        untargeted = advbench.evaluate(models=model, attacks="fgsm", eps=[0.1, 0.2], **KW).rows
+        targeted = advbench.evaluate(models=model, attacks="fgsm", eps=[0.1, 0.2], targeted="least-likely", **KW).rows
         assert (_success(targeted, "fgsm") < _success(untargeted, "fgsm")).all()
 
 
 def test_min_confidence_only_removes_successes():
-    plain = advbench.evaluate(models="linear.mnist5k_std", attacks="fgsm", eps=[0.1], **KW)
-    strict = advbench.evaluate(models="linear.mnist5k_std", attacks="fgsm", eps=[0.1], min_confidence=0.9, **KW)
+    plain = advbench.evaluate(models="linear.mnist5k_std", attacks="fgsm", eps=[0.1], **KW).rows
+    strict = advbench.evaluate(models="linear.mnist5k_std", attacks="fgsm", eps=[0.1], min_confidence=0.9, **KW).rows
     assert (strict.success <= plain.success).all()
     assert (strict[strict.success].adv_confidence >= 0.9).all()
     assert strict.robust.equals(plain.robust)  # accuracy is about predictions, not confidence
@@ -54,7 +54,7 @@ def test_min_confidence_only_removes_successes():
 
 def test_noise_dataset_fooling_rate():
     rows = advbench.evaluate(models="linear.mnist5k_std", attacks="fgsm", eps=[0.2], dataset="noise",
-                             targeted="random", min_confidence=0.5, **KW)
+                             targeted="random", min_confidence=0.5, **KW).rows
     assert (rows.label == -1).all() and not rows.robust.any()
     assert rows.success.mean() > 0.9  # one gradient step gives a confident class of our choosing
 
@@ -88,7 +88,7 @@ def test_minimum_norm_attack_runs_once_and_derives_every_eps(tmp_path):
             registrar.add(ToyMinNorm.spec())
 
     set_host(make_host(autoload=False, extra=[("toy", Plugin())]))
-    rows = advbench.evaluate(models="linear.mnist5k_std", attacks="toy_min_norm", eps=[0.05, 0.1, 0.2, 0.4], **KW)
+    rows = advbench.evaluate(models="linear.mnist5k_std", attacks="toy_min_norm", eps=[0.05, 0.1, 0.2, 0.4], **KW).rows
     attacked = rows[rows.clean_correct]
     # one unbounded run: identical min_norm and query counts in every eps cell
     per_sample = attacked.groupby("sample_id")
@@ -127,7 +127,7 @@ def test_a_gradient_masking_model_is_flagged(tmp_path):
             registrar.add(ModelSpec("masked.cnn", load, (1, 28, 28), 10, "mnist-5k"))
 
     set_host(make_host(autoload=False, extra=[("masked", Plugin())]))
-    from advbench.api import get_host
+    from advbench.plugins import get_host
     from advbench.engine.config import RunConfig
     from advbench.engine.executor import execute
 
@@ -139,7 +139,7 @@ def test_a_gradient_masking_model_is_flagged(tmp_path):
     assert (tmp_path / "flags.json").is_file()
 
 
-def _flag_rows(targeted: bool, outcomes: dict[tuple[str, float], list[tuple[bool, bool]]]) -> "pd.DataFrame":
+def _flag_rows(targeted: bool, outcomes: dict[tuple[str, float], list[tuple[bool, bool]]]):
     """Rows of one model: per (attack, eps) a list of (robust, success) per sample (all clean-correct)."""
     import pandas as pd
 

@@ -94,7 +94,7 @@ def test_py_factory_model(tmp_path, monkeypatch):
     assert model.num_classes == 10 and model.input_shape == (1, 28, 28)
     assert _same_outputs(model, my_models.make("8").eval(), torch.rand(2, 1, 28, 28), 0.1307, 0.3081)
     rows = advbench.evaluate(models="py:my_models:make", attacks="fgsm", eps=[0.1], n_samples=8, device="cpu",
-                             model_options={"py:my_models:make": {"input_size": "1,28,28"}}, sanity_checks=False)
+                             model_options={"py:my_models:make": {"input_size": "1,28,28"}}, sanity_checks=False).rows
     assert len(rows) == 8
     with pytest.raises(ConfigError) as info:
         advbench.load_model("py:no_such_module_xyz:make", input_size="1,28,28")

@@ -86,7 +86,7 @@ def test_changed_attack_options_recompute_only_that_attack_and_say_why(tmp_path)
     log = load_manifest(tmp_path)["resume"]
     assert log["recomputed"][0]["reason"].startswith("attack options steps 2 -> 3")
     fresh = advbench.evaluate("linear.mnist5k_std", "fgsm,pgd", 0.1, n_samples=20, device="cpu",
-                              attack_options={"pgd": {"steps": 3}})
+                              attack_options={"pgd": {"steps": 3}}).rows
     assert stable(load_rows(tmp_path)).equals(stable(fresh))
 
 
@@ -231,7 +231,7 @@ def test_sigkill_mid_run_then_resume_gives_the_rows_of_an_uninterrupted_run(tmp_
     log = load_manifest(out)["resume"]
     assert len(log["reused"]) >= min(done, 8) - 1  # a cell being written at the kill is recomputed, never half-read
     fresh = advbench.evaluate("linear.mnist5k_std", "fgsm,pgd", "0.05,0.1,0.2,0.3", n_samples=200, device="cpu",
-                              attack_options={"pgd": {"steps": 40}})
+                              attack_options={"pgd": {"steps": 40}}).rows
     assert stable(load_rows(out)).equals(stable(fresh))
 
 
@@ -275,7 +275,7 @@ def test_two_models_whose_names_sanitise_alike_keep_their_own_rows(tmp_path):
     from advbench.plugins import make_host
 
     host = make_host(extra=[("twins", _Twins())], autoload=False)
-    rows = advbench.evaluate(list(_Twins.NAMES), "fgsm", 0.1, n_samples=50, device="cpu", out=tmp_path, host=host)
+    rows = advbench.evaluate(list(_Twins.NAMES), "fgsm", 0.1, n_samples=50, device="cpu", out=tmp_path, host=host).rows
     stored = load_rows(tmp_path)
     assert set(stored.model) == set(_Twins.NAMES) and len(cell_files(tmp_path)) == 3
     preds = stored.groupby("model").clean_pred.apply(tuple)
@@ -310,7 +310,7 @@ def test_the_leaderboard_refuses_a_stale_results_file(tmp_path):
 
 def test_rows_carry_their_cell_fingerprint(tmp_path):
     rows = advbench.evaluate("linear.mnist5k_std", "fgsm,pgd", "0.1,0.2", n_samples=20, device="cpu", out=tmp_path,
-                             attack_options={"pgd": {"steps": 2}})
+                             attack_options={"pgd": {"steps": 2}}).rows
     per_cell = rows.groupby(["attack", "eps"]).fingerprint.unique()
     assert all(len(f) == 1 and len(f[0]) == 64 for f in per_cell)
     assert len({f[0] for f in per_cell}) == 4
@@ -324,7 +324,7 @@ def test_the_api_refuses_a_used_out_too(tmp_path):
     advbench.evaluate("linear.mnist5k_std", "fgsm", 0.1, **kw)
     with pytest.raises(ConfigError, match="already holds a run"):
         advbench.evaluate("linear.mnist5k_std", "fgsm", 0.1, **kw)
-    again = advbench.evaluate("linear.mnist5k_std", "fgsm", 0.1, resume=True, **kw)
+    again = advbench.evaluate("linear.mnist5k_std", "fgsm", 0.1, resume=True, **kw).rows
     assert isinstance(again, pd.DataFrame) and len(again) == 20
     assert issubclass(MixedRunError, AdvbenchError)
 

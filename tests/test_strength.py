@@ -15,7 +15,7 @@ OPTS = {"pgd": {"steps": 20}, "apgd_ce": {"steps": 20}, "ensemble": {"members": 
 @pytest.fixture(scope="module")
 def rows():
     return advbench.evaluate(models=MODELS, attacks=["fgsm", "bim", "pgd", "apgd_ce", "ensemble"], eps=EPS,
-                             n_samples=100, device="cpu", seed=0, attack_options=OPTS)
+                             n_samples=100, device="cpu", seed=0, attack_options=OPTS).rows
 
 
 def _acc(rows, model, attack, eps):
@@ -46,7 +46,7 @@ def test_ensemble_rows_name_the_member_that_broke_each_sample(rows):
 @pytest.mark.parametrize("model", MODELS)
 def test_least_likely_targeted_success_is_below_untargeted(model):
     kw = dict(models=model, attacks="pgd", eps=[0.1], n_samples=100, device="cpu", attack_options={"pgd": {"steps": 10}})
-    untargeted = advbench.evaluate(**kw)
-    targeted = advbench.evaluate(targeted="least-likely", **kw)
+    untargeted = advbench.evaluate(**kw).rows
+    targeted = advbench.evaluate(targeted="least-likely", **kw).rows
     sel = lambda r: r[r.clean_correct].success.mean()  # noqa: E731
     assert sel(targeted) < sel(untargeted)

@@ -13,24 +13,24 @@ KW = dict(n_samples=50, device="cpu")
 
 def test_transfer_attack_never_queries_the_target_and_stays_in_the_ball():
     rows = advbench.evaluate(models="cnn.mnist5k_std", attacks="pgd@linear.mnist5k_std", eps=[0.2],
-                             attack_options={"pgd@linear.mnist5k_std": {"steps": 5}}, **KW)
+                             attack_options={"pgd@linear.mnist5k_std": {"steps": 5}}, **KW).rows
     assert (rows.n_forward == 0).all() and (rows.n_backward == 0).all()
     assert (rows.perturbation_norm <= 0.2 + 1e-6).all()
     # the white-box attack on the target itself is stronger than the transferred one
-    white = advbench.evaluate(models="cnn.mnist5k_std", attacks="pgd", eps=[0.2], attack_options={"pgd": {"steps": 5}}, **KW)
+    white = advbench.evaluate(models="cnn.mnist5k_std", attacks="pgd", eps=[0.2], attack_options={"pgd": {"steps": 5}}, **KW).rows
     assert white.robust.mean() <= rows.robust.mean()
 
 
 def test_transfer_from_the_model_itself_equals_the_white_box_attack():
     kw = dict(eps=[0.1], attack_options={"fgsm@cnn.mnist5k_std": {}}, **KW)
-    transferred = advbench.evaluate(models="cnn.mnist5k_std", attacks="fgsm@cnn.mnist5k_std", **kw)
-    white = advbench.evaluate(models="cnn.mnist5k_std", attacks="fgsm", eps=[0.1], **KW)
+    transferred = advbench.evaluate(models="cnn.mnist5k_std", attacks="fgsm@cnn.mnist5k_std", **kw).rows
+    white = advbench.evaluate(models="cnn.mnist5k_std", attacks="fgsm", eps=[0.1], **KW).rows
     assert (transferred.adv_pred.values == white.adv_pred.values).all()
 
 
 def test_mi_di_ti_options_run_and_respect_the_budget():
     rows = advbench.evaluate(models="test_resnet.mnist5k_std", attacks="transfer@cnn.mnist5k_std", eps=[0.2],
-                             attack_options={"transfer@cnn.mnist5k_std": {"momentum": "1", "diversity": "0.5", "translation": "3", "steps": "5"}}, **KW)
+                             attack_options={"transfer@cnn.mnist5k_std": {"momentum": "1", "diversity": "0.5", "translation": "3", "steps": "5"}}, **KW).rows
     assert (rows.perturbation_norm <= 0.2 + 1e-6).all() and rows.success.any()
 
 
@@ -57,7 +57,7 @@ def test_transferability_matrix_diagonal_equals_the_white_box_table(tmp_path):
 
 
 def test_surrogates_option_expands_transfer():
-    from advbench.cli.options import expand_surrogates
+    from advbench.engine.config import expand_surrogates
 
     assert expand_surrogates(("fgsm", "transfer"), ("a", "b")) == ("fgsm", "transfer@a", "transfer@b")
     with pytest.raises(ConfigError, match="needs --surrogates"):

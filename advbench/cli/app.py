@@ -137,7 +137,7 @@ def _run_config(host, *, models: str | None, attacks: str, surrogates: str | Non
     from ..api import default_models
     from ..engine.config import build_run_config
     from .options import (
-        expand_model_globs, expand_surrogates, merge_options, parse_attack_options, parse_model_options, parse_weights, split_names,
+        expand_model_globs, merge_options, parse_attack_options, parse_model_options, parse_weights, split_names,
     )
 
     dataset_options = {"data_dir": str(data_dir)} if data_dir is not None else {}
@@ -149,8 +149,8 @@ def _run_config(host, *, models: str | None, attacks: str, surrogates: str | Non
     out_dir = out if out is not None else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     config = build_run_config(
         model_names,
-        expand_surrogates(split_names(attacks, "attacks"), split_names(surrogates, "models") if surrogates else ()),
-        eps, dataset=dataset, attack_options=parse_attack_options(attack_opt),
+        split_names(attacks, "attacks"), eps, surrogates=split_names(surrogates, "models") if surrogates else (),
+        dataset=dataset, attack_options=parse_attack_options(attack_opt),
         model_options=merge_options(parse_model_options(model_opt, model_names, arch), parse_weights(weights, model_names)),
         dataset_options=dataset_options, out=out_dir, **settings,
     )

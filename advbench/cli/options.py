@@ -49,18 +49,6 @@ def parse_weights(items: list[str] | None, models: tuple[str, ...]) -> dict[str,
     return out
 
 
-def expand_surrogates(attacks: tuple[str, ...], surrogates: tuple[str, ...]) -> tuple[str, ...]:
-    """``transfer`` with ``--surrogates a,b`` -> ``transfer@a, transfer@b`` (other attacks unchanged)."""
-    if "transfer" in attacks and not surrogates:
-        raise ConfigError("attack 'transfer' needs --surrogates MODEL[,MODEL...] (or write ATTACK@MODEL)")
-    if surrogates and "transfer" not in attacks:
-        raise ConfigError("--surrogates is for the 'transfer' attack: add it to --attacks")
-    out: list[str] = []
-    for name in attacks:
-        out.extend(f"transfer@{s}" for s in surrogates) if name == "transfer" else out.append(name)
-    return tuple(out)
-
-
 def parse_model_options(items: list[str] | None, models: tuple[str, ...], arch: str | None = None) -> dict[str, dict[str, Any]]:
     """``--model-opt KEY=VALUE`` (every model) or ``MODEL.KEY=VALUE`` (one model; option keys have no dots)
     and ``--arch`` (for ``file:`` models) -> ``{model: {key: value}}``."""

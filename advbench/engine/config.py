@@ -122,6 +122,18 @@ def eps_values(eps: str | float | Iterable[str | float]) -> tuple[float, ...]:
     return tuple(dict.fromkeys(values))
 
 
+def expand_surrogates(attacks: tuple[str, ...], surrogates: tuple[str, ...]) -> tuple[str, ...]:
+    """``transfer`` with ``--surrogates a,b`` (``surrogates=`` in the API) -> ``transfer@a, transfer@b`` (other attacks unchanged)."""
+    if "transfer" in attacks and not surrogates:
+        raise ConfigError("attack 'transfer' needs --surrogates MODEL[,MODEL...] (or write ATTACK@MODEL)")
+    if surrogates and "transfer" not in attacks:
+        raise ConfigError("--surrogates is for the 'transfer' attack: add it to --attacks")
+    out: list[str] = []
+    for name in attacks:
+        out.extend(f"transfer@{s}" for s in surrogates) if name == "transfer" else out.append(name)
+    return tuple(out)
+
+
 def build_run_config(
     models: str | Iterable[str],
     attacks: str | Iterable[str] = DEFAULT_ATTACKS,
@@ -146,6 +158,7 @@ def build_run_config(
     sanity_checks: bool = True,
     queries: int | None = None,
     transfer_attack: str | None = None,
+    surrogates: str | Iterable[str] = (),
 ) -> RunConfig:
     """The one way to build a :class:`RunConfig`: ``advbench run`` and :func:`advbench.evaluate` both call it.
 
@@ -165,13 +178,14 @@ def build_run_config(
         out: the run directory, or ``None`` to keep rows in memory only.
         save_adversarials: write each cell's adversarial images; only possible with an ``out`` directory.
         targeted: ``"least-likely"``, ``"random"`` or a class index (int or string).
+        surrogates: models the ``transfer`` attack crafts on (``transfer`` becomes ``transfer@MODEL`` for each).
         sanity_checks: run the gradient-masking probes and flags.
         The others: as the fields of :class:`RunConfig`.
     """
 
     return RunConfig(
         models=names(models),
-        attacks=names(attacks),
+        attacks=expand_surrogates(names(attacks), names(surrogates)),
         eps=eps_values(eps),
         norm=norm if isinstance(norm, Norm) else Norm.parse(norm),
         dataset=dataset,

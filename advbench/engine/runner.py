@@ -26,7 +26,7 @@ from ..attacks.base import Attack
 from ..errors import AttackError
 from ..schema import ROW_COLUMNS, TEXT_COLUMNS
 from ..norms import flat_norm
-from ..threat import ThreatModel
+from ..threat import Norm, ThreatModel
 from .harness import Harness, attack_goal, scatter_extras
 from .plan import Cell
 from .session import ModelInputs
@@ -110,9 +110,9 @@ def rejudge(harness: Harness, inputs: ModelInputs, unbounded: Attacked, threat: 
                     unbounded.extras, unbounded.wall)
 
 
-def minimum_norms(inputs: ModelInputs, unbounded: Attacked, cell: Cell) -> torch.Tensor:
-    """[n] smallest adversarial norm found per sample (inf where the attack found none)."""
-    norms = flat_norm((unbounded.x_adv - inputs.x).double(), cell.norm)
+def minimum_norms(inputs: ModelInputs, unbounded: Attacked, norm: Norm) -> torch.Tensor:
+    """[n] smallest adversarial ``norm`` found per sample (inf where the attack found none)."""
+    norms = flat_norm((unbounded.x_adv - inputs.x).double(), norm)
     return torch.where(unbounded.success, norms, torch.full_like(norms, math.inf))
 
 
@@ -203,7 +203,7 @@ def run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch
             gen = torch.Generator(device=device).manual_seed(cell_seed(config.seed, free))
             unbounded = attack_samples(harness, attack, inputs, ThreatModel(cell.norm, math.inf), generator=gen,
                                        on_batch=on_batch, **common)
-            caches.unbounded[key] = (unbounded, minimum_norms(inputs, unbounded, cell))
+            caches.unbounded[key] = (unbounded, minimum_norms(inputs, unbounded, cell.norm))
         unbounded, min_norm = caches.unbounded[key]
         judged = rejudge(harness, inputs, unbounded, threat, **common)
         return cell_rows(cell, inputs, judged, min_norm, fingerprint), judged.x_adv, unbounded.wall

@@ -59,7 +59,7 @@ def test_model_downloads_once_and_evaluates(robustbench, monkeypatch):
     assert not any(p.requires_grad for p in model.parameters())
 
     monkeypatch.setattr(source, "drive_reachable", lambda timeout=1.5: False)  # cached now: offline is fine
-    rows = advbench.evaluate(models=NAME, attacks="fgsm", eps=["8/255"], dataset="tiny-cifar", device="cpu")
+    rows = advbench.evaluate(models=NAME, attacks="fgsm", eps=["8/255"], dataset="tiny-cifar", device="cpu").rows
     assert len(rows) == 8 and calls == ["1AbCdEf"]
     spec = advbench.plugins.get_host().model_spec(NAME)
     assert spec.dataset == "cifar10" and spec.num_classes == 10
