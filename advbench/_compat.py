@@ -1,45 +1,41 @@
-"""Import timm on a CPU build of torch next to the PyPI torchvision wheel.
+"""Import torchvision and timm on a CPU build of torch next to the PyPI torchvision wheel.
 
-Why this exists: the PyPI torchvision 0.28.0 wheel is built against CUDA torch. With the CPU torch 2.13.0
-build, ``import torchvision`` fails with ``RuntimeError: operator torchvision::nms does not exist`` because
-its Python side registers fake kernels for ``torchvision::nms``/``qnms`` whose schemas the missing C++
-extension would have defined. timm imports torchvision, so timm breaks too. Defining just those two
-schemas lets the import (and timm, timm.data, torchvision.transforms) work; the ops themselves are never
-used by advbench. The fix is applied only when the real import fails with exactly that error.
+The fix itself lives in ``compat/_advbench_torchvision.py``, which advbench's wheel installs as a top-level
+module with a ``.pth`` file, so ``import timm`` works in every program of the environment (see that module for
+why). These helpers make sure it is active in this process too when advbench runs from a source tree that was
+not installed.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+from pathlib import Path
 from types import ModuleType
 
-_SCHEMAS = (
-    "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-    "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-)
-_LIBRARY = None  # keep the Library object alive: dropping it would unregister the schemas
+_HOOK = "_advbench_torchvision"
 
 
-def _forget(prefix: str) -> None:
-    for name in [m for m in sys.modules if m == prefix or m.startswith(prefix + ".")]:
-        del sys.modules[name]
+def _install_hook() -> None:
+    if _HOOK in sys.modules:
+        return
+    try:
+        import _advbench_torchvision  # noqa: F401 - installed with advbench; importing it installs the finder
+    except ImportError:  # a source tree on PYTHONPATH: load the same file from the checkout
+        source = Path(__file__).resolve().parents[1] / "compat" / f"{_HOOK}.py"
+        spec = importlib.util.spec_from_file_location(_HOOK, source)
+        if spec is None or spec.loader is None:
+            return
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[_HOOK] = module
+        spec.loader.exec_module(module)
 
 
 def import_torchvision() -> ModuleType:
-    """Import torchvision, defining the missing op schemas first if the plain import fails."""
-    global _LIBRARY
-    try:
-        import torchvision
-    except RuntimeError as exc:
-        if "torchvision::nms" not in str(exc):
-            raise
-        import torch
+    """Import torchvision (with the start-up fix active)."""
+    _install_hook()
+    import torchvision
 
-        _forget("torchvision")
-        _LIBRARY = torch.library.Library("torchvision", "DEF")
-        for schema in _SCHEMAS:
-            _LIBRARY.define(schema)
-        import torchvision
     return torchvision
 
 
