@@ -161,3 +161,23 @@ def test_no_module_writes_the_zoo_variable():
     for path in root.rglob("*.py"):
         text = path.read_text()
         assert "os.environ[ZOO_ENV]" not in text and 'environ["ADVBENCH_ZOO"]' not in text, path
+
+
+def test_a_plugins_model_never_joins_the_default_run():
+    """The embedded default is the shipped zoo's standard models; a third party's mnist-5k model registered by a
+    plugin (or trained into the user zoo) is run only when asked for by name."""
+    import torch
+
+    from advbench.api import default_models
+    from advbench.plugins import make_host
+    from advbench.specs import ModelSpec
+
+    class ThirdParty:
+        @advbench.hookimpl
+        def advbench_register_models(self, registrar):
+            registrar.add(ModelSpec(name="cnn.mnist5k_theirs", dataset="mnist-5k", input_shape=(1, 28, 28),
+                                    num_classes=10, load=lambda device="cpu", **_: torch.nn.Flatten()))
+
+    host = make_host(autoload=False, extra=[("theirs", ThirdParty())])
+    assert "cnn.mnist5k_theirs" in host.registry.models
+    assert default_models("mnist-5k", host) == ("cnn.mnist5k_std", "linear.mnist5k_std", "test_resnet.mnist5k_std")

@@ -63,7 +63,7 @@ def _host(zoo: list[Path] | None = None):
 
 @app.command()
 def run(
-    models: Annotated[Optional[str], typer.Option("--models", "-m", help="Comma-separated model names (default: every shipped model of the dataset).")] = None,
+    models: Annotated[Optional[str], typer.Option("--models", "-m", help="Comma-separated model names or globs (default: the shipped standard models of the dataset; plugin and user-zoo models only when named).")] = None,
     attacks: Annotated[str, typer.Option("--attacks", "-a", help="Comma-separated attack names.")] = "fgsm,pgd",
     eps: Annotated[str, typer.Option("--eps", "-e", help="Comma-separated budgets in [0, 1] pixel space: 0.3, 8/255.")] = "0.1,0.2,0.3",
     norm: Annotated[str, typer.Option("--norm", "-n", help="linf or l2.")] = "linf",
