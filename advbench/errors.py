@@ -33,3 +33,8 @@ class AttackError(AdvbenchError):
 
 class CellFailed(AdvbenchError):
     """One (model, attack, norm, eps) cell of a run failed; the other cells still ran."""
+
+
+class ModelRefused(AdvbenchError):
+    """A model whose clean outputs cannot be scored (NaN or infinite logits, a wrong or batch-dependent number
+    of outputs): its cells fail with this message before any attack runs, and the run goes on."""

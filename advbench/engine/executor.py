@@ -155,6 +155,7 @@ def _open(run: _Run, name: str, pending: list[Cell]) -> ModelSession | None:
         return None
     run.clean_preds[name] = session.inputs.clean_pred
     run.input_shapes[name] = tuple(session.inputs.x.shape[1:])
+    run.flags.extend(session.flags)  # batch_dependent: shown with the board, whatever --sanity-checks says
     if run.config.sanity_checks:
         run.flags.extend(_probe(session, run.config, run.device))
     return session
