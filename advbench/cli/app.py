@@ -74,7 +74,7 @@ def run(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Samples per attack batch.")] = 500,
     device: Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda, cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Seeds the sample subset and every attack's randomness.")] = 0,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/<timestamp>).")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR", help="Run directory (default: runs/<timestamp>).")] = None,
     fmt: Fmt = "table",
     view: Annotated[Optional[str], typer.Option("--view", help="robust, success, transfer, min-norm or flags (default: all that apply in table format, robust otherwise).")] = None,
     attack_opt: Annotated[Optional[list[str]], typer.Option("--attack-opt", help="ATTACK.OPTION=VALUE, repeatable (e.g. pgd.steps=40).")] = None,
@@ -99,9 +99,11 @@ def run(
     linf eps 0.1, 0.2, 0.3).
     """
     from ..engine.executor import execute
-    from .render import RichReporter
+    from .errors import writing_run
+    from .render import RichReporter, check_view
 
     _check_format(fmt)
+    check_view(view)
     host = _host(zoo)
     config, out_dir = _run_config(
         host, models=models, attacks=attacks, surrogates=surrogates, eps=eps, norm=norm, dataset=dataset, split=split,
@@ -110,9 +112,11 @@ def run(
         resume=resume, targeted=targeted, min_confidence=min_confidence, sanity_checks=sanity_checks,
         queries=queries, transfer_attack=transfer_attack,
     )
-    outcome = execute(config, host, RichReporter(quiet=quiet))
-    _report_run(outcome, config, out_dir, fmt=fmt, view=view, always_success=min_confidence is not None, quiet=quiet,
-                verbose=verbose)
+    reporter = RichReporter(quiet=quiet)
+    with writing_run(out_dir, cleanup=reporter.run_finished):  # a full disk or Ctrl-C: one line, cells kept
+        outcome = execute(config, host, reporter)
+        _report_run(outcome, config, out_dir, fmt=fmt, view=view, always_success=min_confidence is not None,
+                    quiet=quiet, verbose=verbose)
 
 
 def _check_format(fmt: str) -> None:
@@ -126,7 +130,7 @@ def _check_format(fmt: str) -> None:
 
 
 def _run_config(host, *, models: str | None, attacks: str, surrogates: str | None, eps: str, dataset: str,
-                data_dir: Path | None, out: Path | None, attack_opt: list[str] | None, model_opt: list[str] | None,
+                data_dir: Path | None, out: str | None, attack_opt: list[str] | None, model_opt: list[str] | None,
                 arch: str | None, weights: list[str] | None, **settings):
     """``advbench run``'s options -> (RunConfig, run directory). ``settings``: the options passed on unchanged.
 
@@ -145,13 +149,13 @@ def _run_config(host, *, models: str | None, attacks: str, surrogates: str | Non
         expand_model_globs(split_names(models, "models"), list(host.registry.models.specs))
         if models is not None else default_models(dataset, host)
     )
-    out_dir = out if out is not None else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = Path(out) if out is not None else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     config = build_run_config(
         model_names,
         expand_surrogates(split_names(attacks, "attacks"), split_names(surrogates, "models") if surrogates else ()),
         eps, dataset=dataset, attack_options=parse_attack_options(attack_opt),
         model_options=merge_options(parse_model_options(model_opt, model_names, arch), parse_weights(weights, model_names)),
-        dataset_options=dataset_options, out=out_dir, **settings,
+        dataset_options=dataset_options, out=out if out is not None else out_dir, **settings,
     )
     return config, out_dir
 
@@ -169,8 +173,8 @@ def _report_run(outcome, config, out_dir: Path, *, fmt: str, view: str | None, a
     if not quiet:
         note(f"results: {out_dir}")
     if outcome.failures:
-        for failure in outcome.failures:
-            note(f"error: {failure.message}")
+        for failure in outcome.failures:  # the one error: line comes last; these say what failed
+            note(f"- {failure.message}")
             if verbose and failure.traceback:
                 note(failure.traceback)
         if not outcome.plan.cells or not len(outcome.rows):
@@ -253,9 +257,10 @@ def leaderboard_cmd(
 ) -> None:
     """Rebuild the leaderboard of a run from its rows on disk."""
     from ..results import load_flags, load_manifest, load_rows, load_transfer
-    from .render import show_results
+    from .render import check_view, show_results
 
     _check_format(fmt)
+    check_view(view)
     show_results(load_rows(run_dir), load_flags(run_dir), load_transfer(run_dir), fmt, str(run_dir), view=view,
                  manifest=load_manifest(run_dir))
 

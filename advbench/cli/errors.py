@@ -1,4 +1,9 @@
-"""Turn every user error into one line on stderr and exit status 1 (tracebacks only with --verbose).
+"""Turn every failure into one line on stderr and exit status 1 (tracebacks only with --verbose).
+
+User errors (:class:`AdvbenchError`, usage errors) say what was wrong; an ``OSError`` a user can act on (a full
+disk, no permission, a read-only file system, a name too long) names the path and what to do; Ctrl-C during
+``advbench run`` says where the finished cells are and prints the exact command that resumes (exit 130); any
+other exception is a bug, reported as one ``error: internal error`` line (its traceback with ``--verbose``).
 
 typer (>= 0.16) carries its own copy of click, so its exceptions are caught through typer's public names
 (``typer.Exit``, ``typer.Abort``, ``typer.TyperException``) rather than the ``click`` package.
@@ -6,14 +11,109 @@ typer (>= 0.16) carries its own copy of click, so its exceptions are caught thro
 
 from __future__ import annotations
 
+import errno
+import re
+import shlex
 import sys
 import traceback
-from typing import Any
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import typer
 from typer.core import TyperGroup
 
 from ..errors import AdvbenchError
+from ..leaderboard.escape import terminal_text
+
+#: errno -> (what happened, what to do), for the OSErrors that are the user's to fix.
+_OS_ERRORS = {
+    errno.ENOSPC: ("no space left on device writing {path}", "free space or pass another --out"),
+    errno.EDQUOT: ("disk quota exceeded writing {path}", "free space or pass another --out"),
+    errno.EACCES: ("permission denied: {path}", "choose a directory you can write to (--out)"),
+    errno.EPERM: ("operation not permitted: {path}", "choose a directory you can write to (--out)"),
+    errno.EROFS: ("read-only file system: {path}", "pass an --out on a writable file system"),
+    errno.ENAMETOOLONG: ("file name too long: {path}", "use a shorter --out"),
+    errno.ENOTDIR: ("not a directory: {path}", "a part of that path is a file; pass another --out"),
+    errno.EISDIR: ("is a directory: {path}", "pass a file path"),
+}
+
+
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+class FileSystemError(AdvbenchError):
+    """An OSError a user can act on, as one line naming the path (see :func:`os_error_message`)."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a run: the message says where the finished cells are (``interrupted:``, exit 130).
+
+    Attributes:
+        run_dir: the run directory; the CLI adds the command that resumes into it.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
+
+
+def _errno(exc: BaseException) -> int | None:
+    """The errno of an OSError, or of a library's I/O error that only says it in its message: safetensors (Rust)
+    writes "I/O error: No space left on device (os error 28)"."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc.errno
+    match = _RUST_OS_ERROR.search(str(exc))
+    return int(match.group(1)) if match else None
+
+
+def os_error_message(exc: BaseException, run_dir: Path | None = None) -> str | None:
+    """One line for an OSError a user can act on (naming its path), or ``None`` for any other error.
+
+    Args:
+        run_dir: the run directory whose finished cells are kept, added to the line when given.
+    """
+    code = _errno(exc)
+    known = _OS_ERRORS.get(code) if code is not None else None
+    if known is None:
+        return None
+    filename = getattr(exc, "filename", None)
+    path = filename if filename not in (None, "") else (run_dir or "the run directory")
+    what, todo = known
+    line = f"{what.format(path=path)}: {todo}"
+    return line + (f"; finished cells are in {run_dir}" if run_dir is not None else "")
+
+
+@contextmanager
+def writing_run(run_dir: Path, cleanup: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """Around a run writing into ``run_dir``: an I/O error a user can act on becomes :class:`FileSystemError`
+    naming where the finished cells are, and Ctrl-C becomes :class:`Interrupted`; ``cleanup`` (stopping the
+    progress display) runs first in both cases."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        cleanup()
+        raise Interrupted(run_dir) from None
+    except AdvbenchError:
+        raise
+    except Exception as exc:  # an OSError, or a writer's own I/O error type (safetensors)
+        message = os_error_message(exc, run_dir)
+        if message is None:
+            raise
+        cleanup()
+        raise FileSystemError(message) from exc
+
+
+def resume_command(args: list[str], run_dir: Path, prog: str = "advbench") -> str:
+    """The command line that resumes an interrupted ``advbench run ARGS`` (shell-quoted): ARGS with
+    ``--resume``, and ``--out RUN_DIR`` when the run chose its directory itself; never ``--overwrite``."""
+    out = [a for a in args if a != "--overwrite"]
+    given = any(a in ("--out", "-o") or a.startswith("--out=") or (a.startswith("-o") and len(a) > 2) for a in out)
+    if not given:
+        out += ["--out", str(run_dir)]
+    if "--resume" not in out:
+        out.append("--resume")
+    return shlex.join([prog, *out])
 
 
 def _verbose(args: list[str] | None) -> bool:
@@ -22,8 +122,13 @@ def _verbose(args: list[str] | None) -> bool:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {terminal_text(message)}", err=True)
     sys.exit(code)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _usage_message(exc: Exception) -> str:
@@ -47,10 +152,15 @@ class AdvbenchGroup(TyperGroup):
             sys.exit(getattr(exc, "exit_code", 0))
         except typer.Abort:
             _fail("aborted", 130)
+        except Interrupted as exc:
+            argv = arg_list if arg_list is not None else sys.argv[1:]
+            typer.echo(terminal_text(f"interrupted: finished cells are in {exc.run_dir}; resume with: "
+                                     f"{resume_command(argv, exc.run_dir)}"), err=True)
+            sys.exit(130)
         except AdvbenchError as exc:
             if _verbose(arg_list):
                 traceback.print_exc()
-            _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            _fail(_first_line(exc))
         except typer.TyperException as exc:  # usage errors: bad option values, unknown options, ...
             if type(exc).__name__ == "NoArgsIsHelpError":
                 ctx = getattr(exc, "ctx", None)
@@ -59,4 +169,13 @@ class AdvbenchGroup(TyperGroup):
             if _verbose(arg_list):
                 traceback.print_exc()
             _fail(_usage_message(exc))
+        except Exception as exc:  # noqa: BLE001 - a full disk, or a bug (ours or a plugin's): one line either way
+            if _verbose(arg_list):
+                traceback.print_exc()
+            _fail(os_error_message(exc) or _internal(exc))
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _internal(exc: BaseException) -> str:
+    return (f"internal error: {type(exc).__name__}: {_first_line(exc)} "
+            "(a bug in advbench or a plugin: rerun with --verbose for the traceback and report it)")
