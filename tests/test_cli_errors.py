@@ -188,3 +188,24 @@ def test_resume_command_quotes_and_keeps_the_given_out():
         "advbench run --out 'my runs/a' --eps 8/255 --resume"
     assert resume_command(["run", "-o", "d", "--resume", "--overwrite"], "d") == "advbench run -o d --resume"
     assert resume_command(["run", "--out=d"], "d") == "advbench run --out=d --resume"
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--seed", "99999999999999999999"], "--seed must be between 0 and 2**63 - 1 (the generators' range), got 99999999999999999999"),
+    (["--out", "{file}"], "--out {file} is a file, not a directory: pass a directory path"),
+])
+def test_train_checks_its_seed_and_out_before_training(tmp_path, monkeypatch, args, expected):
+    import advbench.train
+
+    monkeypatch.setattr(advbench.train, "train_classifier", lambda **_: pytest.fail("training started"))
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    args = [a.replace("{file}", str(afile)) for a in args]
+    out = [] if "--out" in args else ["--out", str(tmp_path)]
+    _one_line(_invoke("train", "--name", "linear.t", "--arch", "linear", "--dataset", "digits", "--epochs", "1", "--quiet",
+                      *out, *args), expected.replace("{file}", str(afile)))
+
+
+def test_an_unknown_device_type_is_refused(no_compute, tmp_path):
+    _one_line(_invoke(*RUN, "--device", "meta", "--out", str(tmp_path / "r")),
+              "invalid --device 'meta': use auto, cpu, cuda or cuda:N")

@@ -286,7 +286,7 @@ def train(
     verbose: Verbose = False,
 ) -> None:
     """Train a model with a seeded recipe; writes safetensors weights and a model card (or --reproduce one)."""
-    from ..engine.config import resolve_device
+    from ..engine.config import check_out_dir, check_seed, resolve_device
     from ..errors import ConfigError
     from ..models.zoo import user_zoo_dir
     from ..train import parse_recipe_options, reproduce, train_classifier
@@ -294,7 +294,8 @@ def train(
 
     if epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {epochs}")
-    out_dir = out or zoo or user_zoo_dir()
+    check_seed(seed)
+    out_dir = check_out_dir(out or zoo) if (out or zoo) is not None else user_zoo_dir()
     dev = resolve_device(device)
     host = _host()
     if reproduce_name:

@@ -36,6 +36,7 @@ _OS_ERRORS = {
     errno.ENAMETOOLONG: ("file name too long: {path}", "use a shorter --out"),
     errno.ENOTDIR: ("not a directory: {path}", "a part of that path is a file; pass another --out"),
     errno.EISDIR: ("is a directory: {path}", "pass a file path"),
+    errno.EEXIST: ("{path} exists and is not a directory", "pass another --out"),
 }
 
 

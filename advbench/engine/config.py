@@ -98,8 +98,7 @@ class RunConfig:
             raise ConfigError(f"--queries must be >= 1, got {self.queries}")
         if self.queries is not None and self.queries > MAX_QUERIES:
             raise ConfigError(f"--queries must be at most 2**53, got {self.queries} (omit it for no budget)")
-        if not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed <= MAX_SEED:
-            raise ConfigError(f"--seed must be between 0 and 2**63 - 1 (the generators' range), got {self.seed}")
+        check_seed(self.seed)
         above = [e for e in self.eps if e > 1] if self.norm is Norm.LINF else []
         if above:
             raise ConfigError(f"linf eps {above[0]:g} is above 1: pixel space is [0, 1]; did you mean {above[0]:g}/255?")
@@ -202,6 +201,13 @@ def build_run_config(
     )
 
 
+def check_seed(seed: int) -> int:
+    """``seed`` if it is an integer every generator takes (0 .. 2**63 - 1), else ConfigError."""
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed must be between 0 and 2**63 - 1 (the generators' range), got {seed}")
+    return int(seed)
+
+
 def check_out_dir(out: str | Path) -> Path:
     """``out`` as a run directory that can be created and written, else ConfigError saying why (before any compute).
 
@@ -243,6 +249,8 @@ def resolve_device(device: str) -> str:
         dev = torch.device(device)
     except RuntimeError:
         raise ConfigError(f"invalid --device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"invalid --device {device!r}: use auto, cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {device} asked for, but no CUDA device is available: use --device cpu")
     return str(dev)
