@@ -41,6 +41,7 @@ def no_compute(monkeypatch):
 @pytest.mark.parametrize("args,expected", [
     (["--eps", "8"], "linf eps 8 is above 1: pixel space is [0, 1]; did you mean 8/255?"),
     (["--eps", "0.1,1.5"], "linf eps 1.5 is above 1: pixel space is [0, 1]; did you mean 1.5/255?"),
+    (["--eps", "300"], "linf eps 300 is above 1: pixel space is [0, 1]"),
     (["--seed", "99999999999999999999"], "--seed must be between 0 and 2**63 - 1 (the generators' range), got 99999999999999999999"),
     (["--seed", "-1"], "--seed must be between 0 and 2**63 - 1 (the generators' range), got -1"),
     (["--view", "bogus"], "unknown --view 'bogus': use one of robust, success, by-class, transfer, min-norm, queries, query-curve, flags"),

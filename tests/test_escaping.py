@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from advbench.cli.app import app
-from advbench.leaderboard.escape import markdown_text, terminal_text
+from advbench.escape import markdown_text, terminal_text
 from advbench.plugins import make_host, set_host
 from tests.fixtures.hostile import models as hostile_models
 from tests.fixtures.hostile.models import ANSI_NAME, HTML_NAME

@@ -24,7 +24,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..errors import AdvbenchError
-from ..leaderboard.escape import terminal_text
+from ..escape import terminal_text
 
 #: errno -> (what happened, what to do), for the OSErrors that are the user's to fix.
 _OS_ERRORS = {

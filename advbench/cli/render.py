@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..leaderboard.escape import markdown_text, terminal_text
+from ..escape import markdown_text, terminal_text
 
 err_console = Console(stderr=True, highlight=False)
 

@@ -100,8 +100,9 @@ class RunConfig:
             raise ConfigError(f"--queries must be at most 2**53, got {self.queries} (omit it for no budget)")
         check_seed(self.seed)
         above = [e for e in self.eps if e > 1] if self.norm is Norm.LINF else []
-        if above:
-            raise ConfigError(f"linf eps {above[0]:g} is above 1: pixel space is [0, 1]; did you mean {above[0]:g}/255?")
+        if above:  # 8 is the classic 8/255 written in 0..255 units
+            hint = f"; did you mean {above[0]:g}/255?" if above[0] <= 255 else ""
+            raise ConfigError(f"linf eps {above[0]:g} is above 1: pixel space is [0, 1]{hint}")
         if self.min_confidence is not None and not 0 < self.min_confidence <= 1:
             raise ConfigError(f"--min-confidence must be in (0, 1], got {self.min_confidence}")
 

@@ -1,4 +1,5 @@
-"""One model in a run: loaded once, its preprocessing applied once, clean logits and targets computed once.
+"""One model in a run: loaded once, its preprocessing applied once, clean logits and targets computed once, and
+its outputs vetted before any attack runs (:func:`vet_outputs`: a model whose logits cannot be scored is refused).
 
 Models under test and surrogates (the transfer attack's, through the attack context) are loaded by the same
 :func:`load_model`, so ``--weights``, ``--model-opt`` and preprocessing apply to both alike.

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from advbench.errors import ConfigError
 
-from .escape import markdown_text, terminal_text
+from ..escape import markdown_text, terminal_text
 from .views import WORST, split_column
 
 #: Output formats of :func:`render`; "table" is the rich table as plain text.
