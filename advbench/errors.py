@@ -37,3 +37,8 @@ class CellFailed(AdvbenchError):
 
 class StorageError(AdvbenchError):
     """A run directory could not be written (full disk, permissions); what was written before is intact."""
+
+
+class ModelRefused(AdvbenchError):
+    """A model whose clean outputs cannot be scored (NaN or infinite logits, a wrong or batch-dependent number
+    of outputs): its cells fail with this message before any attack runs, and the run goes on."""

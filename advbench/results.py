@@ -34,6 +34,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from .errors import AdvbenchError, StorageError
+from .oserrors import os_error_message
 
 RESULTS_FILE = "results.parquet"
 MANIFEST_FILE = "manifest.json"
@@ -154,9 +155,13 @@ class RunStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             write(tmp)
             os.replace(tmp, path)
-        except OSError as exc:
-            raise StorageError(f"{exc.strerror or exc} writing {path}: free space, fix the directory's permissions "
-                               f"or pass another --out; finished cells stay in {self.run_dir}") from exc
+        except Exception as exc:  # an OSError, or a writer's own I/O error type (safetensors says "os error 28")
+            message = os_error_message(exc, self.run_dir, path)
+            if message is None and isinstance(exc, OSError):
+                message = f"{exc.strerror or exc} writing {path}: pass another --out; finished cells are in {self.run_dir}"
+            if message is None:
+                raise
+            raise StorageError(message) from exc
         finally:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)

@@ -346,11 +346,11 @@ def test_a_full_disk_mid_run_is_one_line_keeps_finished_cells_and_resumes(tmp_pa
 
     args = [*BASE, "--attacks", "fgsm", "--eps", "0.1,0.2,0.3,0.4", "--out", str(tmp_path)]
     monkeypatch.setattr(pd.DataFrame, "to_parquet", filling_disk)
-    line = one_line_error(cli(*args), "No space left on device writing", "finished cells stay in")
+    line = one_line_error(cli(*args), "no space left on device writing", "finished cells are in")
     assert ".tmp" not in line or "cells" in line
     assert len(list((tmp_path / "cells").glob("*.json"))) == 2  # the finished cells are intact
     assert not list(tmp_path.rglob(".*.tmp"))  # no half-written file left behind
-    assert "No space left" in load_manifest(tmp_path)["stopped"]["reason"]
+    assert "no space left" in load_manifest(tmp_path)["stopped"]["reason"]
     monkeypatch.setattr(pd.DataFrame, "to_parquet", real)
     result = cli(*args, "--resume")
     assert result.exit_code == 0, result.output

@@ -74,7 +74,7 @@ def run(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Samples per attack batch.")] = 500,
     device: Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda, cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Seeds the sample subset and every attack's randomness.")] = 0,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/<timestamp>).")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR", help="Run directory (default: runs/<timestamp>).")] = None,
     fmt: Fmt = "table",
     view: Annotated[Optional[str], typer.Option("--view", help="robust, success, transfer, min-norm or flags (default: all that apply in table format, robust otherwise).")] = None,
     attack_opt: Annotated[Optional[list[str]], typer.Option("--attack-opt", help="ATTACK.OPTION=VALUE, repeatable (e.g. pgd.steps=40).")] = None,
@@ -100,9 +100,11 @@ def run(
     linf eps 0.1, 0.2, 0.3).
     """
     from ..engine.executor import execute
-    from .render import RichReporter
+    from .errors import writing_run
+    from .render import RichReporter, check_view
 
     _check_format(fmt)
+    check_view(view)
     host = _host(zoo)
     config, out_dir = _run_config(
         host, models=models, attacks=attacks, surrogates=surrogates, eps=eps, norm=norm, dataset=dataset, split=split,
@@ -111,9 +113,11 @@ def run(
         resume=resume, overwrite=overwrite, targeted=targeted, min_confidence=min_confidence, sanity_checks=sanity_checks,
         queries=queries, transfer_attack=transfer_attack,
     )
-    outcome = execute(config, host, RichReporter(quiet=quiet))
-    _report_run(outcome, config, out_dir, fmt=fmt, view=view, always_success=min_confidence is not None, quiet=quiet,
-                verbose=verbose)
+    reporter = RichReporter(quiet=quiet)
+    with writing_run(out_dir, cleanup=reporter.run_finished):  # a full disk or Ctrl-C: one line, cells kept
+        outcome = execute(config, host, reporter)
+        _report_run(outcome, config, out_dir, fmt=fmt, view=view, always_success=min_confidence is not None,
+                    quiet=quiet, verbose=verbose)
 
 
 def _check_format(fmt: str) -> None:
@@ -127,7 +131,7 @@ def _check_format(fmt: str) -> None:
 
 
 def _run_config(host, *, models: str | None, attacks: str, surrogates: str | None, eps: str, dataset: str,
-                data_dir: Path | None, out: Path | None, attack_opt: list[str] | None, model_opt: list[str] | None,
+                data_dir: Path | None, out: str | None, attack_opt: list[str] | None, model_opt: list[str] | None,
                 arch: str | None, weights: list[str] | None, **settings):
     """``advbench run``'s options -> (RunConfig, run directory). ``settings``: the options passed on unchanged.
 
@@ -146,13 +150,13 @@ def _run_config(host, *, models: str | None, attacks: str, surrogates: str | Non
         expand_model_globs(split_names(models, "models"), list(host.registry.models.specs))
         if models is not None else default_models(dataset, host)
     )
-    out_dir = out if out is not None else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = Path(out) if out is not None else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     config = build_run_config(
         model_names,
         split_names(attacks, "attacks"), eps, surrogates=split_names(surrogates, "models") if surrogates else (),
         dataset=dataset, attack_options=parse_attack_options(attack_opt),
         model_options=merge_options(parse_model_options(model_opt, model_names, arch), parse_weights(weights, model_names)),
-        dataset_options=dataset_options, out=out_dir, **settings,
+        dataset_options=dataset_options, out=out if out is not None else out_dir, **settings,
     )
     return config, out_dir
 
@@ -172,8 +176,8 @@ def _report_run(outcome, config, out_dir: Path, *, fmt: str, view: str | None, a
     if not quiet:
         note(f"results: {out_dir}")
     if outcome.failures:
-        for failure in outcome.failures:
-            note(f"error: {failure.message}")
+        for failure in outcome.failures:  # the one error: line comes last; these say what failed
+            note(f"- {failure.message}")
             if verbose and failure.traceback:
                 note(failure.traceback)
         if not outcome.plan.cells or not len(outcome.rows):
@@ -275,9 +279,10 @@ def leaderboard_cmd(
 ) -> None:
     """Rebuild the leaderboard of a run from its rows on disk."""
     from ..results import load_flags, load_manifest, load_rows, load_transfer
-    from .render import show_results
+    from .render import check_view, show_results
 
     _check_format(fmt)
+    check_view(view)
     show_results(load_rows(run_dir), load_flags(run_dir), load_transfer(run_dir), fmt, str(run_dir), view=view,
                  manifest=load_manifest(run_dir))
 
@@ -303,7 +308,7 @@ def train(
     verbose: Verbose = False,
 ) -> None:
     """Train a model with a seeded recipe; writes safetensors weights and a model card (or --reproduce one)."""
-    from ..engine.config import resolve_device
+    from ..engine.config import check_out_dir, check_seed, resolve_device
     from ..errors import ConfigError
     from ..models.zoo import user_zoo_dir
     from ..train import parse_recipe_options, reproduce, train_classifier
@@ -311,7 +316,8 @@ def train(
 
     if epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {epochs}")
-    out_dir = out or zoo or user_zoo_dir()
+    check_seed(seed)
+    out_dir = check_out_dir(out or zoo) if (out or zoo) is not None else user_zoo_dir()
     dev = resolve_device(device)
     host = _host()
     if reproduce_name:

@@ -79,12 +79,13 @@ def merge_options(*parts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]
 
 
 def expand_model_globs(names: tuple[str, ...], registered: list[str]) -> tuple[str, ...]:
-    """``'cnn.*'`` -> every registered model matching the glob (sorted); plain names pass through."""
+    """``'cnn.*'`` -> every registered model matching the glob (sorted); plain names pass through, and so do
+    registered names and names with a source scheme (``file:runs/[1]/*.pt`` is a path, never a glob)."""
     import fnmatch
 
     out: list[str] = []
     for name in names:
-        if any(ch in name for ch in "*?["):
+        if any(ch in name for ch in "*?[") and name not in registered and ":" not in name:
             matches = sorted(n for n in registered if fnmatch.fnmatchcase(n, name))
             if not matches:
                 raise ConfigError(f"--models pattern {name!r} matches no registered model (see `advbench list models`)")

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..escape import markdown_text, terminal_text
+
 err_console = Console(stderr=True, highlight=False)
 
 
@@ -22,7 +24,8 @@ def out_console() -> Console:
 
 
 def note(message: str) -> None:
-    err_console.print(message, markup=False)
+    """One message on stderr; names and paths in it reach the terminal without their control characters."""
+    err_console.print(terminal_text(message, keep_newlines=True), markup=False)
 
 
 class RichReporter:
@@ -43,7 +46,8 @@ class RichReporter:
 
     def _print(self, message: str, style: str | None = None) -> None:
         if not self.quiet:
-            self.progress.console.print(message, style=style, markup=False, highlight=False)
+            self.progress.console.print(terminal_text(message, keep_newlines=True), style=style, markup=False,
+                                        highlight=False)
 
     def run_started(self, plan, n_samples: int) -> None:
         for d in plan.dropped:
@@ -55,12 +59,13 @@ class RichReporter:
         self._cells = self.progress.add_task("cells", total=len(plan.cells))
 
     def model_started(self, model: str, n_cells: int) -> None:
-        self.progress.update(self._models, description=f"model {model}")
+        self.progress.update(self._models, description=terminal_text(f"model {model}"))
 
     def cell_started(self, cell, n_attacked: int) -> None:
         if self._batches is not None:
             self.progress.remove_task(self._batches)
-        self._batches = self.progress.add_task(f"  {cell.attack} {cell.norm.value} eps={_eps(cell.eps)}", total=n_attacked)
+        label = terminal_text(f"  {cell.attack} {cell.norm.value} eps={_eps(cell.eps)}")
+        self._batches = self.progress.add_task(label, total=n_attacked)
 
     def batch_done(self, n: int) -> None:
         if self._batches is not None:
@@ -90,15 +95,27 @@ def _eps(eps: float) -> str:
 
 
 def listing_table(title: str, columns: list[str], rows: Iterable[list[Any]]) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
+    """A plain rich table; every cell as text without control characters (names come from plugins), line
+    breaks kept (``advbench plugins`` lists one hook per line)."""
+    from rich.text import Text
+
+    table = Table(title=terminal_text(title), title_justify="left", header_style="bold")
     for col in columns:
-        table.add_column(col, overflow="fold")
+        table.add_column(terminal_text(col), overflow="fold")
     for row in rows:
-        table.add_row(*(str(v) for v in row))
+        table.add_row(*(Text(terminal_text(v, keep_newlines=True)) for v in row))
     return table
 
 
 VIEWS = ("robust", "success", "by-class", "transfer", "min-norm", "queries", "query-curve", "flags")
+
+
+def check_view(view: str | None) -> None:
+    """Raise ConfigError unless ``view`` is ``None`` or one of :data:`VIEWS` (the CLI checks it before any compute)."""
+    if view is not None and view not in VIEWS:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"unknown --view {view!r}: use one of {', '.join(VIEWS)}")
 
 
 def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, view: str | None = None,
@@ -109,10 +126,7 @@ def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, vie
     success-rate board for targeted or unlabelled runs, the transferability matrix, minimum-norm medians,
     flags). ``manifest`` (the run's) tells which attacks report a fooling rate. Machine formats print one view (``robust`` unless ``view`` names another) to stdout.
     """
-    from ..errors import ConfigError
-
-    if view is not None and view not in VIEWS:
-        raise ConfigError(f"unknown --view {view!r}: use one of {', '.join(VIEWS)}")
+    check_view(view)
     frames = _view_frames(rows, flags, transfer)
     if fmt != "table":
         _print_machine_view(frames, fmt, view, flags)
@@ -153,10 +167,10 @@ def _print_machine_view(frames: dict, fmt: str, view: str | None, flags: list[di
 
     name = view or "robust"
     frame = frames[name]()
-    if name in ("robust", "success"):
-        typer.echo(render(frame, fmt), nl=False)
-    else:
-        typer.echo(_render_long(frame, fmt), nl=False)
+    text = render(frame, fmt) if name in ("robust", "success") else _render_long(frame, fmt)
+    # JSON escapes control characters itself (names stay exact); CSV loses them: read in a terminal they would
+    # act, and an unquoted carriage return splits a row for every CSV reader
+    typer.echo(terminal_text(text, keep_newlines=True), nl=False)
     if view is None:
         for f in flags:
             note(f"flag: {_flag_text(f)}")
@@ -255,9 +269,9 @@ def _render_long(frame, fmt: str) -> str:
     if fmt == "json":
         return frame.to_json(orient="records", indent=2) + "\n"
     if fmt == "md":
-        header = "| " + " | ".join(map(str, frame.columns)) + " |"
+        header = "| " + " | ".join(map(markdown_text, frame.columns)) + " |"
         sep = "|" + "|".join(" --- " for _ in frame.columns) + "|"
-        body = ["| " + " | ".join("" if pd.isna(v) else (f"{v:.4g}" if isinstance(v, float) else str(v).replace("|", "\\|")) for v in row) + " |"
+        body = ["| " + " | ".join("" if pd.isna(v) else (f"{v:.4g}" if isinstance(v, float) else markdown_text(v)) for v in row) + " |"
                 for row in frame.itertuples(index=False)]
         return "\n".join([header, sep, *body]) + "\n"
     raise ConfigError(f"unknown --format {fmt!r}")

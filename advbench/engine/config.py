@@ -4,6 +4,7 @@ CLI and the Python API build it with."""
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -16,6 +17,10 @@ DEFAULT_DATASET = "mnist-5k"
 DEFAULT_SPLIT = "test"
 DEFAULT_ATTACKS = ("fgsm", "pgd")
 DEFAULT_EPS = (0.1, 0.2, 0.3)
+#: Largest seed: every generator seeded from it (and from ``seed ^ constant``) takes a signed 64-bit integer.
+MAX_SEED = 2**63 - 1
+#: Largest --queries budget: counters stay exact integers (float64 holds every integer up to 2**53).
+MAX_QUERIES = 2**53
 
 
 @dataclass(frozen=True)
@@ -90,10 +95,18 @@ class RunConfig:
             raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
         if any(e < 0 for e in self.eps):
             raise ConfigError("epsilons must be >= 0")
-        if self.targeted is not None and self.targeted not in ("least-likely", "random") and not str(self.targeted).isdigit():
+        if self.targeted is not None and self.targeted not in ("least-likely", "random") and not (
+                str(self.targeted).isascii() and str(self.targeted).isdigit()):
             raise ConfigError(f"invalid --targeted {self.targeted!r}: use least-likely, random or a class index")
         if self.queries is not None and self.queries < 1:
             raise ConfigError(f"--queries must be >= 1, got {self.queries}")
+        if self.queries is not None and self.queries > MAX_QUERIES:
+            raise ConfigError(f"--queries must be at most 2**53, got {self.queries} (omit it for no budget)")
+        check_seed(self.seed)
+        above = [e for e in self.eps if e > 1] if self.norm is Norm.LINF else []
+        if above:  # 8 is the classic 8/255 written in 0..255 units
+            hint = f"; did you mean {above[0]:g}/255?" if above[0] <= 255 else ""
+            raise ConfigError(f"linf eps {above[0]:g} is above 1: pixel space is [0, 1]{hint}")
         if self.min_confidence is not None and not 0 < self.min_confidence <= 1:
             raise ConfigError(f"--min-confidence must be in (0, 1], got {self.min_confidence}")
 
@@ -196,7 +209,7 @@ def build_run_config(
         seed=seed,
         attack_options={k: dict(v) for k, v in (attack_options or {}).items()},
         model_options={k: dict(v) for k, v in (model_options or {}).items()},
-        out=Path(out) if out is not None else None,
+        out=check_out_dir(out) if out is not None else None,
         save_adversarials=save_adversarials and out is not None,
         resume=resume,
         overwrite=overwrite,
@@ -209,6 +222,44 @@ def build_run_config(
     )
 
 
+def check_seed(seed: int) -> int:
+    """``seed`` if it is an integer every generator takes (0 .. 2**63 - 1), else ConfigError."""
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed must be between 0 and 2**63 - 1 (the generators' range), got {seed}")
+    return int(seed)
+
+
+def check_out_dir(out: str | Path) -> Path:
+    """``out`` as a run directory that can be created and written, else ConfigError saying why (before any compute).
+
+    Refused: an empty path, a NUL byte, an existing file, a path through a file, a name longer than the file
+    system allows, a directory (or nearest existing parent) that is not writable.
+    """
+    import os
+
+    text = os.fspath(out)
+    if not str(text).strip():
+        raise ConfigError("--out is empty: give a run directory, e.g. --out runs/mnist")
+    if "\x00" in str(text):
+        raise ConfigError(f"--out {text!r} contains a NUL byte: give a plain directory path")
+    path = Path(text)
+    # the nearest part of the path that exists (os.path.lexists, unlike Path.exists, never raises: a name too
+    # long for the file system is then reported by the check below, not by an OSError)
+    existing = next(p for p in (path.absolute(), *path.absolute().parents) if os.path.lexists(p))
+    limit = os.pathconf(existing, "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+    too_long = next((part for part in path.parts if len(os.fsencode(part)) > limit), None)
+    if too_long is not None:
+        raise ConfigError(f"--out: the name {too_long[:20]}...{too_long[-10:]} is longer than {limit} bytes, the "
+                          "file system's limit: use a shorter --out")
+    if existing == path.absolute() and not existing.is_dir():
+        raise ConfigError(f"--out {path} is a file, not a directory: pass a directory path")
+    if not existing.is_dir():
+        raise ConfigError(f"--out {path}: {existing} is a file, not a directory: pass another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {path}: {existing} is not writable: choose a directory you can write to")
+    return path
+
+
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; an unavailable device is an error."""
     import torch  # here, not at module level: the CLI builds configs without importing torch up front
@@ -219,6 +270,8 @@ def resolve_device(device: str) -> str:
         dev = torch.device(device)
     except RuntimeError:
         raise ConfigError(f"invalid --device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"invalid --device {device!r}: use auto, cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {device} asked for, but no CUDA device is available: use --device cpu")
     return str(dev)

@@ -165,7 +165,7 @@ def _open(run: _Run, name: str, pending: list[Cell]) -> ModelSession | None:
     try:
         session = open_session(spec, run.config.model_options.get(name, {}), run.sample_ids, run.x, run.y,
                                config=run.config, dataset=run.resolved.dataset, device=run.device)
-    except Exception as exc:  # noqa: BLE001
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin's sys.exit fails its model, not the run
         message = str(exc) if isinstance(exc, AdvbenchError) else f"model {name!r} failed to load: {type(exc).__name__}: {exc}"
         message = message.splitlines()[0] if message else type(exc).__name__
         run.recorder.failed(pending, message, traceback.format_exc())
@@ -174,6 +174,7 @@ def _open(run: _Run, name: str, pending: list[Cell]) -> ModelSession | None:
         return None
     run.clean_preds[name] = session.inputs.clean_pred
     run.input_shapes[name] = tuple(session.inputs.x.shape[1:])
+    run.flags.extend(session.flags)  # batch_dependent: shown with the board, whatever --sanity-checks says
     if run.config.sanity_checks:
         run.flags.extend(_probe(session, run.config, run.device))
     return session

@@ -14,7 +14,7 @@ import torch
 
 from ..attacks.base import Attack
 from ..attacks.context import AttackContext, LoadedModel
-from ..errors import AdvbenchError, RegistryError
+from ..errors import AdvbenchError, ConfigError, RegistryError
 from ..specs import AttackSpec, DatasetSpec, ModelSpec
 from .config import RunConfig
 from .harness import run_member
@@ -78,6 +78,8 @@ def resolve_run(config: RunConfig, host) -> ResolvedRun:
     unknown = sorted(set(config.attack_options) - set(attacks))
     if unknown:
         raise AdvbenchError(f"--attack-opt names attack {unknown[0]!r}, which is not in --attacks")
+    if config.targeted is not None and config.targeted.isdigit() and int(config.targeted) >= dataset.num_classes:
+        raise ConfigError(f"--targeted {config.targeted}: dataset {dataset.name!r} has classes 0..{dataset.num_classes - 1}")
     plan = make_plan(models, list(specs.values()), config.norm, list(config.eps), dataset,
                      targeted=config.targeted is not None)
     return ResolvedRun(dataset, models, specs, attacks, plan, context)

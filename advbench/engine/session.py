@@ -1,4 +1,5 @@
-"""One model in a run: loaded once, its preprocessing applied once, clean logits and targets computed once.
+"""One model in a run: loaded once, its preprocessing applied once, clean logits and targets computed once, and
+its outputs vetted before any attack runs (:func:`vet_outputs`: a model whose logits cannot be scored is refused).
 
 Models under test and surrogates (the transfer attack's, through the attack context) are loaded by the same
 :func:`load_model`, so ``--weights``, ``--model-opt`` and preprocessing apply to both alike.
@@ -6,13 +7,13 @@ Models under test and surrogates (the transfer attack's, through the attack cont
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import torch
 
 from ..attacks.context import LoadedModel
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelRefused
 from ..specs import ModelSpec
 from .harness import Harness, attacked_mask
 
@@ -37,6 +38,95 @@ def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int, dev
 def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
     """Top-1 predictions [N] (on the CPU)."""
     return predict_logits(model, x, batch_size, device).argmax(dim=1)
+
+
+#: Logits of the same samples computed in two batch sizes may differ by float rounding (another kernel, TF32 on
+#: a GPU): only a difference above this fraction of the largest logit (at least 1) marks a batch-dependent model.
+BATCH_TOLERANCE = 1e-2
+
+
+@torch.no_grad()
+def clean_model_logits(name: str, model: torch.nn.Module, x: torch.Tensor, batch_size: int,
+                       device: torch.device) -> torch.Tensor:
+    """Logits [n, K] (float32, CPU) of x [n, C, H, W], in batches, each batch checked to be a [b, K] tensor
+    with the same K.
+
+    Raises:
+        ModelRefused: a batch's output is not a logits tensor of one row per sample, or K changes between
+            batches (the output width depends on the batch size).
+    """
+    out: list[torch.Tensor] = []
+    for i in range(0, x.shape[0], batch_size):
+        batch = x[i : i + batch_size]
+        logits = _logits(name, model, batch, device)
+        if out and logits.shape[1] != out[0].shape[1]:
+            raise ModelRefused(f"model {name!r} refused: its number of outputs changes with the batch size "
+                               f"({out[0].shape[1]} for a batch of {out[0].shape[0]}, {logits.shape[1]} for {batch.shape[0]})")
+        out.append(logits)
+    return torch.cat(out) if out else torch.empty(0, 0)
+
+
+def _logits(name: str, model: torch.nn.Module, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The model's output [b, K] for batch [b, C, H, W] (float32, CPU), or ModelRefused naming what it is."""
+    logits = model(batch.to(device))
+    if not isinstance(logits, torch.Tensor):
+        raise ModelRefused(f"model {name!r} refused: it returns {type(logits).__name__}, not a tensor of logits")
+    if logits.dim() != 2 or logits.shape[0] != batch.shape[0]:
+        raise ModelRefused(f"model {name!r} refused: it returns shape {tuple(logits.shape)} for a batch of "
+                           f"{batch.shape[0]}; logits must be [batch, classes]")
+    return logits.float().cpu()
+
+
+@torch.no_grad()
+def vet_outputs(name: str, model: torch.nn.Module, x: torch.Tensor, clean_logits: torch.Tensor, *, classes: tuple,
+                batch_size: int, device: torch.device) -> list[dict[str, Any]]:
+    """Refuse a model whose clean outputs cannot be scored; flag one whose outputs depend on the batch.
+
+    A small batch of the first samples is run again on its own (two extra forward passes at most, on 2 or 3
+    samples): a different output width refuses the model, different values (BatchNorm or dropout left in
+    training mode) give a ``batch_dependent`` flag, since every result then depends on ``--batch-size``.
+
+    Args:
+        x: [n, C, H, W] the model's inputs; clean_logits: [n, K], computed in batches of ``batch_size``.
+        classes: (the class count the model declares, the dataset spec).
+
+    Returns:
+        Flag rows (model, attack, eps, flag, detail) for the run's flags; empty for a sound model.
+
+    Raises:
+        ModelRefused: NaN or infinite logits, or a number of outputs other than the dataset's classes (or the
+            model's own declared count), or one that changes with the batch size.
+    """
+    declared, dataset = classes
+    if clean_logits.shape[0] == 0:
+        return []
+    bad = (~torch.isfinite(clean_logits)).any(dim=1)
+    if bad.any():
+        raise ModelRefused(f"model {name!r} refused: its logits are NaN or infinite on {int(bad.sum())} of "
+                           f"{bad.numel()} clean samples (check its weights and that it is in eval mode)")
+    width = clean_logits.shape[1]
+    first = min(batch_size, x.shape[0])
+    k = 2 if first != 2 else 3  # a batch size other than the first clean batch's
+    alone = _logits(name, model, x[:k], device) if k <= x.shape[0] else None
+    if alone is not None and alone.shape[1] != width:
+        raise ModelRefused(f"model {name!r} refused: its number of outputs changes with the batch size "
+                           f"({width} for a batch of {first}, {alone.shape[1]} for {k})")
+    if width != dataset.num_classes:
+        raise ModelRefused(f"model {name!r} refused: it outputs {width} logits per sample but dataset "
+                           f"{dataset.name!r} has {dataset.num_classes} classes")
+    if width != declared:
+        raise ModelRefused(f"model {name!r} refused: it outputs {width} logits per sample but declares "
+                           f"num_classes={declared}")
+    if alone is None:
+        return []
+    reference = clean_logits[:k]
+    diff = float((alone - reference).abs().max()) if torch.isfinite(alone).all() else float("inf")
+    if diff <= BATCH_TOLERANCE * max(1.0, float(reference.abs().max())):
+        return []
+    return [{"model": name, "attack": "*", "eps": None, "flag": "batch_dependent",
+             "detail": f"the logits of the first {k} samples as a batch of {k} differ by up to {diff:.3g} from the "
+                       f"same samples in batches of {first} (BatchNorm or dropout in training mode?): results depend on "
+                       "--batch-size"}]
 
 
 def choose_targets(mode: str | int | None, y: torch.Tensor, clean_logits: torch.Tensor, seed: int) -> torch.Tensor | None:
@@ -91,12 +181,14 @@ class ModelInputs:
 
 @dataclass
 class ModelSession:
-    """A loaded model of the run: its harness and the inputs every one of its cells shares."""
+    """A loaded model of the run: its harness, the inputs every one of its cells shares, and its flags
+    (``batch_dependent``: rows of the run's flags, see :func:`vet_outputs`)."""
 
     name: str
     model: LoadedModel
     harness: Harness
     inputs: ModelInputs
+    flags: list[dict[str, Any]] = field(default_factory=list)
 
 
 def open_session(spec: ModelSpec, options: Mapping[str, Any] | None, sample_ids: torch.Tensor, x: torch.Tensor,
@@ -105,11 +197,14 @@ def open_session(spec: ModelSpec, options: Mapping[str, Any] | None, sample_ids:
     sees), compute clean logits and targets."""
     loaded = load_model(spec, options, device, dataset.num_classes)
     x_model = loaded.preprocess(x) if loaded.preprocess is not None else x
-    clean_logits = predict_logits(loaded.module, x_model, config.batch_size, device)
+    clean_logits = clean_model_logits(spec.name, loaded.module, x_model, config.batch_size, device)
+    flags = vet_outputs(spec.name, loaded.module, x_model, clean_logits, classes=(loaded.num_classes, dataset),
+                        batch_size=config.batch_size, device=device)
     inputs = ModelInputs(
         sample_ids=sample_ids, x=x_model, y=y, clean_logits=clean_logits,
         targets=choose_targets(config.targeted, y, clean_logits, config.seed),
         min_confidence=config.min_confidence, num_classes=loaded.num_classes,
         dataset=dataset.name, split=config.split, seed=config.seed,
     )
-    return ModelSession(spec.name, loaded, Harness(loaded.module, loaded.num_classes, queries=config.queries), inputs)
+    harness = Harness(loaded.module, loaded.num_classes, queries=config.queries)
+    return ModelSession(spec.name, loaded, harness, inputs, flags)

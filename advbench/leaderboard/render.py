@@ -19,6 +19,7 @@ from rich.text import Text
 
 from advbench.errors import ConfigError
 
+from ..escape import markdown_text, terminal_text
 from .views import WORST, split_column
 
 #: Output formats of :func:`render`; "table" is the rich table as plain text.
@@ -45,9 +46,9 @@ def _header_lines(column: str) -> tuple[str, str]:
     """Two header lines: the threat model ("linf 8/255") over the attack ("pgd"); ("", "clean") for clean."""
     parts = split_column(column)
     if parts is None:
-        return ("", str(column))
+        return ("", terminal_text(column))
     norm, eps, attack = parts
-    return (f"{norm} {eps}", attack)
+    return (f"{norm} {eps}", terminal_text(attack))
 
 
 # ------------------------------------------------------------------------------------------------ rich
@@ -66,23 +67,24 @@ def render_table(board: pd.DataFrame, title: str | None = None) -> Table:
         A :class:`rich.table.Table` ready for ``console.print``.
     """
     table = Table(
-        title=title or _DEFAULT_TITLE,
+        title=terminal_text(title or _DEFAULT_TITLE),
         caption=_CAPTION if any(map(_is_worst, board.columns)) else None,
         box=box.SIMPLE_HEAD,  # light rules keep a models x (eps x attacks) board within a normal terminal
         padding=(0, 1),
     )
     table.add_column("#", justify="right", style="dim")
     # The model name is what a reader looks for: never truncate it; narrow terminals squeeze the numbers.
-    longest = max((len(str(m)) for m in board.index), default=5)
+    names = [terminal_text(m) for m in board.index]  # plugin names: no escape sequence reaches the terminal
+    longest = max((len(m) for m in names), default=5)
     table.add_column("model", no_wrap=True, min_width=longest)
     for column in board.columns:
         top, bottom = _header_lines(column)
         worst = _is_worst(column)
         header = Text(f"{top}\n{bottom}" if top else f"\n{bottom}", style="bold magenta" if worst else "bold")
         table.add_column(header, justify="right", style="bold magenta" if worst else None, no_wrap=True)
-    for rank, (model, values) in enumerate(board.iterrows(), start=1):
+    for rank, (model, (_, values)) in enumerate(zip(names, board.iterrows()), start=1):
         # Text, not markup strings: a model name such as "[ours]" must print as written.
-        cells = [Text(str(rank)), Text(str(model))] + [Text(format_percent(v)) for v in values]
+        cells = [Text(str(rank)), Text(model)] + [Text(format_percent(v)) for v in values]
         table.add_row(*cells)
     return table
 
@@ -110,8 +112,8 @@ def to_csv(board: pd.DataFrame) -> str:
 
 
 def _md_cell(text: str) -> str:
-    """Escape what would break a GitHub pipe table: pipes and line breaks."""
-    return str(text).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    """One inert pipe-table cell: pipes, backticks and HTML escaped, control characters and line breaks gone."""
+    return markdown_text(text)
 
 
 def _md_row(cells: list[str]) -> str:
