@@ -68,8 +68,10 @@ class Budget:
         better = ok & (norms == per_sample[index]) & (norms < self.best_norm[index])
         rows = better.nonzero().squeeze(1)
         if rows.numel():
-            # several rows of one sample can tie: keep the first (scatter of row numbers, amin)
-            first = torch.full_like(index, index.numel()).scatter_reduce(0, index[rows], rows, "amin")
+            # several rows of one sample can tie: keep the first (scatter of row numbers, amin, over the B
+            # samples: ``index`` holds batch positions, which may exceed the N rows of this query)
+            first = torch.full((self.best_norm.shape[0],), index.numel(), dtype=torch.int64, device=index.device)
+            first = first.scatter_reduce(0, index[rows], rows, "amin")
             rows = rows[first[index[rows]] == rows]
             self.best_x[index[rows]] = x[rows].detach().to(self.best_x.dtype)
             self.best_norm[index[rows]] = norms[rows]
