@@ -66,6 +66,8 @@ def evaluate(
     sanity_checks: bool = False,
     queries: int | None = None,
     transfer_attack: str | None = None,
+    isolate: bool = False,
+    cell_timeout: float | None = None,
     dataset_options: Mapping[str, Any] | None = None,
     host: PluginHost | None = None,
 ) -> pd.DataFrame:
@@ -80,7 +82,8 @@ def evaluate(
     comma-separated string (``"0.1,8/255"``) or a sequence. ``targeted`` is ``"least-likely"``, ``"random"`` or a
     class index; ``min_confidence`` makes success also need that probability; ``queries`` is a hard per-sample
     budget of forward queries; ``resume`` reuses the cells already written in ``out``; ``transfer_attack`` names
-    the white-box attack that feeds the transferability matrix. Raises :class:`advbench.errors.CellFailed` if
+    the white-box attack that feeds the transferability matrix; ``isolate`` runs each cell's attack in a child
+    process that sees only the oracle; ``cell_timeout`` stops and fails a cell after that many seconds. Raises :class:`advbench.errors.CellFailed` if
     any cell failed (the rows of the others are on disk when ``out`` is set).
     """
     from .engine.executor import execute
@@ -92,7 +95,8 @@ def evaluate(
         split=split, n_samples=n_samples, batch_size=batch_size, device=device, seed=seed,
         attack_options=attack_options, model_options=model_options, dataset_options=dataset_options, out=out,
         save_adversarials=save_adversarials, resume=resume, targeted=targeted, min_confidence=min_confidence,
-        sanity_checks=sanity_checks, queries=queries, transfer_attack=transfer_attack,
+        sanity_checks=sanity_checks, queries=queries, transfer_attack=transfer_attack, isolate=isolate,
+        cell_timeout=cell_timeout,
     )
     outcome = execute(config, host)
     if outcome.failures:

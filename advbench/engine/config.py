@@ -44,6 +44,9 @@ class RunConfig:
             the run by known order: ensemble, apgd_t, apgd_ce, pgd, bim, mifgsm, fab_t, fgsm).
         queries: hard per-sample budget of forward queries for every attack (``None``: unlimited).
         dataset_options: passed to the dataset's loader (``data_dir`` from ``--data-dir``).
+        isolate: run each cell's attack in a child process that sees only the oracle (``--isolate``).
+        cell_timeout: seconds a cell may take before it is stopped and failed (``--cell-timeout``; ``None``:
+            no limit). In process it is checked at every query; with ``isolate`` the child is killed.
     """
 
     models: tuple[str, ...]
@@ -68,6 +71,8 @@ class RunConfig:
     queries: int | None = None
     dataset_options: dict[str, Any] = field(default_factory=dict)
     transfer_attack: str | None = None
+    isolate: bool = False
+    cell_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -90,6 +95,8 @@ class RunConfig:
             raise ConfigError(f"invalid --targeted {self.targeted!r}: use least-likely, random or a class index")
         if self.queries is not None and self.queries < 1:
             raise ConfigError(f"--queries must be >= 1, got {self.queries}")
+        if self.cell_timeout is not None and not self.cell_timeout > 0:
+            raise ConfigError(f"--cell-timeout must be a number of seconds > 0, got {self.cell_timeout}")
         if self.min_confidence is not None and not 0 < self.min_confidence <= 1:
             raise ConfigError(f"--min-confidence must be in (0, 1], got {self.min_confidence}")
 
@@ -141,6 +148,8 @@ def build_run_config(
     sanity_checks: bool = True,
     queries: int | None = None,
     transfer_attack: str | None = None,
+    isolate: bool = False,
+    cell_timeout: float | None = None,
 ) -> RunConfig:
     """The one way to build a :class:`RunConfig`: ``advbench run`` and :func:`advbench.evaluate` both call it.
 
@@ -186,6 +195,8 @@ def build_run_config(
         queries=queries,
         dataset_options=dict(dataset_options or {}),
         transfer_attack=transfer_attack,
+        isolate=isolate,
+        cell_timeout=None if cell_timeout is None else float(cell_timeout),
     )
 
 
