@@ -22,6 +22,7 @@ from advbench.results import load_manifest, load_rows
 from tests.fixtures.hostile import attacks as hostile
 
 SMALL = dict(models="linear.mnist5k_std", eps=[0.1], n_samples=12, device="cpu")
+QUICK = {"square": {"max_queries": 20}}
 
 
 @pytest.fixture
@@ -31,13 +32,13 @@ def host():
     return h
 
 
-def _failed_cell(tmp_path, attack, options=None, **kw):
-    """Run fgsm and ``attack``; the hostile cell must fail alone. Returns the failure message."""
+def _failed_cell(tmp_path, attack, options=None, other="fgsm", **kw):
+    """Run ``other`` and ``attack``; the hostile cell must fail alone. Returns the failure message."""
     with pytest.raises(CellFailed) as info:
-        advbench.evaluate(attacks=f"fgsm,{attack}", attack_options={attack: options or {}}, out=tmp_path,
+        advbench.evaluate(attacks=f"{attack},{other}", attack_options={attack: options or {}, **(QUICK if other in QUICK else {})}, out=tmp_path,
                           **{**SMALL, **kw})
     kept = load_rows(tmp_path)
-    assert set(kept.attack) == {"fgsm"} and len(kept) == SMALL["n_samples"]  # the other cell is intact
+    assert set(kept.attack) == {other} and len(kept) == SMALL["n_samples"]  # the next cell ran, intact
     failure = load_manifest(tmp_path)["failures"][0]
     assert failure["cells"] == [f"linear.mnist5k_std / {attack} / linf eps=0.1"]
     assert "\n" not in failure["message"] and failure["message"] in str(info.value)
@@ -202,3 +203,39 @@ def test_a_failed_register_hook_is_warned_about_on_every_command(tmp_path):
     records = json.loads(CliRunner().invoke(app, ["plugins", "--json"]).stdout)
     broken = next(r for r in records if r["name"] == "register_raises")
     assert broken["status"] == "failed" and broken["error"] == "advbench_register_models failed: SystemExit: 0"
+
+
+
+# ---------------------------------------------------------------------------------------------- --isolate
+
+
+@pytest.mark.parametrize("queries", [None, 20])
+def test_isolated_rows_are_identical_to_in_process_rows(host, queries):
+    kw = dict(attacks="square,global_rng", attack_options={"square": {"max_queries": 30}}, queries=queries, **SMALL)
+    in_process = advbench.evaluate(**kw).drop(columns=["seconds"])
+    isolated = advbench.evaluate(isolate=True, **kw).drop(columns=["seconds"])
+    pd.testing.assert_frame_equal(isolated, in_process, check_exact=True)
+    assert (in_process.n_forward[in_process.clean_correct] > 0).all()
+    if queries is not None:
+        assert in_process.budget_exhausted.any() and in_process.n_forward.max() <= queries
+
+
+@pytest.mark.parametrize("attack,options,reason", [
+    ("exits", {"how": "exit"}, "failed: sys.exit(0) was called (attacks.py:"),
+    ("exits", {"how": "interrupt"}, "failed: KeyboardInterrupt was raised by plugin code (not a Ctrl-C)"),
+    ("exits", {"how": "os_exit"}, "failed: the attack's isolated process ended without an answer (exit code 3)"),
+    ("pokes", {"how": "closure"}, "failed: KeyError: '_forward'"),  # the child's oracle holds no model
+    ("pokes", {"how": "reset"}, "failed: KeyError: '_ledger'"),  # nor any counter
+    ("endless", {"query": False}, "exceeded --cell-timeout 3 s"),  # a loop without queries: the child is killed
+])
+def test_an_isolated_hostile_attack_fails_only_its_cell(host, tmp_path, attack, options, reason):
+    message = _failed_cell(tmp_path, attack, options, other="square", isolate=True, cell_timeout=3.0)
+    assert message.startswith(f"cell linear.mnist5k_std / {attack} / linf eps=0.1 ") and reason in message
+
+
+def test_isolate_refuses_a_gradient_attack_before_any_compute(host, tmp_path):
+    from advbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--isolate runs score- and label-based attacks only; attack 'pgd' is"):
+        advbench.evaluate(attacks="square,pgd", isolate=True, out=tmp_path, **SMALL)
+    assert not (tmp_path / "manifest.json").exists()

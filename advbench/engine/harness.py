@@ -23,6 +23,7 @@ the contract kit (``advbench.testing``) and the tests.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -104,7 +105,7 @@ class Harness:
     def attack(self, attack: Attack, x: torch.Tensor, labels: torch.Tensor, threat: ThreatModel,
                generator: torch.Generator, *, clean_logits: torch.Tensor | None = None,
                targets: torch.Tensor | None = None, min_confidence: float | None = None,
-               deadline: Deadline | None = None) -> BatchVerdict:
+               deadline: Deadline | None = None, isolation=None) -> BatchVerdict:
         """Run ``attack`` on one batch under the contract.
 
         Args:
@@ -114,6 +115,7 @@ class Harness:
             clean_logits: [B, K] when already known (else one uncounted forward pass).
             targets: int64 [B] for a targeted run. min_confidence: success also needs this probability.
             deadline: the cell's ``--cell-timeout``, checked before every query.
+            isolation: an :class:`~advbench.engine.isolate.Isolation` to run the attack in (``--isolate``).
         Returns:
             The verdict for all B samples; unattacked ones keep x, their clean logits, no queries, no success.
         Raises:
@@ -135,10 +137,11 @@ class Harness:
         if todo.numel():
             view = oracle if every else oracle.subset(todo)
             sub_x, sub_goal = (x, goal) if every else (x[todo], goal.subset(todo))
+            run = attack.run if isolation is None else partial(isolation.run, attack)
             with ModelTap(self._model) as tap:
                 try:
                     with torch.enable_grad():
-                        raw = attack.run(view, sub_x, sub_goal, threat, generator)
+                        raw = run(view, sub_x, sub_goal, threat, generator)
                     out, extras = validate_output(raw, sub_x, attack.name)
                 except QueryBudgetExhausted:
                     out, extras, stopped = budget.result()[todo], {}, True  # type: ignore[union-attr]

@@ -19,6 +19,7 @@ from ..specs import AttackSpec, DatasetSpec, ModelSpec
 from .config import RunConfig
 from .harness import run_member
 from .interrupts import InterruptWatch, describe
+from .isolate import check_isolatable
 from .plan import Plan, make_plan
 from .session import load_model
 
@@ -75,6 +76,8 @@ def resolve_run(config: RunConfig, host) -> ResolvedRun:
     attacks: dict[str, Attack] = {}
     for name in config.attacks:  # every attack of the run is built the way the context builds members
         specs[name] = context.attack_spec(name)
+        if config.isolate:
+            check_isolatable(name, specs[name])
         attacks[name] = _build(context, name, config.attack_options.get(name, {}))
     unknown = sorted(set(config.attack_options) - set(attacks))
     if unknown:

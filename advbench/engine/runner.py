@@ -16,7 +16,7 @@ import hashlib
 import math
 import random
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -31,6 +31,7 @@ from ..norms import flat_norm
 from ..threat import ThreatModel
 from .harness import Harness, attack_goal, scatter_extras
 from .interrupts import Deadline
+from .isolate import Isolation
 from .plan import Cell
 from .session import ModelInputs
 
@@ -62,10 +63,11 @@ class Attacked:
 
 
 def attack_samples(harness: Harness, attack: Attack, inputs: ModelInputs, threat: ThreatModel, *, batch_size: int,
-                   device: torch.device, generator: torch.Generator,
-                   on_batch: Callable[[int], None] | None = None, deadline: Deadline | None = None) -> Attacked:
+                   device: torch.device, generator: torch.Generator, on_batch: Callable[[int], None] | None = None,
+                   deadline: Deadline | None = None, isolation: Isolation | None = None) -> Attacked:
     """Run ``attack`` on the attacked samples of ``inputs`` in batches of ``batch_size``, each through
-    :meth:`Harness.attack` (``deadline``: the cell's ``--cell-timeout``, checked per query and per batch)."""
+    :meth:`Harness.attack` (``deadline``: the cell's ``--cell-timeout``, checked per query and per batch;
+    ``isolation``: the cell's child process under ``--isolate``)."""
     n = inputs.x.shape[0]
     out = Attacked(
         x_adv=inputs.x.clone(), logits=inputs.clean_logits.clone(), success=torch.zeros(n, dtype=torch.bool),
@@ -83,7 +85,7 @@ def attack_samples(harness: Harness, attack: Attack, inputs: ModelInputs, threat
             attack, inputs.x[idx].to(device), inputs.y[idx].to(device), threat, generator,
             clean_logits=inputs.clean_logits[idx].to(device),
             targets=None if inputs.targets is None else inputs.targets[idx].to(device),
-            min_confidence=inputs.min_confidence, deadline=deadline,
+            min_confidence=inputs.min_confidence, deadline=deadline, isolation=isolation,
         )
         out.x_adv[idx] = verdict.x_adv.cpu()  # .cpu() synchronises, so the timing below is honest on CUDA
         out.logits[idx] = verdict.logits.cpu()
@@ -213,10 +215,19 @@ def run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch
     Returns:
         (rows, projected adversarials [n, C, H, W] on the CPU, the attack's wall seconds).
     """
+    with Isolation(device) if config.isolate else nullcontext() as isolation:
+        # the clock starts once the isolated child is up (starting an interpreter is not the attack's time)
+        deadline = Deadline(config.cell_timeout) if config.cell_timeout is not None else None
+        if isolation is not None:
+            isolation.deadline = deadline
+        return _run_cell(cell, attack, spec, session, config=config, device=device, train_split=train_split,
+                         caches=caches, on_batch=on_batch, deadline=deadline, isolation=isolation)
+
+
+def _run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch.device, train_split,
+              caches: ModelCaches, on_batch, deadline: Deadline | None, isolation: Isolation | None):
     harness, inputs = session.harness, session.inputs
-    timeout = getattr(config, "cell_timeout", None)
-    deadline = Deadline(timeout) if timeout is not None else None
-    common = dict(batch_size=config.batch_size, device=device, deadline=deadline)
+    common = dict(batch_size=config.batch_size, device=device, deadline=deadline, isolation=isolation)
     threat = ThreatModel(cell.norm, cell.eps)
     if spec.minimum_norm:
         key = (cell.attack, cell.norm.value)
