@@ -147,6 +147,42 @@ def test_the_readme_budget_example_runs(tmp_path):
     assert rows.success.any() and (rows.n_forward[rows.clean_correct] >= 1).all()
 
 
+
+class _ExitingModelPlugin:
+    """A model whose loader calls sys.exit (kept here: broken *models* live in the fixture's models.py)."""
+
+    @advbench.hookimpl
+    def advbench_register_models(self, registrar):
+        def load(device, **_):
+            sys.exit(0)
+
+        registrar.add(advbench.ModelSpec(name="exits.model", load=load, num_classes=10, dataset="mnist-5k"))
+
+
+def test_a_model_whose_loader_exits_fails_only_its_cells(tmp_path):
+    set_host(make_host(autoload=False, extra=[("exiting_model", _ExitingModelPlugin())]))
+    with pytest.raises(CellFailed):
+        advbench.evaluate(models="exits.model,linear.mnist5k_std", attacks="fgsm", eps=[0.1], n_samples=12,
+                          device="cpu", out=tmp_path, sanity_checks=True)
+    assert set(load_rows(tmp_path).model) == {"linear.mnist5k_std"}
+    message = load_manifest(tmp_path)["failures"][0]["message"]
+    assert message.startswith("model 'exits.model' failed to load: sys.exit(0) was called (test_hostile.py:")
+
+
+def test_cli_options_of_isolation_are_checked_before_any_compute(tmp_path):
+    from typer.testing import CliRunner
+
+    from advbench.cli.app import app
+
+    base = ["run", "--models", "linear.mnist5k_std", "--eps", "0.1", "--n-samples", "5", "--device", "cpu",
+            "--out", str(tmp_path / "run")]
+    for extra, error in ((["--attacks", "square", "--cell-timeout", "0"], "error: --cell-timeout must be a number of seconds > 0, got 0.0"),
+                         (["--attacks", "fgsm", "--isolate"], "error: --isolate runs score- and label-based attacks only; attack 'fgsm'")):
+        result = CliRunner().invoke(app, base + extra)
+        assert result.exit_code == 1 and error in " ".join(result.stderr.split()), result.output
+    assert not (tmp_path / "run").exists()
+
+
 # ---------------------------------------------------------------------------------------------- plugins
 
 

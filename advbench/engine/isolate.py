@@ -214,6 +214,9 @@ def _child_main(conn, device: str) -> None:
     """The child: run each batch it is sent, until told to exit. A Ctrl-C is the parent's to handle."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     dev = torch.device(device)
+    # parent and child take turns (a query, an answer): one thread here keeps the child's idle OpenMP threads
+    # from spinning against the parent's model (5x slower on 2 cores); the model itself runs in the parent
+    torch.set_num_threads(1)
     conn.send(("ready",))
     while True:
         message = conn.recv()
