@@ -68,8 +68,8 @@ class InterruptWatch:
         return self
 
     def __exit__(self, *exc_info) -> bool:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
+        if self._installed:  # None: the previous handler was not installed from Python; SIG_DFL is closest
+            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.SIG_DFL)
             self._installed = False
         return False
 

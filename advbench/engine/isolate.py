@@ -15,6 +15,7 @@ given the model's gradients anyway): :func:`check_isolatable` refuses the others
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import random
 import signal
 import time
@@ -93,8 +94,12 @@ class Isolation:
     def run(self, attack, oracle, x: torch.Tensor, goal, threat, generator: torch.Generator):
         """``attack.run(oracle, x, goal, threat, generator)`` in the child; the parent answers its queries
         through ``oracle``. Returns what the attack returned (on the CPU; the harness moves and validates it)."""
-        self._conn.send(("run", attack, oracle.access, oracle.num_classes, x.cpu(), _cpu(goal), threat,
-                         generator.get_state(), _rng_states(self.device)))
+        try:
+            self._conn.send(("run", attack, oracle.access, oracle.num_classes, x.cpu(), _cpu(goal), threat,
+                             generator.get_state(), _rng_states(self.device)))
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            raise AttackError(f"--isolate cannot send attack {attack.name!r} to its process (it must pickle): "
+                              f"{describe(exc)}") from exc
         while True:
             message = self._receive()
             kind = message[0]
