@@ -4,12 +4,21 @@
 * :class:`ScoreOracle` (score-based black-box): probabilities only, computed without autograd.
 * :class:`LabelOracle` (decision-based black-box): top-1 labels only.
 
-Every oracle keeps the model inside a closure and exposes no attribute that leads back to it; score and label
-oracles return detached tensors, so an attack declared ``score`` or ``label`` has no route to gradients or
-logits. Counters and budgets live on a :class:`QueryLedger` owned by whoever built the oracle (the harness):
-an oracle charges it, and hands out only copies of the counts, so an attack cannot reset or rewrite them by
-mistake. What this guards against is mistakes, not malice: code running in the same process can always
-reach private attributes (see README, "What the harness guarantees").
+Every oracle keeps the model inside a closure and exposes no public attribute that leads back to it; score
+and label oracles return detached tensors, so an attack declared ``score`` or ``label`` has no public route to
+gradients or logits. Counters and budgets live on a :class:`QueryLedger` owned by whoever built the oracle
+(the harness): an oracle charges it, and hands out only copies of the counts.
+
+What Python cannot prevent: code running in the same process can reach every object the oracle can reach
+(``oracle._forward.__closure__`` leads to the model, ``vars(oracle)["_ledger"]`` to the counters; and
+``gc.get_referents``, ``sys._current_frames`` or ``ctypes`` reach anything). So the harness does not rely on
+hiding: it *detects*. While an attack runs, :class:`advbench.engine.harness.Harness` counts the rows that
+reach the model through a forward pre-hook it owns, keeps its own references to the ledger's counter tensors
+and its own copy of the budget, and refuses the cell (one line) when the two counts differ (the model was
+called outside the oracle, or the counters were reset or replaced) or a sample went past the budget (the
+budget was raised). What still escapes in process: calling ``model.forward`` directly (it skips hooks), or
+removing the harness's hook and forging the counters consistently. ``--isolate`` closes these: the attack
+runs in a child process that holds no model and no counter.
 
 Queries are attributed with ``index``: the positions in the oracle's batch of the rows of ``x``. It may be
 omitted when ``x`` holds the whole batch in order; attacks that query a subset (restarts on the points not
@@ -68,8 +77,10 @@ class Budget:
         better = ok & (norms == per_sample[index]) & (norms < self.best_norm[index])
         rows = better.nonzero().squeeze(1)
         if rows.numel():
-            # several rows of one sample can tie: keep the first (scatter of row numbers, amin)
-            first = torch.full_like(index, index.numel()).scatter_reduce(0, index[rows], rows, "amin")
+            # several rows of one sample can tie: keep the first (scatter of row numbers, amin, over the B
+            # samples: ``index`` holds batch positions, which may exceed the N rows of this query)
+            first = torch.full((self.best_norm.shape[0],), index.numel(), dtype=torch.int64, device=index.device)
+            first = first.scatter_reduce(0, index[rows], rows, "amin")
             rows = rows[first[index[rows]] == rows]
             self.best_x[index[rows]] = x[rows].detach().to(self.best_x.dtype)
             self.best_norm[index[rows]] = norms[rows]
@@ -87,7 +98,9 @@ class QueryLedger:
         budget: the hard budget, or ``None``.
     """
 
-    def __init__(self, batch_size: int, device: torch.device | str, budget: Budget | None = None) -> None:
+    def __init__(self, batch_size: int, device: torch.device | str, budget: Budget | None = None,
+                 on_query: Callable[[], None] | None = None) -> None:
+        self.on_query = on_query  # called before every query (the harness's --cell-timeout check)
         self.batch_size = int(batch_size)
         self.device = torch.device(device)
         self.n_forward = torch.zeros(self.batch_size, dtype=torch.int64, device=self.device)
@@ -97,6 +110,8 @@ class QueryLedger:
 
     def charge(self, index: torch.Tensor) -> None:
         """Count one forward query per row; refuse the whole query if any sample would pass its budget."""
+        if self.on_query is not None:
+            self.on_query()
         if self.budget is not None:
             after = self.n_forward.clone().index_add_(0, index, torch.ones_like(index))
             if bool((after > self.budget.limit).any()):  # a host sync, only when a budget is set

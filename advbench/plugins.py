@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable
 import pluggy
 
 from . import hookspecs
+from .engine.interrupts import InterruptWatch
 from .errors import AdvbenchError, PluginError, RegistryError
 from .registry import Registrar, Registry
 from .specs import ModelSpec
@@ -103,6 +104,19 @@ class PluginHost:
         """Register one plugin object; a misspelt hook name makes it fail with its name (recorded)."""
         record = PluginInfo(name=name, source=source, **info)
         self.plugins.append(record)
+        with InterruptWatch() as watch:
+            try:
+                self._register(plugin, record)
+            except BaseException as exc:  # noqa: BLE001 - a hostile plugin object (its __getattr__) is skipped
+                if watch.is_real(exc):
+                    raise
+                record.error = _one_line(exc)
+                if self.pm.get_plugin(name) is not None:
+                    self.pm.unregister(name=name)
+        return record
+
+    def _register(self, plugin: object, record: PluginInfo) -> None:
+        name = record.name
         bad = _unknown_hooks(plugin)
         if bad:
             known = sorted(n for n in dir(hookspecs) if n.startswith("advbench_"))
@@ -111,12 +125,12 @@ class PluginHost:
                 for b in bad
             )
             record.error = f"plugin {name!r}: {hints}"
-            return record
+            return
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # pluggy validation (bad signature), duplicate plugin name
             record.error = _one_line(exc)
-            return record
+            return
         record.hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or ()))
         self._registry = None
         return record
@@ -142,13 +156,14 @@ class PluginHost:
                     PluginInfo(ep.name, "entry point", error=f"a plugin named {ep.name!r} is already loaded", **info)
                 )
                 continue
-            try:
-                plugin = ep.load()
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:  # noqa: BLE001 - a plugin's import (even sys.exit) must not stop the host
-                self.plugins.append(PluginInfo(ep.name, "entry point", error=f"import failed: {_one_line(exc)}", **info))
-                continue
+            with InterruptWatch() as watch:
+                try:
+                    plugin = ep.load()
+                except BaseException as exc:  # noqa: BLE001 - a plugin's import (even sys.exit) must not stop the host
+                    if watch.is_real(exc):
+                        raise
+                    self.plugins.append(PluginInfo(ep.name, "entry point", error=f"import failed: {_one_line(exc)}", **info))
+                    continue
             self.register(plugin, ep.name, source="entry point", **info)
         try:
             self.pm.check_pending()
@@ -167,6 +182,10 @@ class PluginHost:
         return self._registry
 
     def _build_registry(self) -> Registry:
+        """Every plugin's specs. A plugin whose registration hook raises anything (even ``sys.exit`` or a
+        ``KeyboardInterrupt`` that is not a Ctrl-C) is recorded as failed and contributes nothing: what it
+        registered before raising is dropped, and it is unregistered, so its resolve and observer hooks
+        never run either."""
         registry = Registry()
         for kind, hook_name in _REGISTER_HOOKS.items():
             table = registry.table(kind)
@@ -174,18 +193,32 @@ class PluginHost:
             # Call each implementation ourselves so every spec is attributed to its plugin. pluggy calls
             # hookimpls last-registered first; reverse that so built-ins register first.
             for impl in reversed(hook.get_hookimpls()):
-                try:
-                    impl.function(registrar=Registrar(table, impl.plugin_name))
-                except RegistryError:
-                    raise  # duplicate names are the user's to resolve: never hide one
-                except Exception as exc:  # noqa: BLE001 - a failing plugin is skipped, not fatal
-                    record = self.info(impl.plugin_name)
-                    if record is not None and record.error is None:
-                        record.error = f"{hook_name} failed: {_one_line(exc)}"
+                self._call_register_hook(impl, hook_name, table)
+        for record in self.failed:
+            if self.pm.get_plugin(record.name) is not None:
+                self.pm.unregister(name=record.name)
+            for kind in _REGISTER_HOOKS:
+                table = registry.table(kind)
+                table.specs = {n: s for n, s in table.specs.items() if s.plugin != record.name}
         broken = tuple(p.name for p in self.failed)
         for kind in _REGISTER_HOOKS:
             registry.table(kind).broken_plugins = broken
         return registry
+
+    def _call_register_hook(self, impl, hook_name: str, table) -> None:
+        record = self.info(impl.plugin_name)
+        if record is not None and record.error is not None:
+            return  # failed on an earlier hook: it contributes nothing
+        with InterruptWatch() as watch:
+            try:
+                impl.function(registrar=Registrar(table, impl.plugin_name))
+            except RegistryError:
+                raise  # duplicate names are the user's to resolve: never hide one
+            except BaseException as exc:  # noqa: BLE001 - a failing plugin is skipped, not fatal (even sys.exit)
+                if watch.is_real(exc):
+                    raise
+                if record is not None:
+                    record.error = f"{hook_name} failed: {_one_line(exc)}"
 
     def info(self, name: str) -> PluginInfo | None:
         return next((p for p in self.plugins if p.name == name), None)
@@ -265,7 +298,12 @@ def set_host(host: PluginHost | None) -> None:
 
 
 def warn_failed(host: PluginHost, emit: Callable[[str], None]) -> None:
-    """Emit one line per plugin that failed to load."""
+    """Emit one line per plugin that failed to load or to register (the registry is built first, so a
+    registration hook that raises is warned about on every command)."""
+    try:
+        _ = host.registry
+    except AdvbenchError:
+        pass  # a duplicate name: the command that needs the registry reports it
     for p in host.failed:
         emit(f"warning: plugin {p.name!r} was skipped: {p.error} (see `advbench plugins`)")
 

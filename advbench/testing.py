@@ -89,7 +89,7 @@ class ContractReport:
 
 
 def check_attack(name: str, host=None, *, options: Mapping[str, Any] | None = None, n: int = 8,
-                 device: str = "cpu") -> ContractReport:
+                 device: str = "cpu", queries: int | None = 3) -> ContractReport:
     """Check a registered attack against the harness contract on a tiny model.
 
     Per supported norm: it builds with its defaults (quick settings for costly options), runs through the
@@ -97,6 +97,8 @@ def check_attack(name: str, host=None, *, options: Mapping[str, Any] | None = No
     accepts, is reproducible with the same generator, counts queries the way its access level says (no
     backward pass without gradient access; forward queries for every attacked sample of a black-box attack
     that queries the target), never claims success on a sample it did not attack, and keeps robust <= clean.
+    Per norm it also runs under a hard budget of ``queries`` forward queries per sample (``--queries``; ``None``
+    skips this): nothing may crash and no sample may be charged more than the budget.
 
     Raises:
         ContractViolation: naming the attack and the rule it broke.
@@ -121,6 +123,9 @@ def check_attack(name: str, host=None, *, options: Mapping[str, Any] | None = No
             _check(torch.equal(first.x_adv, again.x_adv), name, f"{label}: not reproducible with the same generator")
             _check_verdict(first, spec, x, y, norm, eps, name, label)
             report.passed.append(label)
+        if queries is not None:
+            _check_budget(attack, spec, loaded, x, y, norm, eps, queries, name)
+            report.passed.append(f"{norm.value} under a budget of {queries} queries")
     return report
 
 
@@ -167,12 +172,25 @@ def _run(attack, loaded: LoadedModel, x, y, norm, eps, targets, name: str, label
         raise ContractViolation(f"attack {name!r} ({label}): {exc}") from exc
 
 
+def _check_budget(attack, spec, loaded: LoadedModel, x, y, norm: Norm, eps: float, queries: int, name: str) -> None:
+    """Run untargeted under a hard budget of ``queries`` per sample: no crash, nobody charged more."""
+    label = f"{norm.value} under --queries {queries}"
+    try:
+        verdict = run_batch(attack, loaded.module, x, y, norm, eps, num_classes=loaded.num_classes, queries=queries)
+    except Exception as exc:  # noqa: BLE001 - any crash under a budget is the rule this check names
+        raise ContractViolation(f"attack {name!r} ({label}) crashed: {type(exc).__name__}: {exc}") from exc
+    _check(int(verdict.n_forward.max()) <= queries, name, f"{label}: a sample made {int(verdict.n_forward.max())} queries")
+    _check("budget_exhausted" in verdict.extras, name, f"{label}: the harness did not report the budget")
+    _check_verdict(verdict, spec, x, y, norm, eps, name, label, budgeted=True)
+
+
 def _check(ok: bool, name: str, rule: str) -> None:
     if not ok:
         raise ContractViolation(f"attack {name!r} broke the contract: {rule}")
 
 
-def _check_verdict(v: BatchVerdict, spec, x, y, norm: Norm, eps: float, name: str, label: str) -> None:
+def _check_verdict(v: BatchVerdict, spec, x, y, norm: Norm, eps: float, name: str, label: str,
+                   budgeted: bool = False) -> None:
     _check(tuple(v.x_adv.shape) == tuple(x.shape), name, f"{label}: output shape {tuple(v.x_adv.shape)}")
     _check(bool(((v.x_adv >= 0) & (v.x_adv <= 1)).all()), name, f"{label}: output outside [0, 1]")
     if math.isfinite(eps):
@@ -182,7 +200,8 @@ def _check_verdict(v: BatchVerdict, spec, x, y, norm: Norm, eps: float, name: st
     _check(int(robust.sum()) <= int(v.attacked.sum()), name, f"{label}: robust > clean")
     if spec.access != "gradient":
         _check(int(v.n_backward.sum()) == 0, name, f"{label}: backward passes counted for a {spec.access}-based attack")
-    if spec.access != "gradient" and not spec.uses_surrogate and not spec.needs_fit:
+    # under a budget an attack whose first query asks more than the budget allows is refused it: no query
+    if spec.access != "gradient" and not spec.uses_surrogate and not spec.needs_fit and not budgeted:
         _check(bool((v.n_forward[v.attacked] > 0).all()), name, f"{label}: a black-box attack with attacked samples that made no query")
     _check(int(v.n_forward[~v.attacked].sum()) == 0, name, f"{label}: queries counted on samples that were not attacked")
 

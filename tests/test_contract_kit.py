@@ -20,7 +20,9 @@ HOST = make_host(autoload=True)
 def test_every_registered_attack_passes_the_contract_kit(name):
     report = check_attack(name, HOST)
     spec = HOST.registry.attacks.get(name)
-    assert len(report.passed) == len(spec.norms) * (2 if spec.targeted else 1)
+    # every norm untargeted (and targeted where supported), then every norm under a query budget
+    assert len(report.passed) == len(spec.norms) * (3 if spec.targeted else 2)
+    assert sum("under a budget of 3 queries" in p for p in report.passed) == len(spec.norms)
 
 
 @dataclass
@@ -31,6 +33,8 @@ class _Broken(FGSM):
     how: str = "nan"
 
     def run(self, oracle, x, goal, threat, generator):
+        if self.how == "budget" and oracle.queries_left() is not None:
+            raise RuntimeError("index 7 is out of bounds")  # what --queries did to square before the fix
         x_adv = super().run(oracle, x, goal, threat, generator)
         if self.how == "nan":
             return x_adv * float("nan")
@@ -38,7 +42,7 @@ class _Broken(FGSM):
             return x_adv[:-1]
         if self.how == "random":  # not drawn from the generator: not reproducible
             return x_adv + 0.01 * torch.rand(x.shape)
-        return None
+        return None if self.how == "none" else x_adv
 
 
 class _Plugin:
@@ -50,7 +54,8 @@ class _Plugin:
         registrar.add(_Broken.spec())
 
 
-@pytest.mark.parametrize("how,rule", [("nan", "NaN"), ("shape", "shape"), ("random", "reproducible"), ("none", "None")])
+@pytest.mark.parametrize("how,rule", [("nan", "NaN"), ("shape", "shape"), ("random", "reproducible"), ("none", "None"),
+                                      ("budget", "under --queries 3.*crashed")])
 def test_the_kit_names_the_rule_a_broken_attack_breaks(how, rule):
     host = make_host(autoload=False, extra=[("broken", _Plugin(how))])
     with pytest.raises(ContractViolation, match=rule):

@@ -117,6 +117,8 @@ def evaluate(
     queries: int | None = None,
     transfer_attack: str | None = None,
     surrogates: str | Iterable[str] = (),
+    isolate: bool = False,
+    cell_timeout: float | None = None,
     dataset_options: Mapping[str, Any] | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
@@ -143,6 +145,10 @@ def evaluate(
             probability. queries: a hard per-sample budget of forward queries.
         out, resume, overwrite: the run directory; ``resume`` reuses its cells whose fingerprints match,
             ``overwrite`` replaces it (a used ``out`` is refused without one of them).
+        isolate: run each cell's score- or label-based attack in a child process that sees only the oracle (a
+            script that sets it needs the ``if __name__ == "__main__":`` guard of multiprocessing's spawn).
+        cell_timeout: stop and fail a cell after that many seconds (checked at every query; with ``isolate`` the
+            child is killed).
         raise_on_failure: raise :class:`~advbench.errors.CellFailed` when a cell failed (else see ``.failures``).
         The others: as the options of ``advbench run`` (README, "advbench run options").
     """
@@ -158,7 +164,8 @@ def evaluate(
                            attack_options=attack_options, model_options=model_options, dataset_options=dataset_options,
                            out=out, save_adversarials=save_adversarials, resume=resume, overwrite=overwrite,
                            targeted=targeted, min_confidence=min_confidence, sanity_checks=sanity_checks,
-                           queries=queries, transfer_attack=transfer_attack, surrogates=surrogates)
+                           queries=queries, transfer_attack=transfer_attack, surrogates=surrogates,
+                           isolate=isolate, cell_timeout=cell_timeout)
     if outcome.failures and raise_on_failure:
         raise CellFailed(f"{len(outcome.failures)} cell group(s) failed; first: {outcome.failures[0].message}")
     return RunResult(outcome.rows, outcome.run_dir, outcome.flags, outcome.transfer, outcome.failures,

@@ -91,6 +91,8 @@ def run(
     min_confidence: Annotated[Optional[float], typer.Option("--min-confidence", help="Success also needs the adversarial (or target) class at this probability.")] = None,
     sanity_checks: Annotated[bool, typer.Option("--sanity-checks/--no-sanity-checks", help="Gradient-masking probes and flags.")] = True,
     queries: Annotated[Optional[int], typer.Option("--queries", help="Hard per-sample budget of forward queries for every attack.")] = None,
+    isolate: Annotated[bool, typer.Option("--isolate", help="Run each cell's attack in a child process that sees only the oracle (for untrusted score- and label-based attacks; gradient attacks are refused).")] = False,
+    cell_timeout: Annotated[Optional[float], typer.Option("--cell-timeout", help="Stop and fail a cell after SECONDS; the run goes on. Checked at every query in process (an attack looping without querying is stopped only with --isolate, which kills the child).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     verbose: Verbose = False,
 ) -> None:
@@ -111,7 +113,7 @@ def run(
         data_dir=data_dir, n_samples=n_samples, batch_size=batch_size, device=device, seed=seed, out=out,
         attack_opt=attack_opt, model_opt=model_opt, arch=arch, weights=weights, save_adversarials=save_adversarials,
         resume=resume, overwrite=overwrite, targeted=targeted, min_confidence=min_confidence, sanity_checks=sanity_checks,
-        queries=queries, transfer_attack=transfer_attack,
+        queries=queries, transfer_attack=transfer_attack, isolate=isolate, cell_timeout=cell_timeout,
     )
     reporter = RichReporter(quiet=quiet)
     with writing_run(out_dir, cleanup=reporter.run_finished):  # a full disk or Ctrl-C: one line, cells kept

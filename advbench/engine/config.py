@@ -52,6 +52,9 @@ class RunConfig:
             the run by known order: ensemble, apgd_t, apgd_ce, pgd, bim, mifgsm, fab_t, fgsm).
         queries: hard per-sample budget of forward queries for every attack (``None``: unlimited).
         dataset_options: passed to the dataset's loader (``data_dir`` from ``--data-dir``).
+        isolate: run each cell's attack in a child process that sees only the oracle (``--isolate``).
+        cell_timeout: seconds a cell may take before it is stopped and failed (``--cell-timeout``; ``None``:
+            no limit). In process it is checked at every query; with ``isolate`` the child is killed.
     """
 
     models: tuple[str, ...]
@@ -77,6 +80,8 @@ class RunConfig:
     queries: int | None = None
     dataset_options: dict[str, Any] = field(default_factory=dict)
     transfer_attack: str | None = None
+    isolate: bool = False
+    cell_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -107,6 +112,8 @@ class RunConfig:
         if above:  # 8 is the classic 8/255 written in 0..255 units
             hint = f"; did you mean {above[0]:g}/255?" if above[0] <= 255 else ""
             raise ConfigError(f"linf eps {above[0]:g} is above 1: pixel space is [0, 1]{hint}")
+        if self.cell_timeout is not None and not self.cell_timeout > 0:
+            raise ConfigError(f"--cell-timeout must be a number of seconds > 0, got {self.cell_timeout}")
         if self.min_confidence is not None and not 0 < self.min_confidence <= 1:
             raise ConfigError(f"--min-confidence must be in (0, 1], got {self.min_confidence}")
 
@@ -172,6 +179,8 @@ def build_run_config(
     queries: int | None = None,
     transfer_attack: str | None = None,
     surrogates: str | Iterable[str] = (),
+    isolate: bool = False,
+    cell_timeout: float | None = None,
 ) -> RunConfig:
     """The one way to build a :class:`RunConfig`: ``advbench run`` and :func:`advbench.evaluate` both call it.
 
@@ -219,6 +228,8 @@ def build_run_config(
         queries=queries,
         dataset_options=dict(dataset_options or {}),
         transfer_attack=transfer_attack,
+        isolate=isolate,
+        cell_timeout=None if cell_timeout is None else float(cell_timeout),
     )
 
 

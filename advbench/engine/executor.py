@@ -16,6 +16,7 @@ from ..errors import AdvbenchError, StorageError
 from ..schema import empty_rows
 from .config import RunConfig
 from .fingerprint import Fingerprint
+from .interrupts import CellTimeout, InterruptWatch, describe
 from .plan import Cell, Plan
 from .recorder import CellResult, Failure, Recorder
 from .resolve import ResolvedRun, pick_transfer_attack, resolve_run
@@ -162,16 +163,18 @@ def _open(run: _Run, name: str, pending: list[Cell]) -> ModelSession | None:
     """The model's session, or ``None`` after recording every pending cell as failed (a model that cannot
     load fails its cells, not the run)."""
     spec = next(s for s in run.resolved.models if s.name == name)
-    try:
-        session = open_session(spec, run.config.model_options.get(name, {}), run.sample_ids, run.x, run.y,
-                               config=run.config, dataset=run.resolved.dataset, device=run.device)
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin's sys.exit fails its model, not the run
-        message = str(exc) if isinstance(exc, AdvbenchError) else f"model {name!r} failed to load: {type(exc).__name__}: {exc}"
-        message = message.splitlines()[0] if message else type(exc).__name__
-        run.recorder.failed(pending, message, traceback.format_exc())
-        for cell in pending:
-            run.reporter.cell_failed(cell, message)
-        return None
+    with InterruptWatch() as watch:
+        try:
+            session = open_session(spec, run.config.model_options.get(name, {}), run.sample_ids, run.x, run.y,
+                                   config=run.config, dataset=run.resolved.dataset, device=run.device)
+        except BaseException as exc:  # noqa: BLE001 - even sys.exit in a model's loader fails only its cells
+            if watch.is_real(exc):
+                raise
+            message = _one_line(exc) if isinstance(exc, AdvbenchError) else f"model {name!r} failed to load: {describe(exc)}"
+            run.recorder.failed(pending, message, traceback.format_exc())
+            for cell in pending:
+                run.reporter.cell_failed(cell, message)
+            return None
     run.clean_preds[name] = session.inputs.clean_pred
     run.input_shapes[name] = tuple(session.inputs.x.shape[1:])
     run.flags.extend(session.flags)  # batch_dependent: shown with the board, whatever --sanity-checks says
@@ -186,22 +189,30 @@ def _run_cells(run: _Run, session: ModelSession, pending: list[tuple[Cell, Finge
     dataset = run.resolved.dataset
     for cell, fp in pending:
         run.reporter.cell_started(cell, n_attacked)
-        try:
-            rows, x_adv, seconds = run_cell(
-                cell, run.resolved.attacks[cell.attack], run.resolved.attack_specs[cell.attack], session,
-                config=run.config, device=run.device, train_split=lambda: _train_split(dataset),
-                caches=caches, on_batch=run.reporter.batch_done, fingerprint=fp.value,
-            )
-        except Exception as exc:  # noqa: BLE001 - one failing cell (often a plugin's bug) must not stop the run
-            message = str(exc) if isinstance(exc, AdvbenchError) else f"{type(exc).__name__}: {exc}"
-            message = f"cell {cell} failed: {message.splitlines()[0] if message else type(exc).__name__}"
-            run.recorder.failed([cell], message, traceback.format_exc())
-            run.reporter.cell_failed(cell, message)
-            continue
+        with InterruptWatch() as watch:
+            try:
+                rows, x_adv, seconds = run_cell(
+                    cell, run.resolved.attacks[cell.attack], run.resolved.attack_specs[cell.attack], session,
+                    config=run.config, device=run.device, train_split=lambda: _train_split(dataset),
+                    caches=caches, on_batch=run.reporter.batch_done, fingerprint=fp.value,
+                )
+            except BaseException as exc:  # noqa: BLE001 - one failing cell (often a plugin's bug, even sys.exit)
+                if watch.is_real(exc):  # must not stop the run; a real Ctrl-C does
+                    raise
+                message = f"cell {cell} {'' if isinstance(exc, CellTimeout) else 'failed: '}{_one_line(exc)}"
+                run.recorder.failed([cell], message, traceback.format_exc())
+                run.reporter.cell_failed(cell, message)
+                continue
         result = CellResult(rows, x_adv, seconds)
         run.recorder.cell_finished(cell, result, run.sample_ids, fp)
         _keep(run, cell, result)
         run.reporter.cell_finished(cell, rows, seconds, reused=False)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An AdvbenchError's own message, else what :func:`~.interrupts.describe` says; the first line only."""
+    message = str(exc).strip() if isinstance(exc, AdvbenchError) else describe(exc)
+    return message.splitlines()[0] if message else type(exc).__name__
 
 
 def _keep(run: _Run, cell: Cell, result: CellResult) -> None:
@@ -226,12 +237,24 @@ def _transfer_matrix(run: _Run) -> pd.DataFrame:
     for spec in run.resolved.models:
         if spec.name not in run.clean_preds:
             continue  # the model failed to load or had no cells
-        loaded = load_model(spec, run.config.model_options.get(spec.name, {}), run.device, run.resolved.dataset.num_classes)
-        shape = run.input_shapes[spec.name]
-        same_shape = AdversarialStore({k: v for k, v in run.adversarials.cells.items() if tuple(v.shape[1:]) == shape})
-        rows += transfer_rows(spec.name, loaded.module, run.y, run.clean_preds[spec.name], same_shape,
-                              batch_size=run.config.batch_size, device=run.device)
+        with InterruptWatch() as watch:
+            try:
+                rows += _transfer_target(run, spec)
+            except BaseException as exc:  # noqa: BLE001 - a target that fails now leaves only its column out
+                if watch.is_real(exc):
+                    raise
+                run.flags.append({"model": spec.name, "attack": "*", "eps": None, "flag": "transfer_failed",
+                                  "detail": f"judging the transferred adversarials on it failed: {_one_line(exc)}"})
     return matrix_frame(rows)
+
+
+def _transfer_target(run: _Run, spec) -> list[dict]:
+    """The matrix rows of one target model (loaded once more)."""
+    loaded = load_model(spec, run.config.model_options.get(spec.name, {}), run.device, run.resolved.dataset.num_classes)
+    shape = run.input_shapes[spec.name]
+    same_shape = AdversarialStore({k: v for k, v in run.adversarials.cells.items() if tuple(v.shape[1:]) == shape})
+    return transfer_rows(spec.name, loaded.module, run.y, run.clean_preds[spec.name], same_shape,
+                         batch_size=run.config.batch_size, device=run.device)
 
 
 def _probe(session: ModelSession, config: RunConfig, device: torch.device, n_probe: int = 100) -> list[dict[str, Any]]:
@@ -242,11 +265,14 @@ def _probe(session: ModelSession, config: RunConfig, device: torch.device, n_pro
     inputs = session.inputs
     correct = ((inputs.clean_pred == inputs.y) & (inputs.y >= 0)).nonzero().squeeze(1)[:n_probe]
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    try:
-        return probe_model(session.harness, session.name, inputs.x[correct], inputs.y[correct], device, gen)
-    except Exception as exc:  # noqa: BLE001
-        return [{"model": session.name, "attack": "*", "eps": None, "flag": "probe_failed",
-                 "detail": f"the gradient-masking probes raised {type(exc).__name__}: {exc}"}]
+    with InterruptWatch() as watch:
+        try:
+            return probe_model(session.harness, session.name, inputs.x[correct], inputs.y[correct], device, gen)
+        except BaseException as exc:  # noqa: BLE001 - the model's code runs here too
+            if watch.is_real(exc):
+                raise
+            return [{"model": session.name, "attack": "*", "eps": None, "flag": "probe_failed",
+                     "detail": f"the gradient-masking probes failed: {_one_line(exc)}"}]
 
 
 __all__ = ["evaluate_module", "execute", "Reporter", "RunOutcome", "Failure"]

@@ -23,6 +23,7 @@ the contract kit (``advbench.testing``) and the tests.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -32,6 +33,7 @@ from ..attacks.context import BatchVerdict
 from ..errors import AttackError
 from ..oracles import Budget, Oracle, QueryBudgetExhausted, QueryLedger, judge_logits, make_oracle
 from ..threat import ThreatModel
+from .interrupts import Deadline
 
 
 def attacked_mask(labels: torch.Tensor, clean_pred: torch.Tensor) -> torch.Tensor:
@@ -102,7 +104,8 @@ class Harness:
 
     def attack(self, attack: Attack, x: torch.Tensor, labels: torch.Tensor, threat: ThreatModel,
                generator: torch.Generator, *, clean_logits: torch.Tensor | None = None,
-               targets: torch.Tensor | None = None, min_confidence: float | None = None) -> BatchVerdict:
+               targets: torch.Tensor | None = None, min_confidence: float | None = None,
+               deadline: Deadline | None = None, isolation=None) -> BatchVerdict:
         """Run ``attack`` on one batch under the contract.
 
         Args:
@@ -111,8 +114,13 @@ class Harness:
             generator: the attack's only source of randomness (on x's device).
             clean_logits: [B, K] when already known (else one uncounted forward pass).
             targets: int64 [B] for a targeted run. min_confidence: success also needs this probability.
+            deadline: the cell's ``--cell-timeout``, checked before every query.
+            isolation: an :class:`~advbench.engine.isolate.Isolation` to run the attack in (``--isolate``).
         Returns:
             The verdict for all B samples; unattacked ones keep x, their clean logits, no queries, no success.
+        Raises:
+            AttackError: the attack broke the contract, or reached the model outside its oracle or changed
+                its counters or budget (see :class:`ModelTap`).
         """
         clean_logits = self.logits(x) if clean_logits is None else clean_logits
         clean_pred = clean_logits.argmax(dim=1)
@@ -121,25 +129,30 @@ class Harness:
         todo = attacked.nonzero().squeeze(1)
         every = bool(todo.numel() == x.shape[0])
         budget = Budget(self.queries, goal, x, threat) if self.queries is not None else None
-        ledger = QueryLedger(x.shape[0], x.device, budget)
+        ledger = QueryLedger(x.shape[0], x.device, budget, on_query=None if deadline is None else deadline.check)
+        # the harness's own references: an attack that rebinds the ledger's attributes cannot swap these
+        n_forward, n_backward = ledger.n_forward, ledger.n_backward
         oracle = make_oracle(attack.access, self._model, x.shape[0], self.num_classes, x.device, ledger=ledger)
         x_adv, extras, stopped = x.clone(), {}, False
         if todo.numel():
             view = oracle if every else oracle.subset(todo)
             sub_x, sub_goal = (x, goal) if every else (x[todo], goal.subset(todo))
-            try:
-                with torch.enable_grad():
-                    raw = attack.run(view, sub_x, sub_goal, threat, generator)
-                out, extras = validate_output(raw, sub_x, attack.name)
-            except QueryBudgetExhausted:
-                out, extras, stopped = budget.result()[todo], {}, True  # type: ignore[union-attr]
+            run = attack.run if isolation is None else partial(isolation.run, attack)
+            with ModelTap(self._model) as tap:
+                try:
+                    with torch.enable_grad():
+                        raw = run(view, sub_x, sub_goal, threat, generator)
+                    out, extras = validate_output(raw, sub_x, attack.name)
+                except QueryBudgetExhausted:
+                    out, extras, stopped = budget.result()[todo], {}, True  # type: ignore[union-attr]
+            tap.verify(attack.name, n_forward, self.queries)
             x_adv[todo] = out
             extras = scatter_extras(extras, todo.tolist(), x.shape[0])
         judged = self.judge(x_adv, x, goal, threat, clean_logits, attacked)
         if self.queries is not None:
             extras["budget_exhausted"] = [stopped] * x.shape[0]
-        return BatchVerdict(judged.x_adv, judged.logits, judged.success, attacked, ledger.n_forward,
-                            ledger.n_backward, extras, stopped)
+        return BatchVerdict(judged.x_adv, judged.logits, judged.success, attacked, n_forward.clone(),
+                            n_backward.clone(), extras, stopped)
 
     def judge(self, x_adv: torch.Tensor, x: torch.Tensor, goal: Goal, threat: ThreatModel,
               clean_logits: torch.Tensor, attacked: torch.Tensor) -> Judgement:
@@ -157,7 +170,8 @@ class Harness:
         return Judgement(projected, logits, goal.is_adversarial(logits) & attacked)
 
     def fit(self, attack: Attack, x: torch.Tensor, labels: torch.Tensor, threat: ThreatModel,
-            generator: torch.Generator, *, min_confidence: float | None = None) -> int:
+            generator: torch.Generator, *, min_confidence: float | None = None,
+            deadline: Deadline | None = None) -> int:
         """Let an attack that learns (a universal perturbation, a substitute model) see training data first.
 
         Args:
@@ -165,10 +179,57 @@ class Harness:
         Returns:
             The forward queries it spent on the model (they count against the target).
         """
-        oracle = self.oracle(attack.access, x.shape[0], x.device)
-        with torch.enable_grad():
+        ledger = QueryLedger(x.shape[0], x.device, on_query=None if deadline is None else deadline.check)
+        n_forward = ledger.n_forward
+        oracle = make_oracle(attack.access, self._model, x.shape[0], self.num_classes, x.device, ledger=ledger)
+        with ModelTap(self._model) as tap, torch.enable_grad():
             attack.fit(oracle, x, Goal(labels=labels, min_confidence=min_confidence), threat, generator)
-        return int(oracle.n_forward.sum())
+        tap.verify(attack.name, n_forward, None)
+        return int(n_forward.sum())
+
+
+class ModelTap:
+    """Counts the inputs that reach the model while an attack runs, to check the oracle's ledger against.
+
+    A forward pre-hook on the model (a context manager: installed on entry, removed on exit). Every query an
+    oracle answers passes through the model once, so after the attack the rows the tap saw must equal the
+    forward queries the ledger counted. A difference means the model was called outside the oracle (reached
+    through the oracle's internals: a closure cell, ``vars(oracle)``) or the counters were reset, lowered or
+    replaced; a sample past the budget means the budget was raised. Either refuses the cell.
+
+    What it cannot see (Python offers no way to hide an object from code in the same process): a call of
+    ``model.forward`` itself (hooks run only through ``model(x)``), or an attack that removes this hook and
+    forges the counters consistently. ``--isolate`` runs the attack in a child process instead.
+    """
+
+    def __init__(self, model) -> None:
+        self.rows = 0
+        self._model = model
+        self._handle = None
+
+    def __enter__(self) -> "ModelTap":
+        if isinstance(self._model, torch.nn.Module):
+            self._handle = self._model.register_forward_pre_hook(self._count)
+        return self
+
+    def __exit__(self, *exc_info) -> bool:
+        if self._handle is not None:
+            self._handle.remove()
+        return False
+
+    def _count(self, module, args) -> None:
+        if args and isinstance(args[0], torch.Tensor):
+            self.rows += int(args[0].shape[0])
+
+    def verify(self, name: str, n_forward: torch.Tensor, queries: int | None) -> None:
+        """Raise AttackError when the ledger's counts ``n_forward`` [B] disagree with what reached the model."""
+        counted = int(n_forward.sum())
+        if self._handle is not None and self.rows != counted:
+            raise AttackError(f"attack {name!r} reached the model outside its oracle or changed its query counters "
+                              f"({self.rows} inputs reached the model, {counted} queries were counted): cell refused")
+        if queries is not None and int(n_forward.max()) > queries:
+            raise AttackError(f"attack {name!r} made more than --queries {queries} queries on a sample "
+                              "(it changed the oracle's budget): cell refused")
 
 
 def run_member(attack: Attack, oracle: Oracle, x: torch.Tensor, goal: Goal, threat: ThreatModel,
@@ -208,4 +269,4 @@ def scatter_extras(extras: dict[str, list[Any]], rows: list[int], n: int,
     return out
 
 
-__all__ = ["Harness", "Judgement", "attack_goal", "attacked_mask", "run_member", "scatter_extras", "validate_output"]
+__all__ = ["Harness", "Judgement", "ModelTap", "attack_goal", "attacked_mask", "run_member", "scatter_extras", "validate_output"]

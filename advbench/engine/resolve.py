@@ -14,10 +14,12 @@ import torch
 
 from ..attacks.base import Attack
 from ..attacks.context import AttackContext, LoadedModel
-from ..errors import AdvbenchError, ConfigError, RegistryError
+from ..errors import AdvbenchError, AttackError, ConfigError, RegistryError
 from ..specs import AttackSpec, DatasetSpec, ModelSpec
 from .config import RunConfig
 from .harness import run_member
+from .interrupts import InterruptWatch, describe
+from .isolate import check_isolatable
 from .plan import Plan, make_plan
 from .session import load_model
 
@@ -74,7 +76,9 @@ def resolve_run(config: RunConfig, host) -> ResolvedRun:
     attacks: dict[str, Attack] = {}
     for name in config.attacks:  # every attack of the run is built the way the context builds members
         specs[name] = context.attack_spec(name)
-        attacks[name] = context.build_attack(name, config.attack_options.get(name, {}))
+        if config.isolate:
+            check_isolatable(name, specs[name])
+        attacks[name] = _build(context, name, config.attack_options.get(name, {}))
     unknown = sorted(set(config.attack_options) - set(attacks))
     if unknown:
         raise AdvbenchError(f"--attack-opt names attack {unknown[0]!r}, which is not in --attacks")
@@ -83,6 +87,20 @@ def resolve_run(config: RunConfig, host) -> ResolvedRun:
     plan = make_plan(models, list(specs.values()), config.norm, list(config.eps), dataset,
                      targeted=config.targeted is not None)
     return ResolvedRun(dataset, models, specs, attacks, plan, context)
+
+
+def _build(context: AttackContext, name: str, options: Mapping[str, Any]) -> Attack:
+    """Build one attack of the run; whatever its plugin's code raises (even ``sys.exit`` at the import of a
+    lazily named class) is one line naming the attack, before any compute."""
+    with InterruptWatch() as watch:
+        try:
+            return context.build_attack(name, options)
+        except AdvbenchError:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            if watch.is_real(exc):
+                raise
+            raise AttackError(f"attack {name!r} could not be built: {describe(exc)}") from exc
 
 
 def pick_transfer_attack(config: RunConfig, specs: Mapping[str, AttackSpec]) -> str | None:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -28,6 +30,8 @@ from ..schema import ROW_COLUMNS, TEXT_COLUMNS
 from ..norms import flat_norm
 from ..threat import Norm, ThreatModel
 from .harness import Harness, attack_goal, scatter_extras
+from .interrupts import Deadline
+from .isolate import Isolation
 from .plan import Cell
 from .session import ModelInputs
 
@@ -59,10 +63,11 @@ class Attacked:
 
 
 def attack_samples(harness: Harness, attack: Attack, inputs: ModelInputs, threat: ThreatModel, *, batch_size: int,
-                   device: torch.device, generator: torch.Generator,
-                   on_batch: Callable[[int], None] | None = None) -> Attacked:
+                   device: torch.device, generator: torch.Generator, on_batch: Callable[[int], None] | None = None,
+                   deadline: Deadline | None = None, isolation: Isolation | None = None) -> Attacked:
     """Run ``attack`` on the attacked samples of ``inputs`` in batches of ``batch_size``, each through
-    :meth:`Harness.attack`."""
+    :meth:`Harness.attack` (``deadline``: the cell's ``--cell-timeout``, checked per query and per batch;
+    ``isolation``: the cell's child process under ``--isolate``)."""
     n = inputs.x.shape[0]
     out = Attacked(
         x_adv=inputs.x.clone(), logits=inputs.clean_logits.clone(), success=torch.zeros(n, dtype=torch.bool),
@@ -73,12 +78,14 @@ def attack_samples(harness: Harness, attack: Attack, inputs: ModelInputs, threat
     start = time.perf_counter()
     for begin in range(0, todo.numel(), batch_size):
         idx = todo[begin : begin + batch_size]
+        if deadline is not None:
+            deadline.check()
         t0 = time.perf_counter()
         verdict = harness.attack(
             attack, inputs.x[idx].to(device), inputs.y[idx].to(device), threat, generator,
             clean_logits=inputs.clean_logits[idx].to(device),
             targets=None if inputs.targets is None else inputs.targets[idx].to(device),
-            min_confidence=inputs.min_confidence,
+            min_confidence=inputs.min_confidence, deadline=deadline, isolation=isolation,
         )
         out.x_adv[idx] = verdict.x_adv.cpu()  # .cpu() synchronises, so the timing below is honest on CUDA
         out.logits[idx] = verdict.logits.cpu()
@@ -163,8 +170,28 @@ def cell_rows(cell: Cell, inputs: ModelInputs, attacked: Attacked, min_norm: tor
 
 
 
-
 # ------------------------------------------------------------------------------------------ one whole cell
+
+
+@contextmanager
+def global_rng(seed: int, device: torch.device):
+    """Seed every global source of randomness for one cell (torch's CPU and ``device`` generators, ``random``,
+    NumPy's), restoring the caller's states afterwards.
+
+    Attacks draw from the generator the harness hands them; a plugin that uses the global RNGs instead still
+    gives the same rows whether its cell runs alone or after others.
+    """
+    py_state, np_state = random.getstate(), np.random.get_state()
+    devices = [device] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
 
 
 @dataclass
@@ -193,36 +220,59 @@ def run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch
     Returns:
         (rows, projected adversarials [n, C, H, W] on the CPU, the attack's wall seconds).
     """
+    with Isolation(device) if config.isolate else nullcontext() as isolation:
+        # the clock starts once the isolated child is up (starting an interpreter is not the attack's time)
+        deadline = Deadline(config.cell_timeout) if config.cell_timeout is not None else None
+        if isolation is not None:
+            isolation.deadline = deadline
+        rows, x_adv, wall = _run_cell(cell, attack, spec, session, config=config, device=device,
+                                      train_split=train_split, caches=caches, on_batch=on_batch, deadline=deadline,
+                                      isolation=isolation)
+    rows["fingerprint"] = fingerprint
+    return rows, x_adv, wall
+
+
+def _run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch.device, train_split,
+              caches: ModelCaches, on_batch, deadline: Deadline | None, isolation: Isolation | None):
     harness, inputs = session.harness, session.inputs
-    common = dict(batch_size=config.batch_size, device=device)
+    common = dict(batch_size=config.batch_size, device=device, deadline=deadline, isolation=isolation)
     threat = ThreatModel(cell.norm, cell.eps)
     if spec.minimum_norm:
         key = (cell.attack, cell.norm.value)
         if key not in caches.unbounded:
             free = Cell(cell.model, cell.attack, cell.norm, math.inf)
             gen = torch.Generator(device=device).manual_seed(cell_seed(config.seed, free))
-            unbounded = attack_samples(harness, attack, inputs, ThreatModel(cell.norm, math.inf), generator=gen,
-                                       on_batch=on_batch, **common)
+            with global_rng(cell_seed(config.seed, free), device):
+                unbounded = attack_samples(harness, attack, inputs, ThreatModel(cell.norm, math.inf), generator=gen,
+                                           on_batch=on_batch, **common)
             caches.unbounded[key] = (unbounded, minimum_norms(inputs, unbounded, cell.norm))
         unbounded, min_norm = caches.unbounded[key]
-        judged = rejudge(harness, inputs, unbounded, threat, **common)
-        return cell_rows(cell, inputs, judged, min_norm, fingerprint), judged.x_adv, unbounded.wall
+        judged = rejudge(harness, inputs, unbounded, threat, batch_size=config.batch_size, device=device)
+        return cell_rows(cell, inputs, judged, min_norm), judged.x_adv, unbounded.wall
     gen = torch.Generator(device=device).manual_seed(cell_seed(config.seed, cell))
-    fit_queries = None
-    if spec.needs_fit:
-        key = (cell.attack, cell.eps if spec.fit_per_eps else None)
-        if key not in caches.fits:
-            x_train, y_train = train_split()
-            if session.model.preprocess is not None:
-                x_train = session.model.preprocess(x_train)
-            caches.fits[key] = harness.fit(attack, x_train.to(device), y_train.to(device), threat, gen,
-                                           min_confidence=inputs.min_confidence)
-        fit_queries = caches.fits[key]
-    attacked = attack_samples(harness, attack, inputs, threat, generator=gen, on_batch=on_batch, **common)
+    with global_rng(cell_seed(config.seed, cell), device):
+        fit_queries = _fit_once(cell, attack, spec, session, threat, gen, train_split, caches, device, deadline)
+        attacked = attack_samples(harness, attack, inputs, threat, generator=gen, on_batch=on_batch, **common)
     if fit_queries is not None:
         # queries spent learning from the train split count against the target too (one total per cell)
         attacked.extras["fit_queries"] = [fit_queries] * inputs.x.shape[0]
-    return cell_rows(cell, inputs, attacked, None, fingerprint), attacked.x_adv, attacked.wall
+    return cell_rows(cell, inputs, attacked, None), attacked.x_adv, attacked.wall
+
+
+def _fit_once(cell: Cell, attack: Attack, spec, session, threat: ThreatModel, gen: torch.Generator, train_split,
+              caches: ModelCaches, device: torch.device, deadline: Deadline | None) -> int | None:
+    """Let an attack that learns see the train split once per (attack, eps where it matters); the forward
+    queries it spent, or ``None`` for an attack that does not learn."""
+    if not spec.needs_fit:
+        return None
+    key = (cell.attack, cell.eps if spec.fit_per_eps else None)
+    if key not in caches.fits:
+        x_train, y_train = train_split()
+        if session.model.preprocess is not None:
+            x_train = session.model.preprocess(x_train)
+        caches.fits[key] = session.harness.fit(attack, x_train.to(device), y_train.to(device), threat, gen,
+                                               min_confidence=session.inputs.min_confidence, deadline=deadline)
+    return caches.fits[key]
 
 
 __all__ = ["Attacked", "ModelCaches", "attack_samples", "cell_rows", "cell_seed", "minimum_norms", "rejudge", "run_cell"]

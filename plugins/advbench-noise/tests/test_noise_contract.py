@@ -1,7 +1,7 @@
 """The template a third-party plugin copies: run advbench's contract kit on your own attack.
 
 ``check_attack`` runs the attack through advbench's production harness on a tiny shipped model, for every
-norm it declares, untargeted and targeted, and raises ``ContractViolation`` naming the rule it broke.
+norm it declares, untargeted and targeted and under a small ``--queries`` budget, and raises ``ContractViolation`` naming the rule it broke.
 """
 
 import pytest
@@ -21,7 +21,8 @@ def host():
 
 def test_noise_passes_the_contract_kit(host):
     report = check_attack("noise", host)
-    assert report.passed == ["linf untargeted", "linf targeted", "l2 untargeted", "l2 targeted"]
+    assert report.passed == ["linf untargeted", "linf targeted", "linf under a budget of 3 queries",
+                             "l2 untargeted", "l2 targeted", "l2 under a budget of 3 queries"]
 
 
 def test_noise_respects_its_query_cap(host):
