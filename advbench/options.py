@@ -160,7 +160,8 @@ def describe_options(cls: type) -> list[dict[str, Any]]:
         ``constraint`` the text of :meth:`OptionInfo.requirement` (empty for an undeclared field).
     """
     rows = []
-    for f in dataclasses.fields(cls):
+    # keyword-only fields (options mixed in for a whole family, such as EOT's) come after the attack's own
+    for f in sorted(dataclasses.fields(cls), key=lambda f: bool(f.kw_only)):
         info = option_info(f) or OptionInfo()
         if f.default is not dataclasses.MISSING:
             default = f.default

@@ -108,21 +108,22 @@ class QueryLedger:
         self.budget = budget
         self.all = torch.arange(self.batch_size, device=self.device)
 
-    def charge(self, index: torch.Tensor) -> None:
-        """Count one forward query per row; refuse the whole query if any sample would pass its budget."""
+    def charge(self, index: torch.Tensor, times: int = 1) -> None:
+        """Count ``times`` forward queries per row (an EOT query is several passes); refuse the whole query if
+        any sample would pass its budget."""
         if self.on_query is not None:
             self.on_query()
         if self.budget is not None:
-            after = self.n_forward.clone().index_add_(0, index, torch.ones_like(index))
+            after = self.n_forward.clone().index_add_(0, index, torch.full_like(index, times))
             if bool((after > self.budget.limit).any()):  # a host sync, only when a budget is set
                 raise QueryBudgetExhausted(f"query budget of {self.budget.limit} per sample reached")
-        self.count(self.n_forward, index)
+        self.count(self.n_forward, index, times)
 
-    def count(self, counter: torch.Tensor, index: torch.Tensor) -> None:
+    def count(self, counter: torch.Tensor, index: torch.Tensor, times: int = 1) -> None:
         if index is self.all:  # the whole batch in order: a plain increment, no scatter
-            counter.add_(1)
+            counter.add_(times)
         else:
-            counter.index_add_(0, index, torch.ones_like(index))
+            counter.index_add_(0, index, torch.full_like(index, times))
 
     def observe(self, x: torch.Tensor, index: torch.Tensor, logits: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> None:
@@ -170,8 +171,9 @@ class Oracle:
     access: str = ""
 
     def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], num_classes: int, ledger: QueryLedger,
-                 positions: torch.Tensor | None = None) -> None:
+                 positions: torch.Tensor | None = None, cost: int = 1) -> None:
         self._forward = forward  # the model's forward, in a closure (see make_oracle)
+        self._cost = int(cost)  # model passes per query and row (EOT: one per draw)
         self._ledger = ledger
         self._positions = positions  # None: the ledger's whole batch, in order
         self.num_classes = int(num_classes)
@@ -224,7 +226,14 @@ class Oracle:
         return self._view(ORACLES[access], self._positions)
 
     def _view(self, cls: type["Oracle"], positions: torch.Tensor | None) -> "Oracle":
-        return cls(self._forward, self.num_classes, self._ledger, positions)
+        return cls(self._forward, self.num_classes, self._ledger, positions, self._cost)
+
+    def _transformed(self, wrap: Callable[[Callable], Callable], passes: int) -> "Oracle":
+        """For the harness: the same rows with the forward ``wrap(forward)``, which runs the model ``passes``
+        times per query (Expectation over Transformation); every query is charged that many passes."""
+        if passes < 1:
+            raise AttackError(f"a transformed oracle makes at least one pass per query, got {passes}")
+        return type(self)(wrap(self._forward), self.num_classes, self._ledger, self._positions, self._cost * passes)
 
     def _ledger_rows(self, local: torch.Tensor | None) -> torch.Tensor | None:
         """Ledger positions of local rows ``local`` (``None``: every row of this oracle)."""
@@ -238,7 +247,7 @@ class Oracle:
         local = check_index(x, index, self.batch_size, self.device, type(self).__name__)
         rows = self._ledger_rows(local)
         idx = self._ledger.all if rows is None else rows
-        self._ledger.charge(idx)
+        self._ledger.charge(idx, self._cost)
         return self._forward(x), idx
 
 
@@ -255,8 +264,8 @@ class GradientOracle(Oracle):
         logits, idx = self._query(x, index)
         self._ledger.observe(x, idx, logits=logits)
         if logits.requires_grad:
-            ledger = self._ledger
-            logits.register_hook(lambda grad: ledger.count(ledger.n_backward, idx))
+            ledger, cost = self._ledger, self._cost
+            logits.register_hook(lambda grad: ledger.count(ledger.n_backward, idx, cost))
         return logits
 
     def logits(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:

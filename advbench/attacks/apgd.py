@@ -22,6 +22,7 @@ from ..errors import AttackError
 from ..options import option
 from ..norms import per_sample, project, projected_step, random_start
 from .base import Attack, Goal
+from .eot import EOTOptions
 from .losses import objective_and_grad
 
 #: Momentum weight of the new projected step (AutoAttack's alpha; 1 - alpha goes to the previous displacement).
@@ -86,7 +87,7 @@ def checkpoints(steps: int) -> list[int]:
 
 
 @dataclass
-class APGD(Attack):
+class APGD(Attack, EOTOptions):
     """Auto-PGD on the cross-entropy (the base of the ``apgd_*`` family; ``loss`` picks the objective).
 
     Each run starts at a random point of the ball and takes ``steps`` momentum steps with per-sample step

@@ -15,6 +15,7 @@ import torch
 from ..options import option
 from ..norms import Norm, per_sample, projected_step
 from .base import Attack, Goal
+from .eot import EOTOptions
 from .losses import OBJECTIVES, Objective, objective_and_grad
 
 #: Steps BIM takes under l2 when ``steps`` is unset: Kurakin's rule counts 1/255 pixel steps, which only
@@ -82,7 +83,7 @@ def iterative_ascent(
 
 
 @dataclass
-class BIM(Attack):
+class BIM(Attack, EOTOptions):
     """Basic iterative method: FGSM repeated with a small step, clipped to the eps ball and [0, 1] each step.
 
     linf: ``x_{t+1} = Clip_{x,eps}(x_t + alpha * sign(grad))``; l2: ``x_{t+1} = Proj(x_t + alpha * g/||g||_2)``.

@@ -30,6 +30,7 @@ import torch
 from ..options import option
 from ..norms import per_sample
 from .base import Attack, Goal
+from .eot import EOTOptions
 
 #: Shrinks ``2x - 1`` before arctanh so that pixels at exactly 0 or 1 map to finite w (the original's 0.999999).
 TANH_SHRINK = 0.999999
@@ -75,7 +76,7 @@ def logit_margin(logits: torch.Tensor, ref: torch.Tensor, targeted: bool) -> tor
 
 
 @dataclass
-class CWL2(Attack):
+class CWL2(Attack, EOTOptions):
     """Carlini & Wagner's L2 attack: Adam in tanh space on ``||x'-x||^2 + c f(x')``, binary search over c.
 
     A minimum-norm attack: ``run`` ignores ``threat.eps`` and returns each sample's smallest-L2 adversarial

@@ -27,6 +27,7 @@ from ..errors import AttackError
 from ..options import option
 from ..norms import Norm, ascent_direction, dual_norm, per_sample
 from .base import Attack, Goal
+from .eot import EOTOptions
 from .cw import fooled, reference_classes
 
 #: Added to the step length so the linearised boundary is crossed, not just reached (the original's 1e-4).
@@ -34,7 +35,7 @@ NUDGE = 1e-4
 
 
 @dataclass
-class DeepFool(Attack):
+class DeepFool(Attack, EOTOptions):
     """DeepFool, l2 and linf, untargeted, batched over the batch with per-sample stopping.
 
     A minimum-norm attack: ``run`` ignores ``threat.eps``. Each iteration costs one forward query and

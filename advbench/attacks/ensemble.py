@@ -52,6 +52,14 @@ VERSIONS: dict[str, tuple[tuple[str, ...], dict[str, dict[str, Any]]]] = {
             "fab_t": {"steps": 100, "restarts": 1, "n_target_classes": 9},
         },
     ),
+    # AutoAttack "rand", for randomised defences: APGD-CE and APGD-DLR with 20 EOT draws per gradient query.
+    "rand": (
+        ("apgd_ce", "apgd_dlr"),
+        {
+            "apgd_ce": {"steps": 100, "restarts": 1, "eot": 20},
+            "apgd_dlr": {"steps": 100, "restarts": 1, "eot": 20},
+        },
+    ),
     # Exactly the members given, with their own defaults.
     "custom": ((), {}),
 }
@@ -94,7 +102,8 @@ class Ensemble(Attack):
         version: ``standard`` (AutoAttack's standard evaluation: ``apgd_ce`` 100 steps; ``apgd_t`` with 9
             target classes; ``fab_t`` with 9 target classes; ``square`` with 5000 queries), ``plus``
             (``apgd_ce``, ``apgd_dlr``, ``fab``, ``square`` with 5 restarts each, then ``apgd_t`` and
-            ``fab_t``) or ``custom`` (only ``members``, with their own defaults; ``members`` is then
+            ``fab_t``), ``rand`` (for randomised defences: ``apgd_ce`` and ``apgd_dlr`` with 20 EOT draws per
+            gradient query) or ``custom`` (only ``members``, with their own defaults; ``members`` is then
             required). The version's settings are applied only to options a member actually has.
 
     Attributes:
@@ -115,7 +124,7 @@ class Ensemble(Attack):
 
     members: str | None = option(None, help="comma-separated member attacks, run in order (unset: the version's)")
     member_options: str = option("", help="per-member options, MEMBER.OPTION=VALUE;... (override the version's)")
-    version: str = option("standard", choices=tuple(VERSIONS), help="standard, plus (AutoAttack's) or custom")
+    version: str = option("standard", choices=tuple(VERSIONS), help="standard, plus, rand (AutoAttack's) or custom")
     wants_context = True
     strength = 100
 

@@ -3,7 +3,7 @@
 Against a model that is random (noise layers, random resizing, dropout left on) or a threat that includes
 transformations of the input (a printed adversarial seen by a camera: small shifts, rotations, brightness,
 blur), one gradient is a sample, not the gradient. EOT attacks the expectation instead: every query the attack
-makes is answered by :class:`EOTModel` with the mean over ``n`` draws of the log-probabilities of the model at
+makes is answered (:func:`expectation`) with the mean over ``n`` draws of the log-probabilities of the model at
 randomly transformed inputs, ``mean_t log softmax f(t(x))``. Its gradient is the average over draws (the EOT
 gradient of the expected log-likelihood), and any attack built on logits (PGD, APGD, FGSM, C&W, DeepFool, FAB)
 gets it without a change of its own code: the harness wraps the model the oracle queries; the verdict is still
@@ -91,29 +91,39 @@ TRANSFORMS: dict[str, Transform] = {
 }
 
 
-class EOTModel(torch.nn.Module):
-    """``x [B, C, H, W] -> mean over n draws of log_softmax(model(t(x)))`` [B, K], each draw with a fresh
-    transformation from ``generator`` (so an attack with EOT is still reproducible)."""
+#: Mixed into the seed of the EOT draws' own generator, so EOT never shifts an attack's own random stream.
+EOT_SEED_SALT = 0xE07
 
-    def __init__(self, model: torch.nn.Module, n: int, transform: str, generator: torch.Generator) -> None:
-        super().__init__()
-        if transform not in TRANSFORMS:
-            raise ValueError(f"unknown EOT transform {transform!r}: use one of {', '.join(TRANSFORMS)}")
-        self.model, self.n, self.transform, self.generator = model, int(n), TRANSFORMS[transform], generator
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+def expectation(forward: Callable[[torch.Tensor], torch.Tensor], n: int, transform: str,
+                generator: torch.Generator) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``forward`` made an EOT forward: ``x [B, C, H, W] -> mean over n draws of log_softmax(forward(t(x)))``
+    [B, K], each draw a fresh transformation from ``generator`` (reproducible)."""
+    if transform not in TRANSFORMS:
+        raise ValueError(f"unknown EOT transform {transform!r}: use one of {', '.join(TRANSFORMS)}")
+    t = TRANSFORMS[transform]
+
+    def eot_forward(x: torch.Tensor) -> torch.Tensor:
         total = None
-        for _ in range(self.n):  # a loop, not one n*B batch: the peak memory of one forward stays that of B
-            draw = F.log_softmax(self.model(self.transform(x, self.generator)).float(), dim=1)
+        for _ in range(n):  # a loop, not one n*B batch: the peak memory of a pass stays that of B rows
+            draw = F.log_softmax(forward(t(x, generator)).float(), dim=1)
             total = draw if total is None else total + draw
-        return total / self.n
+        return total / n
+
+    return eot_forward
+
+
+def eot_settings(attack: object) -> tuple[int, str] | None:
+    """(draws, transform) when ``attack`` asks for EOT (``eot > 1`` or a transform), else ``None``."""
+    n, transform = int(getattr(attack, "eot", 1)), str(getattr(attack, "eot_transform", "none"))
+    return None if n <= 1 and transform == "none" else (n, transform)
 
 
 @dataclass(kw_only=True)
 class EOTOptions:
     """Options every gradient attack that queries the target accepts (mixed into its dataclass; keyword-only,
     so they never shift an attack's positional fields). The harness reads them and wraps the model the
-    attack's oracle queries in an :class:`EOTModel`."""
+    attack's oracle queries (:func:`expectation`), charging one query per draw."""
 
     eot: int = option(1, ge=1, le=1000, help="EOT draws per gradient query (1: off); each costs one pass")
     eot_transform: str = option("none", choices=tuple(TRANSFORMS),
@@ -121,4 +131,4 @@ class EOTOptions:
                                      "brightness, blur, physical")
 
 
-__all__ = ["EOTModel", "EOTOptions", "TRANSFORMS", "Transform"]
+__all__ = ["EOTOptions", "EOT_SEED_SALT", "TRANSFORMS", "Transform", "eot_settings", "expectation"]

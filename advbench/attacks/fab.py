@@ -21,6 +21,7 @@ import torch
 from ..options import option
 from ..norms import Norm, dual_norm, flat_norm, normalize, per_sample, random_noise
 from .base import Attack, Goal
+from .eot import EOTOptions
 
 #: Init radius of random restarts when neither the threat nor the ``eps`` option gives a finite budget
 #: (AutoAttack's ``DEFAULT_EPS_DICT_BY_NORM``).
@@ -79,7 +80,7 @@ def project_to_hyperplane(points: torch.Tensor, w: torch.Tensor, b: torch.Tensor
 
 
 @dataclass
-class FAB(Attack):
+class FAB(Attack, EOTOptions):
     """Fast adaptive boundary attack (Croce & Hein 2020), untargeted, linf and l2: minimum norm.
 
     Each iteration takes the full Jacobian of the logits (one forward and K backward passes per sample),

@@ -9,6 +9,7 @@ import torch
 from ..options import option
 from ..norms import BOUNDS, Norm, ascent_direction
 from .base import Attack, Goal
+from .eot import EOTOptions
 from .losses import OBJECTIVES, Objective, ce_objective, objective_and_grad
 
 
@@ -32,7 +33,7 @@ def fgsm_step(
 
 
 @dataclass
-class FGSM(Attack):
+class FGSM(Attack, EOTOptions):
     """One step of size eps along the steepest-ascent direction of the loss.
 
     linf: ``x' = clip(x + eps * sign(grad_x L(x, y)))``; l2: ``x' = clip(x + eps * g / ||g||_2)``.

@@ -34,13 +34,14 @@ import torch.nn.functional as F
 from ..options import option
 from ..norms import per_sample
 from .base import Attack, Goal
+from .eot import EOTOptions
 
 #: "No upper bound on c yet".
 NO_UPPER = 1e10
 
 
 @dataclass
-class LBFGS(Attack):
+class LBFGS(Attack, EOTOptions):
     """Box-constrained L-BFGS (Szegedy et al.), targeted, minimum-L2, with a per-sample search over c.
 
     A minimum-norm attack: ``run`` ignores ``threat.eps``. Untargeted goals are attacked toward each

@@ -9,6 +9,7 @@ import torch
 from ..options import option
 from ..norms import l1_normalize
 from .base import Attack, Goal
+from .eot import EOTOptions
 from .bim import iterative_ascent
 from .losses import OBJECTIVES
 
@@ -36,7 +37,7 @@ class Momentum:
 
 
 @dataclass
-class MIFGSM(Attack):
+class MIFGSM(Attack, EOTOptions):
     """Momentum iterative FGSM: a BIM whose steps follow a decayed sum of L1-normalised gradients.
 
     ``g_{t+1} = mu * g_t + grad_t / ||grad_t||_1``; linf: ``x_{t+1} = Clip_{x,eps}(x_t + alpha * sign(g_{t+1}))``,

@@ -10,6 +10,7 @@ import torch
 from ..options import option
 from ..norms import Norm, per_sample, projected_step, random_start
 from .base import Attack, Goal
+from .eot import EOTOptions
 from .losses import OBJECTIVES, objective_and_grad
 
 #: With early stop, broken rows leave PGD's working batch every this many steps (one host sync each).
@@ -34,7 +35,7 @@ class PGDRun(NamedTuple):
 
 
 @dataclass
-class PGD(Attack):
+class PGD(Attack, EOTOptions):
     """Projected gradient descent on the negative loss (Madry et al. 2018), linf and l2.
 
     Each step moves ``step_size`` along sign(grad) (linf) or grad/||grad|| (l2) and projects back into the

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from ..attacks.eot import EOT_SEED_SALT, eot_settings, expectation
 from ..attacks.base import Attack, AttackOutput, Goal
 from ..attacks.context import BatchVerdict
 from ..errors import AttackError
@@ -132,7 +133,8 @@ class Harness:
         ledger = QueryLedger(x.shape[0], x.device, budget, on_query=None if deadline is None else deadline.check)
         # the harness's own references: an attack that rebinds the ledger's attributes cannot swap these
         n_forward, n_backward = ledger.n_forward, ledger.n_backward
-        oracle = make_oracle(attack.access, self._model, x.shape[0], self.num_classes, x.device, ledger=ledger)
+        oracle = with_eot(make_oracle(attack.access, self._model, x.shape[0], self.num_classes, x.device, ledger=ledger),
+                          attack, generator)
         x_adv, extras, stopped = x.clone(), {}, False
         if todo.numel():
             view = oracle if every else oracle.subset(todo)
@@ -181,7 +183,8 @@ class Harness:
         """
         ledger = QueryLedger(x.shape[0], x.device, on_query=None if deadline is None else deadline.check)
         n_forward = ledger.n_forward
-        oracle = make_oracle(attack.access, self._model, x.shape[0], self.num_classes, x.device, ledger=ledger)
+        oracle = with_eot(make_oracle(attack.access, self._model, x.shape[0], self.num_classes, x.device, ledger=ledger),
+                          attack, generator)
         with ModelTap(self._model) as tap, torch.enable_grad():
             attack.fit(oracle, x, Goal(labels=labels, min_confidence=min_confidence), threat, generator)
         tap.verify(attack.name, n_forward, None)
@@ -232,6 +235,18 @@ class ModelTap:
                               "(it changed the oracle's budget): cell refused")
 
 
+def with_eot(oracle: Oracle, attack: Attack, generator: torch.Generator) -> Oracle:
+    """``oracle`` answering with the expectation over the attack's EOT distribution when its options ask for it
+    (``eot``, ``eot_transform``; see :mod:`advbench.attacks.eot`), else ``oracle`` itself. The draws come from a
+    generator of their own (seeded from ``generator``'s seed), so EOT does not shift the attack's random stream."""
+    settings = eot_settings(attack)
+    if settings is None:
+        return oracle
+    n, transform = settings
+    draws = torch.Generator(device=generator.device).manual_seed(generator.initial_seed() ^ EOT_SEED_SALT)
+    return oracle._transformed(lambda forward: expectation(forward, n, transform, draws), n)
+
+
 def run_member(attack: Attack, oracle: Oracle, x: torch.Tensor, goal: Goal, threat: ThreatModel,
                generator: torch.Generator) -> BatchVerdict:
     """The contract for a cascade's member on rows the cascade chose (every row of ``oracle`` is attacked).
@@ -243,7 +258,7 @@ def run_member(attack: Attack, oracle: Oracle, x: torch.Tensor, goal: Goal, thre
         oracle: the cascade's oracle over exactly the rows of ``x`` [B, ...] (a :meth:`Oracle.subset` view).
         goal: the harness's goal for those rows.
     """
-    view = oracle.restricted(attack.access)
+    view = with_eot(oracle.restricted(attack.access), attack, generator)
     with torch.enable_grad():
         raw = attack.run(view, x, goal, threat, generator)
     x_adv, extras = validate_output(raw, x, attack.name)
