@@ -97,14 +97,14 @@ def test_an_attack_that_raises_its_budget_is_refused(host, tmp_path):
 
 
 def test_honest_attacks_of_every_access_level_are_not_refused(host):
-    rows = advbench.evaluate(attacks="pgd,square,hopskipjump,ensemble", queries=30, **SMALL)
+    rows = advbench.evaluate(attacks="pgd,square,hopskipjump,ensemble", queries=30, **SMALL).rows
     assert set(rows.attack) == {"pgd", "square", "hopskipjump", "ensemble"}
     attacked = rows[rows.clean_correct]
     assert (attacked.n_forward > 0).all() and (attacked.n_forward <= 30).all()
 
 
 def _rng_rows(attacks):
-    rows = advbench.evaluate(attacks=attacks, **SMALL)
+    rows = advbench.evaluate(attacks=attacks, **SMALL).rows
     rows = rows[rows.attack == "global_rng"].drop(columns=["seconds"]).reset_index(drop=True)
     return rows
 
@@ -142,7 +142,7 @@ def test_the_readme_budget_example_runs(tmp_path):
     """``advbench run --attacks noise --queries 100`` crashed ("index 19 is out of bounds for dimension 0 with
     size 14") once noise queried only the samples it had not yet broken."""
     rows = advbench.evaluate(models="cnn.mnist5k_std", attacks="noise", eps=[0.3], n_samples=20, device="cpu",
-                             queries=100, host=make_host(autoload=True))
+                             queries=100, host=make_host(autoload=True)).rows
     assert len(rows) == 20 and rows.n_forward.max() <= 100
     assert rows.success.any() and (rows.n_forward[rows.clean_correct] >= 1).all()
 
@@ -248,8 +248,8 @@ def test_a_failed_register_hook_is_warned_about_on_every_command(tmp_path):
 @pytest.mark.parametrize("queries", [None, 20])
 def test_isolated_rows_are_identical_to_in_process_rows(host, queries):
     kw = dict(attacks="square,global_rng", attack_options={"square": {"max_queries": 30}}, queries=queries, **SMALL)
-    in_process = advbench.evaluate(**kw).drop(columns=["seconds"])
-    isolated = advbench.evaluate(isolate=True, **kw).drop(columns=["seconds"])
+    in_process = advbench.evaluate(**kw).rows.drop(columns=["seconds"])
+    isolated = advbench.evaluate(isolate=True, **kw).rows.drop(columns=["seconds"])
     pd.testing.assert_frame_equal(isolated, in_process, check_exact=True)
     assert (in_process.n_forward[in_process.clean_correct] > 0).all()
     if queries is not None:
