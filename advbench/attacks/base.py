@@ -195,7 +195,9 @@ class Attack:
 
     @classmethod
     def option_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
+        """The option names in the order ``advbench list attacks NAME`` shows them (the attack's own, then the
+        keyword-only ones a whole family shares, such as EOT's)."""
+        return [f.name for f in sorted(dataclasses.fields(cls), key=lambda f: bool(f.kw_only))]
 
     @classmethod
     def from_options(cls, context: "AttackContext | None" = None, **options: Any) -> "Attack":
