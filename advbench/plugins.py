@@ -30,6 +30,8 @@ from .specs import ModelSpec
 ENTRY_POINT_GROUP = "advbench"
 #: Set to 1/true to skip entry-point discovery (the test suite does; built-ins still load).
 AUTOLOAD_ENV = "ADVBENCH_DISABLE_PLUGIN_AUTOLOAD"
+#: Comma-separated names of entry-point plugins not to load (``--disable-plugin NAME`` on the command line).
+DISABLE_ENV = "ADVBENCH_DISABLE_PLUGINS"
 BUILTIN_NAME = "advbench"
 
 _REGISTER_HOOKS = {
@@ -50,10 +52,16 @@ class PluginInfo:
     module: str = ""
     error: str | None = None
     hooks: tuple[str, ...] = ()
+    disabled: bool = False  # named in --disable-plugin / $ADVBENCH_DISABLE_PLUGINS: not imported
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def disabled_plugins() -> frozenset[str]:
+    """The entry-point plugins ``$ADVBENCH_DISABLE_PLUGINS`` names (comma-separated)."""
+    return frozenset(n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip())
 
 
 def autoload_disabled() -> bool:
@@ -142,8 +150,10 @@ class PluginHost:
         self.register(BuiltinPlugin(self.extra_zoo_dirs), BUILTIN_NAME, source="builtin",
                       module=BuiltinPlugin.__module__, distribution="advbench", version=__version__)
 
-    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
-        """Load every entry point of ``group``, one at a time, recording failures."""
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP, disabled: Iterable[str] = ()) -> None:
+        """Load every entry point of ``group`` except those named in ``disabled``, one at a time, recording
+        failures (a disabled plugin is listed with status ``disabled`` and never imported)."""
+        disabled = frozenset(disabled)
         for ep in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
             dist = getattr(ep, "dist", None)
             info = {
@@ -151,6 +161,9 @@ class PluginHost:
                 "version": dist.version if dist is not None else "",
                 "module": ep.value,
             }
+            if ep.name in disabled:
+                self.plugins.append(PluginInfo(ep.name, "entry point", disabled=True, **info))
+                continue
             if self.pm.get_plugin(ep.name) is not None or any(p.name == ep.name for p in self.plugins):
                 self.plugins.append(
                     PluginInfo(ep.name, "entry point", error=f"a plugin named {ep.name!r} is already loaded", **info)
@@ -212,8 +225,6 @@ class PluginHost:
         with InterruptWatch() as watch:
             try:
                 impl.function(registrar=Registrar(table, impl.plugin_name))
-            except RegistryError:
-                raise  # duplicate names are the user's to resolve: never hide one
             except BaseException as exc:  # noqa: BLE001 - a failing plugin is skipped, not fatal (even sys.exit)
                 if watch.is_real(exc):
                     raise
@@ -250,7 +261,8 @@ class PluginHost:
 
 
 def make_host(
-    *, zoo_dirs: Iterable[str | Path] = (), autoload: bool | None = None, extra: Iterable[tuple[str, object]] = ()
+    *, zoo_dirs: Iterable[str | Path] = (), autoload: bool | None = None, extra: Iterable[tuple[str, object]] = (),
+    disable: Iterable[str] | None = None,
 ) -> PluginHost:
     """Build a fresh host: built-ins, ``extra`` (name, plugin) pairs, then entry points unless disabled.
 
@@ -258,7 +270,13 @@ def make_host(
         zoo_dirs: extra model-zoo directories (see :class:`PluginHost`); the environment is not read here.
         autoload: load entry-point plugins (default: unless ``$ADVBENCH_DISABLE_PLUGIN_AUTOLOAD`` is set).
         extra: plugins to register after the built-ins, as (name, plugin object) pairs.
+        disable: entry-point plugins not to load, by name (default: ``$ADVBENCH_DISABLE_PLUGINS``). The
+            built-in plugin cannot be disabled.
     """
+    disable = disabled_plugins() if disable is None else frozenset(disable)
+    if BUILTIN_NAME in disable:
+        raise PluginError(f"the built-in plugin {BUILTIN_NAME!r} cannot be disabled (it provides the core attacks "
+                          "and models); name an installed plugin (see `advbench plugins`)")
     host = PluginHost(zoo_dirs)
     host.load_builtins()
     for name, plugin in extra:
@@ -266,7 +284,7 @@ def make_host(
     if autoload is None:
         autoload = not autoload_disabled()
     if autoload:
-        host.load_entry_points()
+        host.load_entry_points(disabled=disable)
     return host
 
 
@@ -300,12 +318,12 @@ def set_host(host: PluginHost | None) -> None:
 def warn_failed(host: PluginHost, emit: Callable[[str], None]) -> None:
     """Emit one line per plugin that failed to load or to register (the registry is built first, so a
     registration hook that raises is warned about on every command)."""
-    try:
-        _ = host.registry
-    except AdvbenchError:
-        pass  # a duplicate name: the command that needs the registry reports it
+    registry = host.registry
     for p in host.failed:
         emit(f"warning: plugin {p.name!r} was skipped: {p.error} (see `advbench plugins`)")
+    for kind, name, plugins in registry.conflicts():
+        emit(f"warning: {kind} {name!r} is registered by plugins {' and '.join(map(repr, plugins))}: it cannot be "
+             "used until one is disabled (--disable-plugin NAME) or uninstalled (see `advbench plugins`)")
 
 
 __all__ = ["PluginHost", "PluginInfo", "make_host", "get_host", "set_host", "env_zoo_dirs", "AdvbenchError"]

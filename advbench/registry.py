@@ -1,7 +1,9 @@
 """Name -> spec tables for attacks, models and datasets.
 
-Duplicate names are an error naming both plugins (lm-evaluation-harness' registry); a miss suggests close
-names ("did you mean ..."); ``match("cnn.*")`` filters like timm's ``list_models``.
+A name two plugins register is a *conflict*: neither spec is used, and asking for the name is an error naming
+both plugins and how to resolve it, while every other name (and ``advbench plugins``, which lists conflicts)
+keeps working. A miss suggests close names ("did you mean ..."); ``match("cnn.*")`` filters like timm's
+``list_models``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class SpecTable(Generic[SpecT]):
     specs: dict[str, SpecT] = field(default_factory=dict)
     #: names of plugins that failed to load, mentioned on a miss (they may have provided the name)
     broken_plugins: tuple[str, ...] = ()
+    #: name -> the plugins that all registered it (none of their specs is used)
+    conflicts: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def add(self, spec: SpecT, plugin: str) -> None:
         if not spec.name or spec.name != spec.name.strip() or "," in spec.name:
@@ -43,15 +47,22 @@ class SpecTable(Generic[SpecT]):
                 f"plugin {plugin!r} registered an invalid {self.kind} name {spec.name!r}: "
                 "names must be non-empty, without commas or surrounding spaces"
             )
+        if spec.name in self.conflicts:
+            self.conflicts[spec.name] += (plugin,)
+            return
         if spec.name in self.specs:
-            other = self.specs[spec.name].plugin
-            raise RegistryError(
-                f"duplicate {self.kind} name {spec.name!r}: registered by plugin {other!r} and by plugin "
-                f"{plugin!r}; uninstall one of them or rename the {self.kind}"
-            )
+            self.conflicts[spec.name] = (self.specs.pop(spec.name).plugin, plugin)
+            return
         self.specs[spec.name] = replace(spec, plugin=plugin)
 
+    def conflict_message(self, name: str) -> str:
+        plugins = self.conflicts[name]
+        return (f"{self.kind} name {name!r} is registered by plugins {' and '.join(map(repr, plugins))}: disable one "
+                f"(--disable-plugin NAME or ADVBENCH_DISABLE_PLUGINS=NAME), uninstall it, or rename the {self.kind}")
+
     def get(self, name: str) -> SpecT:
+        if name in self.conflicts:
+            raise RegistryError(self.conflict_message(name))
         try:
             return self.specs[name]
         except KeyError:
@@ -110,3 +121,8 @@ class Registry:
 
     def table(self, kind: str) -> SpecTable:
         return {"attack": self.attacks, "model": self.models, "dataset": self.datasets}[kind]
+
+    def conflicts(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(kind, name, plugins) for every name more than one plugin registered."""
+        return [(kind, name, plugins) for kind in ("attack", "model", "dataset")
+                for name, plugins in sorted(self.table(kind).conflicts.items())]

@@ -73,13 +73,50 @@ def test_misspelt_hook_fails_with_the_plugin_name(fake_entry_points):
     assert host.pm.get_plugin("misspelt_hook") is None  # not registered: nothing half-loaded
 
 
-def test_duplicate_attack_name_is_an_error_naming_both_plugins(fake_entry_points):
+def test_a_duplicate_name_is_a_conflict_naming_both_plugins_and_the_rest_works(fake_entry_points, monkeypatch):
+    """Two plugins registering one name: that name is refused (naming both and how to resolve it), every other
+    name still works, and `advbench plugins` (the command meant to diagnose it) shows the conflict."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from advbench.cli.app import app
+    from advbench.plugins import set_host
+
+    monkeypatch.delenv("ADVBENCH_DISABLE_PLUGINS", raising=False)  # restored at teardown (the CLI option sets it)
     fake_entry_points("duplicate_fgsm")
     host = make_host(autoload=True)
     with pytest.raises(RegistryError) as info:
-        _ = host.registry
+        host.registry.attacks.get("fgsm")
     message = str(info.value)
     assert "'fgsm'" in message and "'advbench'" in message and "'duplicate_fgsm'" in message
+    assert "--disable-plugin" in message
+    assert host.registry.attacks.get("pgd").plugin == "advbench"
+    monkeypatch.setenv("ADVBENCH_DISABLE_PLUGIN_AUTOLOAD", "0")
+    set_host(None)
+    try:
+        shown = CliRunner().invoke(app, ["plugins", "--json"])
+        assert shown.exit_code == 0, shown.output
+        records = {r["name"]: r for r in json.loads(shown.stdout)}
+        assert "attack 'fgsm'" in records["duplicate_fgsm"]["conflicts"] and "attack 'fgsm'" in records["advbench"]["conflicts"]
+        listing = CliRunner().invoke(app, ["list", "attacks"])
+        assert listing.exit_code == 0 and "warning: attack 'fgsm' is registered by plugins" in listing.stderr
+        # disabling the third party by name resolves it
+        set_host(None)
+        fixed = CliRunner().invoke(app, ["--disable-plugin", "duplicate_fgsm", "plugins", "--json"])
+        records = {r["name"]: r for r in json.loads(fixed.stdout)}
+        assert records["duplicate_fgsm"]["status"] == "disabled" and not records["advbench"]["conflicts"]
+    finally:
+        set_host(None)
+    monkeypatch.setenv("ADVBENCH_DISABLE_PLUGINS", "duplicate_fgsm")
+    assert make_host(autoload=True).registry.attacks.get("fgsm").plugin == "advbench"
+
+
+def test_the_builtin_plugin_cannot_be_disabled():
+    from advbench.errors import PluginError
+
+    with pytest.raises(PluginError, match="cannot be disabled"):
+        make_host(disable=["advbench"])
 
 
 def test_importing_a_plugin_registers_nothing_by_side_effect(monkeypatch):

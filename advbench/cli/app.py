@@ -38,8 +38,21 @@ def _root(
     version: Annotated[
         Optional[bool], typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
     ] = None,
+    disable_plugin: Annotated[
+        Optional[list[str]], typer.Option("--disable-plugin", metavar="NAME",
+                                          help="Do not load this entry-point plugin (repeatable; also $ADVBENCH_DISABLE_PLUGINS).")
+    ] = None,
 ) -> None:
     """advbench: robustness benchmarking for image classifiers."""
+    if disable_plugin:
+        import os
+
+        from ..plugins import DISABLE_ENV, set_host
+
+        names = [n for v in disable_plugin for n in v.split(",") if n.strip()]
+        current = [n for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()]
+        os.environ[DISABLE_ENV] = ",".join(dict.fromkeys([*current, *names]))  # read when the host is built
+        set_host(None)
 
 
 def _host(zoo: list[Path] | None = None):
@@ -252,16 +265,22 @@ def plugins(
     as_json: Annotated[bool, typer.Option("--json", help="JSON to stdout.")] = False,
     verbose: Verbose = False,
 ) -> None:
-    """Show every plugin advbench found, its version, its hooks, and the error of any that failed."""
+    """Show every plugin advbench found, its version, its hooks, the error of any that failed, and names two
+    plugins both register (conflicts)."""
     from ..plugins import get_host
     from .render import listing_table, out_console
 
     host = get_host()
-    _ = host.registry  # build it so that failures inside register hooks are recorded too
+    registry = host.registry  # build it so that failures inside register hooks are recorded too
+    clashes: dict[str, list[str]] = {}
+    for kind, name, owners in registry.conflicts():
+        for owner in owners:
+            clashes.setdefault(owner, []).append(f"{kind} {name!r} (also: {', '.join(o for o in owners if o != owner)})")
     records = [
         {"name": p.name, "source": p.source, "distribution": p.distribution, "version": p.version,
-         "status": "ok" if p.ok else "failed", "hooks": ",".join(h.replace("advbench_", "") for h in p.hooks),
-         "error": p.error or ""}
+         "status": "disabled" if p.disabled else ("ok" if p.ok else "failed"),
+         "hooks": ",".join(h.replace("advbench_", "") for h in p.hooks),
+         "error": p.error or "", "conflicts": "; ".join(clashes.get(p.name, []))}
         for p in host.plugins
     ]
     if as_json:
