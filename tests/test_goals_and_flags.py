@@ -170,3 +170,27 @@ def test_targeted_flags_compare_success_not_robust_accuracy():
     assert [f["flag"] for f in flags] == ["weaker_beats_stronger"] and "targeted success 50.0%" in flags[0]["detail"]
     falling = {("pgd", 0.1): [(False, True)] * 6 + [(True, False)] * 4, ("pgd", 0.2): [(False, True)] * 3 + [(True, False)] * 7}
     assert [f["flag"] for f in row_flags(_flag_rows(True, falling), specs)] == ["success_falls_with_eps"]
+
+
+def test_views_appear_only_where_they_mean_something(capsys):
+    """The by-label table is for GAN discriminators, not any two-class run; an unlabelled run (noise) has no
+    transferability matrix (there is no accuracy to transfer)."""
+    import torch
+
+    import advbench
+    from advbench.cli.render import show_results
+
+    x, y = advbench.load_dataset("mnist-5k", "test")
+    keep = y < 2
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 2))
+    binary = advbench.evaluate({"two": net}, "fgsm", 0.1, dataset=(x[keep][:30], y[keep][:30]), device="cpu")
+    show_results(binary.rows, binary.flags, binary.transfer, "table", "binary", manifest=binary.manifest)
+    assert "by true label" not in capsys.readouterr().out
+    gan = advbench.evaluate("dcgan_d.mnist5k", "fgsm", 0.1, dataset="mnist5k-gan", n_samples=30, device="cpu")
+    show_results(gan.rows, gan.flags, gan.transfer, "table", "gan", manifest=gan.manifest)
+    assert "by true label" in capsys.readouterr().out
+    noise = advbench.evaluate("linear.mnist5k_std,cnn.mnist5k_std", "fgsm", 0.1, dataset="noise", n_samples=20,
+                              device="cpu")
+    assert noise.transfer is None
+    show_results(noise.rows, noise.flags, noise.transfer, "table", "noise", manifest=noise.manifest)
+    assert "transfer:" not in capsys.readouterr().out

@@ -135,7 +135,7 @@ def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, vie
     # with a view, show exactly that one; without, each section decides whether it has something to say
     show = (lambda v: view == v) if view is not None else None
     _print_boards(rows, frames, console, title, show, always_success=always_success, manifest=manifest)
-    _print_breakdowns(rows, frames, console, show, transfer)
+    _print_breakdowns(rows, frames, console, show, transfer, manifest)
     _print_queries_and_flags(rows, frames, console, show, flags)
 
 
@@ -196,10 +196,10 @@ def _print_boards(rows, frames: dict, console: Console, title: str, show, *, alw
             print_leaderboard(success, console, title=f"{title}: {goal} rate (%) over attacked samples")
 
 
-def _print_breakdowns(rows, frames: dict, console: Console, show, transfer) -> None:
-    """Success by true label (two-class runs), the transferability matrices, minimum-norm medians."""
+def _print_breakdowns(rows, frames: dict, console: Console, show, transfer, manifest: dict | None = None) -> None:
+    """Success by true label (runs of a GAN discriminator), the transferability matrices, minimum-norm medians."""
     binary = bool(len(rows)) and set(rows["label"].unique()) <= {0, 1} and rows["label"].nunique() == 2
-    if (show("by-class") if show else binary):
+    if (show("by-class") if show else binary and _has_discriminator(manifest)):
         by_class = frames["by-class"]()
         console.print(listing_table(
             "success rate (%) by true label (a real/fake discriminator: label 1 = real judged fake, 0 = fake judged real)",
@@ -223,6 +223,14 @@ def _print_breakdowns(rows, frames: dict, console: Console, show, transfer) -> N
             ["model", "attack", "norm", "median norm", "found %"],
             ([r.model, r.attack, r.norm, f"{r.median_min_norm:.4g}", f"{100 * r.found:.1f}"] for r in norms.itertuples()),
         ))
+
+
+def _has_discriminator(manifest: dict | None) -> bool:
+    """Whether a model of the run is a GAN discriminator (its card names the generator it was trained with):
+    only there does "success by true label" read as real judged fake / fake judged real."""
+    models = (manifest or {}).get("models", {})
+    return any(isinstance(m, dict) and isinstance(m.get("card"), dict) and "generator" in m["card"]
+               for m in models.values())
 
 
 def _print_queries_and_flags(rows, frames: dict, console: Console, show, flags: list[dict]) -> None:

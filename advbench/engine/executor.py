@@ -82,7 +82,8 @@ def execute(config: RunConfig, host, reporter: Reporter | None = None) -> RunOut
     recorder = Recorder.open(config, host, resolved, (sample_ids, x, y), device)
     try:
         transfer_attack = pick_transfer_attack(config, resolved.attack_specs)
-        keep = (config.transfer_matrix and transfer_attack is not None
+        # the matrix holds target accuracies: an unlabelled run (the noise dataset) has none to show
+        keep = (config.transfer_matrix and transfer_attack is not None and bool((y >= 0).any())
                 and len({c.model for c in resolved.plan.cells}) > 1)
         run = _Run(config, resolved, recorder, reporter, device, sample_ids, x, y, transfer_attack if keep else None)
         reporter.run_started(resolved.plan, int(sample_ids.numel()))
