@@ -303,3 +303,28 @@ def test_unknown_format_raises_config_error(board):
     with pytest.raises(ConfigError, match="table, csv, md, json") as info:
         render(board, "html")
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 120])
+def test_terminal_board_never_cuts_or_drops_a_number(width):
+    """Long attack names (a plugin's) in a narrow terminal: headers fold, wide boards split into several
+    tables, and every percentage of every model is printed whole."""
+    import io
+
+    from rich.console import Console
+
+    from advbench.leaderboard.render import format_percent, print_leaderboard
+
+    board = pd.DataFrame(
+        {"clean": [0.991, 0.5], "linf 0.1 a_very_long_attack_name_from_a_plugin_x": [0.973, 0.1234],
+         "linf 0.1 another_long_attack_name_here": [0.5, 0.25], "linf 0.1 worst": [0.4, 0.1],
+         "linf 0.2 yet_another_attack": [0.3, 0.05], "linf 0.2 worst": [0.2, 0.0123]},
+        index=pd.Index(["cnn.mnist5k_std", "linear.mnist5k_std"], name="model"),
+    )
+    buf = io.StringIO()
+    print_leaderboard(board, Console(file=buf, width=width, color_system=None))
+    lines = buf.getvalue().splitlines()
+    for model, values in board.iterrows():
+        printed = " ".join(line for line in lines if model in line).split()
+        for value in values:
+            assert format_percent(value) in printed, (width, model, value)

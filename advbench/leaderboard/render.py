@@ -80,8 +80,12 @@ def render_table(board: pd.DataFrame, title: str | None = None) -> Table:
     for column in board.columns:
         top, bottom = _header_lines(column)
         worst = _is_worst(column)
-        header = Text(f"{top}\n{bottom}" if top else f"\n{bottom}", style="bold magenta" if worst else "bold")
-        table.add_column(header, justify="right", style="bold magenta" if worst else None, no_wrap=True)
+        header = Text(f"{top}\n{bottom}" if top else f"\n{bottom}", style="bold magenta" if worst else "bold",
+                      overflow="fold")
+        # A number is never cut: its column is at least "100.0" wide; in a narrow terminal a long attack name
+        # in the header folds onto more lines instead.
+        table.add_column(header, justify="right", style="bold magenta" if worst else None, overflow="fold",
+                         min_width=len("100.0"))
     for rank, (model, (_, values)) in enumerate(zip(names, board.iterrows()), start=1):
         # Text, not markup strings: a model name such as "[ours]" must print as written.
         cells = [Text(str(rank)), Text(model)] + [Text(format_percent(v)) for v in values]
@@ -90,8 +94,21 @@ def render_table(board: pd.DataFrame, title: str | None = None) -> Table:
 
 
 def print_leaderboard(board: pd.DataFrame, console: Console, title: str | None = None) -> None:
-    """Print :func:`render_table` of ``board`` on ``console`` (the CLI passes its stderr console)."""
-    console.print(render_table(board, title=title))
+    """Print :func:`render_table` of ``board`` on ``console``. A board wider than the console is printed as
+    several tables of consecutive columns (model names repeated), so no number is ever cut or dropped."""
+    parts: list[list] = [[]]
+    unbounded = console.options.update(max_width=10_000)  # measure what the table needs, not what fits
+    for column in board.columns:  # greedy: as many columns per table as rich can lay out at their minimum width
+        trial = [*parts[-1], column]
+        if parts[-1] and console.measure(render_table(board[trial]), options=unbounded).minimum > console.width:
+            parts.append([column])
+        else:
+            parts[-1] = trial
+    if len(parts) == 1:
+        console.print(render_table(board, title=title))
+        return
+    for k, part in enumerate(parts, start=1):
+        console.print(render_table(board[part], title=f"{title or _DEFAULT_TITLE} ({k}/{len(parts)})"))
 
 
 def _table_text(board: pd.DataFrame) -> str:
