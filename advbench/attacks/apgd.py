@@ -152,6 +152,10 @@ class APGD(Attack, EOTOptions):
         return objective
 
     # -- the attack -----------------------------------------------------------------------------------
+    def expected_queries(self, threat) -> int:
+        targets = getattr(self, "n_target_classes", 1)  # APGD-T runs once per target class
+        return (self.steps + 1) * self.restarts * targets
+
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         target_sets = self._target_sets(oracle, x, goal)
         self._check_classes(oracle.num_classes, target_sets[0] is not None)

@@ -174,6 +174,14 @@ class Attack:
                               "advbench.testing.build_attack(name, ...) or through a run, not by calling its class")
         return context
 
+    # -- progress ------------------------------------------------------------------------------------
+    def expected_queries(self, threat) -> int | None:
+        """Oracle calls one batch makes at most (progress bars and their ETA), or ``None`` when unknown.
+
+        Early stopping ends most runs sooner; the bar then completes at once. Override in iterative attacks.
+        """
+        return None
+
     # -- options -------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
         """Check the options declared with :func:`advbench.options.option` (subclasses call this first)."""

@@ -116,6 +116,9 @@ class BIM(Attack, EOTOptions):
     early_stop: bool = option(True, help="keep each sample's first adversarial iterate (else the last)")
     loss: str = option("ce", choices=tuple(OBJECTIVES), help="the objective ascended")
 
+    def expected_queries(self, threat) -> int:
+        return self.n_steps(threat.norm, threat.eps)
+
     def n_steps(self, norm: Norm, eps: float) -> int:
         """The iteration count for a threat ``(norm, eps)``."""
         if self.steps is not None:

@@ -113,6 +113,9 @@ class CWL2(Attack, EOTOptions):
         super().__post_init__()
         self.last_search_trace: torch.Tensor | None = None
 
+    def expected_queries(self, threat) -> int:
+        return self.binary_search_steps * self.steps
+
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         """Minimum-L2 adversarials for one batch.
 

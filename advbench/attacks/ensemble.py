@@ -196,6 +196,12 @@ class Ensemble(Attack):
         self._resolved = resolved
         return resolved
 
+    def expected_queries(self, threat) -> int | None:
+        """Every member's calls on the whole batch (later members see fewer samples, not fewer calls), plus
+        the one judging query after each member."""
+        counts = [m.expected_queries(threat) for m in self.member_attacks()]
+        return None if any(c is None for c in counts) else sum(c + 1 for c in counts)
+
     def member_attacks(self) -> list[Attack]:
         """The attacks that run, in order (resolved against the run's registry)."""
         return [attack for _, _, attack in self._resolve()]

@@ -50,5 +50,8 @@ class FGSM(Attack, EOTOptions):
 
     loss: str = option("ce", choices=tuple(OBJECTIVES), help="the objective ascended")
 
+    def expected_queries(self, threat) -> int:
+        return 1
+
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         return fgsm_step(oracle, x, goal, threat.norm, threat.eps, OBJECTIVES[self.loss]).clamp(*BOUNDS)

@@ -75,6 +75,9 @@ class MIFGSM(Attack, EOTOptions):
         rel = self.rel_stepsize if self.rel_stepsize is not None else 1.0 / self.steps
         return rel * eps
 
+    def expected_queries(self, threat) -> int:
+        return self.steps
+
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         return iterative_ascent(
             oracle,

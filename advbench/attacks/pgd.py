@@ -68,6 +68,9 @@ class PGD(Attack, EOTOptions):
     early_stop: bool = option(True, help="keep each sample's first adversarial iterate (else the last)")
     loss: str = option("ce", choices=tuple(OBJECTIVES), help="the objective ascended")
 
+    def expected_queries(self, threat) -> int:
+        return self.steps * self.restarts + self.restarts - 1  # every run but the last checks its last iterate
+
     def alpha(self, eps: float) -> float:
         """The absolute step size for a budget ``eps``."""
         if self.step_size is not None:

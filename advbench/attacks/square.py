@@ -110,6 +110,9 @@ class Square(Attack):
         """The square fraction at iteration ``it`` (see :func:`p_selection`)."""
         return p_selection(it, self.max_queries, self.p_init, self.rescale_schedule)
 
+    def expected_queries(self, threat) -> int:
+        return self.max_queries * self.restarts
+
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         """Args: x [B, C, H, W] in [0, 1]. Returns: [B, C, H, W] candidate adversarials."""
         if threat.eps == 0:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..escape import markdown_text, terminal_text
@@ -38,11 +38,13 @@ class RichReporter:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
             console=err_console,
             transient=True,
             disable=quiet,
         )
-        self._models = self._cells = self._batches = None
+        self._models = self._cells = self._batches = self._queries = None
 
     def _print(self, message: str, style: str | None = None) -> None:
         if not self.quiet:
@@ -62,10 +64,23 @@ class RichReporter:
         self.progress.update(self._models, description=terminal_text(f"model {model}"))
 
     def cell_started(self, cell, n_attacked: int) -> None:
-        if self._batches is not None:
-            self.progress.remove_task(self._batches)
+        for task in (self._batches, self._queries):
+            if task is not None:
+                self.progress.remove_task(task)
         label = terminal_text(f"  {cell.attack} {cell.norm.value} eps={_eps(cell.eps)}")
-        self._batches = self.progress.add_task(label, total=n_attacked)
+        self._batches = self.progress.add_task(label + " samples", total=n_attacked)
+        self._queries = None
+
+    def expect_queries(self, total: int | None) -> None:
+        """The cell's expected oracle calls (steps): a bar with an ETA while an iterative batch runs."""
+        if self._queries is None:
+            self._queries = self.progress.add_task("    steps", total=total)
+        else:  # a minimum-norm attack's unbounded run, then its eps cells: a fresh count
+            self.progress.reset(self._queries, total=total)
+
+    def query(self) -> None:
+        if self._queries is not None:
+            self.progress.advance(self._queries)
 
     def batch_done(self, n: int) -> None:
         if self._batches is not None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -106,7 +106,8 @@ class Harness:
     def attack(self, attack: Attack, x: torch.Tensor, labels: torch.Tensor, threat: ThreatModel,
                generator: torch.Generator, *, clean_logits: torch.Tensor | None = None,
                targets: torch.Tensor | None = None, min_confidence: float | None = None,
-               deadline: Deadline | None = None, isolation=None) -> BatchVerdict:
+               deadline: Deadline | None = None, isolation=None,
+               on_query: Callable[[], None] | None = None) -> BatchVerdict:
         """Run ``attack`` on one batch under the contract.
 
         Args:
@@ -117,6 +118,7 @@ class Harness:
             targets: int64 [B] for a targeted run. min_confidence: success also needs this probability.
             deadline: the cell's ``--cell-timeout``, checked before every query.
             isolation: an :class:`~advbench.engine.isolate.Isolation` to run the attack in (``--isolate``).
+            on_query: called before every oracle call (progress reporting).
         Returns:
             The verdict for all B samples; unattacked ones keep x, their clean logits, no queries, no success.
         Raises:
@@ -130,7 +132,7 @@ class Harness:
         todo = attacked.nonzero().squeeze(1)
         every = bool(todo.numel() == x.shape[0])
         budget = Budget(self.queries, goal, x, threat) if self.queries is not None else None
-        ledger = QueryLedger(x.shape[0], x.device, budget, on_query=None if deadline is None else deadline.check)
+        ledger = QueryLedger(x.shape[0], x.device, budget, on_query=_each_query(deadline, on_query))
         # the harness's own references: an attack that rebinds the ledger's attributes cannot swap these
         n_forward, n_backward = ledger.n_forward, ledger.n_backward
         oracle = with_eot(make_oracle(attack.access, self._model, x.shape[0], self.num_classes, x.device, ledger=ledger),
@@ -233,6 +235,18 @@ class ModelTap:
         if queries is not None and int(n_forward.max()) > queries:
             raise AttackError(f"attack {name!r} made more than --queries {queries} queries on a sample "
                               "(it changed the oracle's budget): cell refused")
+
+
+def _each_query(deadline: Deadline | None, on_query: Callable[[], None] | None) -> Callable[[], None] | None:
+    """The ledger's per-query callback: the cell's deadline check, then the progress report."""
+    if deadline is None or on_query is None:
+        return on_query if deadline is None else deadline.check
+
+    def both() -> None:
+        deadline.check()
+        on_query()
+
+    return both
 
 
 def with_eot(oracle: Oracle, attack: Attack, generator: torch.Generator) -> Oracle:

@@ -18,7 +18,7 @@ import random
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -62,12 +62,21 @@ class Attacked:
     wall: float = 0.0
 
 
+class CellProgress(Protocol):
+    """What a cell reports while it runs (the CLI's progress bars; the engine's Reporter has all three)."""
+
+    def expect_queries(self, total: int | None) -> None: ...
+    def query(self) -> None: ...
+    def batch_done(self, n: int) -> None: ...
+
+
 def attack_samples(harness: Harness, attack: Attack, inputs: ModelInputs, threat: ThreatModel, *, batch_size: int,
-                   device: torch.device, generator: torch.Generator, on_batch: Callable[[int], None] | None = None,
+                   device: torch.device, generator: torch.Generator, progress: CellProgress | None = None,
                    deadline: Deadline | None = None, isolation: Isolation | None = None) -> Attacked:
     """Run ``attack`` on the attacked samples of ``inputs`` in batches of ``batch_size``, each through
     :meth:`Harness.attack` (``deadline``: the cell's ``--cell-timeout``, checked per query and per batch;
-    ``isolation``: the cell's child process under ``--isolate``)."""
+    ``isolation``: the cell's child process under ``--isolate``; ``progress``: told the expected oracle calls
+    (:meth:`Attack.expected_queries` per batch), each call, and each finished batch)."""
     n = inputs.x.shape[0]
     out = Attacked(
         x_adv=inputs.x.clone(), logits=inputs.clean_logits.clone(), success=torch.zeros(n, dtype=torch.bool),
@@ -75,6 +84,10 @@ def attack_samples(harness: Harness, attack: Attack, inputs: ModelInputs, threat
         seconds=torch.zeros(n, dtype=torch.float64),
     )
     todo = inputs.attacked.nonzero().squeeze(1)
+    if progress is not None:
+        per_batch = attack.expected_queries(threat)
+        n_batches = -(-todo.numel() // batch_size)
+        progress.expect_queries(per_batch * n_batches if per_batch is not None else None)
     start = time.perf_counter()
     for begin in range(0, todo.numel(), batch_size):
         idx = todo[begin : begin + batch_size]
@@ -86,6 +99,7 @@ def attack_samples(harness: Harness, attack: Attack, inputs: ModelInputs, threat
             clean_logits=inputs.clean_logits[idx].to(device),
             targets=None if inputs.targets is None else inputs.targets[idx].to(device),
             min_confidence=inputs.min_confidence, deadline=deadline, isolation=isolation,
+            on_query=None if progress is None else progress.query,
         )
         out.x_adv[idx] = verdict.x_adv.cpu()  # .cpu() synchronises, so the timing below is honest on CUDA
         out.logits[idx] = verdict.logits.cpu()
@@ -94,8 +108,8 @@ def attack_samples(harness: Harness, attack: Attack, inputs: ModelInputs, threat
         out.n_backward[idx] = verdict.n_backward.cpu()
         out.seconds[idx] = (time.perf_counter() - t0) / idx.numel()
         scatter_extras(verdict.extras, idx.tolist(), n, into=out.extras)
-        if on_batch is not None:
-            on_batch(idx.numel())
+        if progress is not None:
+            progress.batch_done(idx.numel())
     out.wall = time.perf_counter() - start
     return out
 
@@ -208,7 +222,7 @@ class ModelCaches:
 
 
 def run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch.device, train_split,
-             caches: ModelCaches, on_batch: Callable[[int], None] | None = None,
+             caches: ModelCaches, progress: CellProgress | None = None,
              fingerprint: str = "") -> tuple[pd.DataFrame, torch.Tensor, float]:
     """Attack (or reuse the unbounded run of a minimum-norm attack), then judge at the cell's eps.
 
@@ -226,14 +240,14 @@ def run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch
         if isolation is not None:
             isolation.deadline = deadline
         rows, x_adv, wall = _run_cell(cell, attack, spec, session, config=config, device=device,
-                                      train_split=train_split, caches=caches, on_batch=on_batch, deadline=deadline,
+                                      train_split=train_split, caches=caches, progress=progress, deadline=deadline,
                                       isolation=isolation)
     rows["fingerprint"] = fingerprint
     return rows, x_adv, wall
 
 
 def _run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch.device, train_split,
-              caches: ModelCaches, on_batch, deadline: Deadline | None, isolation: Isolation | None):
+              caches: ModelCaches, progress, deadline: Deadline | None, isolation: Isolation | None):
     harness, inputs = session.harness, session.inputs
     common = dict(batch_size=config.batch_size, device=device, deadline=deadline, isolation=isolation)
     threat = ThreatModel(cell.norm, cell.eps)
@@ -244,7 +258,7 @@ def _run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torc
             gen = torch.Generator(device=device).manual_seed(cell_seed(config.seed, free))
             with global_rng(cell_seed(config.seed, free), device):
                 unbounded = attack_samples(harness, attack, inputs, ThreatModel(cell.norm, math.inf), generator=gen,
-                                           on_batch=on_batch, **common)
+                                           progress=progress, **common)
             caches.unbounded[key] = (unbounded, minimum_norms(inputs, unbounded, cell.norm))
         unbounded, min_norm = caches.unbounded[key]
         judged = rejudge(harness, inputs, unbounded, threat, batch_size=config.batch_size, device=device)
@@ -252,7 +266,7 @@ def _run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torc
     gen = torch.Generator(device=device).manual_seed(cell_seed(config.seed, cell))
     with global_rng(cell_seed(config.seed, cell), device):
         fit_queries = _fit_once(cell, attack, spec, session, threat, gen, train_split, caches, device, deadline)
-        attacked = attack_samples(harness, attack, inputs, threat, generator=gen, on_batch=on_batch, **common)
+        attacked = attack_samples(harness, attack, inputs, threat, generator=gen, progress=progress, **common)
     if fit_queries is not None:
         # queries spent learning from the train split count against the target too (one total per cell)
         attacked.extras["fit_queries"] = [fit_queries] * inputs.x.shape[0]
