@@ -261,23 +261,39 @@ def test_markdown_is_a_well_formed_pipe_table(board):
     counts = {line.replace("\\|", "").count("|") for line in lines}
     assert counts == {5}  # model + 3 columns -> 5 delimiters, escaped pipes excluded
     assert re.fullmatch(r"\|( :?-{3,}:? \|)+", lines[1])
-    assert lines[0] == "| model | clean | linf 8/255 fgsm | linf 8/255 worst |"
+    assert lines[0] == "| model | clean (%) | linf 8/255 fgsm (%) | linf 8/255 worst (%) |"
     assert lines[2] == "| robust\\|net | 97.3 | 45.7 | 12.3 |"
     assert lines[3] == "| plain | 50.0 | - | - |"
 
 
 def test_json_round_trips_with_null_for_nan(board):
     records = json.loads(to_json(board))
-    assert [list(r) for r in records] == [["model", "clean", "linf 8/255 fgsm", "linf 8/255 worst"]] * 2
-    assert records[0] == {"model": "robust|net", "clean": 0.973, "linf 8/255 fgsm": 0.4567, "linf 8/255 worst": 0.1234}
-    assert records[1]["linf 8/255 worst"] is None
+    assert [list(r) for r in records] == [["model", "clean (%)", "linf 8/255 fgsm (%)", "linf 8/255 worst (%)"]] * 2
+    assert records[0] == {"model": "robust|net", "clean (%)": 97.3, "linf 8/255 fgsm (%)": 45.67,
+                          "linf 8/255 worst (%)": 12.34}
+    assert records[1]["linf 8/255 worst (%)"] is None
     assert "NaN" not in to_json(board)
+
+
+def test_every_format_gives_the_same_labelled_percentages(board):
+    """CSV, JSON and Markdown agree with each other and with the terminal table (which says "(%)" in its title)."""
+    back = pd.read_csv(io.StringIO(to_csv(board)), index_col="model")
+    assert list(back.columns) == [f"{c} (%)" for c in board.columns]
+    pd.testing.assert_frame_equal(back / 100, board.set_axis(back.columns, axis=1), check_index_type=False,
+                                  rtol=1e-12, atol=1e-12)
+    records = {r["model"]: r for r in json.loads(to_json(board))}
+    md = {line.split(" | ")[0].strip("| "): line for line in to_markdown(board).splitlines()[2:]}
+    for model, values in back.iterrows():
+        for column, value in values.items():
+            assert records[model.replace("\\|", "|")][column] == (None if pd.isna(value) else value)
+    assert "| 97.3 |" in md["robust\\|net"] and "Robust accuracy (%)" in render(board, "table")
 
 
 def test_csv_parses_back_to_the_same_numbers():
     board = leaderboard(sort_rows())
     back = pd.read_csv(io.StringIO(to_csv(board)), index_col="model")
-    pd.testing.assert_frame_equal(back, board, check_exact=True, check_index_type=False)
+    pd.testing.assert_frame_equal(back / 100, board.set_axis(back.columns, axis=1), check_index_type=False,
+                                  rtol=1e-12, atol=1e-12)
 
 
 def test_rich_table_and_text(board):

@@ -1,8 +1,10 @@
 """Renderers for the wide leaderboard of :func:`advbench.leaderboard.views.leaderboard`.
 
-The board holds fractions in [0, 1]; human formats (terminal table, Markdown) show percentages with one
-decimal ("97.3"), machine formats (CSV, JSON) keep the exact fractions so that they parse back to the same
-numbers. A missing cell (NaN) is "-" for humans and empty / ``null`` for machines.
+The board holds fractions in [0, 1]; every format shows **percentages**, labelled: the terminal table in its
+title, Markdown, CSV and JSON with a ``" (%)"`` suffix on every value column (``clean (%)``,
+``linf 8/255 pgd (%)``). Human formats (terminal table, Markdown) round to one decimal ("97.3"); machine
+formats (CSV, JSON) keep the percentage to 10 decimals (``100 * k / n`` without float noise). A missing cell
+(NaN) is "-" for humans and empty / ``null`` for machines.
 """
 
 from __future__ import annotations
@@ -121,11 +123,23 @@ def _table_text(board: pd.DataFrame) -> str:
 
 # ------------------------------------------------------------------------------------------- machine
 
+#: The unit label every value column of a written board carries.
+UNIT = " (%)"
+
+
+def labelled(column: object) -> str:
+    """``"linf 8/255 pgd"`` -> ``"linf 8/255 pgd (%)"``."""
+    return f"{column}{UNIT}"
+
+
+def percent_board(board: pd.DataFrame) -> pd.DataFrame:
+    """The board in percent with labelled columns (rounded to 10 decimals: 97.3, not 97.30000000000001)."""
+    return (board.astype(float) * 100.0).round(10).rename(columns=labelled)
+
 
 def to_csv(board: pd.DataFrame) -> str:
-    """The board as CSV: a ``model`` column then the board's columns, exact fractions, empty for NaN."""
-    # pandas writes floats with repr, the shortest string that parses back to the same double.
-    return board.to_csv(index_label="model", lineterminator="\n")
+    """The board as CSV: a ``model`` column then the board's columns labelled ``(%)``, percentages, empty for NaN."""
+    return percent_board(board).to_csv(index_label="model", lineterminator="\n")
 
 
 def _md_cell(text: str) -> str:
@@ -139,7 +153,7 @@ def _md_row(cells: list[str]) -> str:
 
 def to_markdown(board: pd.DataFrame) -> str:
     """The board as a GitHub-flavoured pipe table with percentages (one decimal), numbers right-aligned."""
-    columns = [str(c) for c in board.columns]
+    columns = [labelled(c) for c in board.columns]
     lines = [
         _md_row(["model", *map(_md_cell, columns)]),
         _md_row([":---", *["---:"] * len(columns)]),
@@ -154,13 +168,14 @@ def _json_value(value: Any) -> float | None:
 
 
 def to_json(board: pd.DataFrame) -> str:
-    """The board as a JSON array of records: ``{"model": ..., "clean": ..., "<norm> <eps> <attack>": ...}``.
+    """The board as a JSON array of records: ``{"model": ..., "clean (%)": ..., "<norm> <eps> <attack> (%)": ...}``.
 
-    Keys follow the board's column order (stable across runs); values are fractions, NaN becomes ``null``.
+    Keys follow the board's column order (stable across runs); values are percentages, NaN becomes ``null``.
     """
+    percent = percent_board(board)
     records = [
-        {"model": str(model), **{str(c): _json_value(v) for c, v in zip(board.columns, values)}}
-        for model, values in zip(board.index, board.itertuples(index=False, name=None))
+        {"model": str(model), **{str(c): _json_value(v) for c, v in zip(percent.columns, values)}}
+        for model, values in zip(percent.index, percent.itertuples(index=False, name=None))
     ]
     # allow_nan=False: a NaN that slipped through must fail here rather than produce invalid JSON.
     return json.dumps(records, indent=2, allow_nan=False) + "\n"
