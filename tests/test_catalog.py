@@ -158,3 +158,17 @@ def test_trainers_share_public_helpers_only():
             if isinstance(node, ast.ImportFrom) and node.level:
                 private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
                 assert not private, f"{path.name} imports {private} from {node.module}"
+
+
+def test_the_template_plugin_is_light_to_import_and_list():
+    """The noise plugin (the README's template) registers a lazy spec: loading it through its entry point and
+    listing attacks imports no torch; building the attack does."""
+    out = _in_fresh_python(
+        "import json, sys\nfrom advbench.plugins import make_host\nhost = make_host(autoload=True)\n"
+        "assert host.registry.attacks.get('noise').plugin == 'noise'\n"
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+        "host.registry.attacks.get('noise').build()\nprint('torch' in sys.modules)\n",
+        ADVBENCH_DISABLE_PLUGIN_AUTOLOAD="0",
+    )
+    listed, built = out.strip().splitlines()[-2:]
+    assert json.loads(listed) == [] and built == "True"
