@@ -21,7 +21,6 @@ from ..errors import ConfigError
 from ..models.dcgan import (
     FAKE, G_LOSSES, REAL, Generator, discriminator, discriminator_loss, generator_loss,
 )
-from ..options import parse_options
 from ..specs import DatasetSpec
 
 #: Normalisation inside the discriminator ([0, 1] -> [-1, 1]), recorded in its card.
@@ -40,14 +39,9 @@ def parse_gan_options(pairs: "list[str] | tuple[str, ...]") -> dict[str, Any]:
     Raises:
         ConfigError: not ``KEY=VALUE``, a key given twice, or an unknown key.
     """
-    from ..train.common import parse_value
+    from ..train.common import parse_known_options
 
-    parsed: dict[str, Any] = {}
-    for key, value in parse_options(list(pairs), what="--recipe-opt", example="g_loss=minimax").items():
-        if key not in GAN_OPTIONS:
-            raise ConfigError(f"bad gan option {key!r}: use KEY=VALUE with KEY one of {', '.join(GAN_OPTIONS)}")
-        parsed[key] = parse_value(value)
-    return parsed
+    return parse_known_options(pairs, GAN_OPTIONS, "recipe 'gan'", "g_loss=minimax")
 
 
 class _NormalisedD(nn.Module):

@@ -14,9 +14,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..options import parse_options
 from . import recipes
-from .common import parse_value
+from .common import parse_known_options
 
 #: ``loss(model, x, y, options) -> scalar``: ``model`` maps [B, C, H, W] in [0, 1] to logits [B, K] and is in
 #: train mode with parameters requiring grad; ``options`` are the recipe's hyperparameters (eps, steps ...).
@@ -101,10 +100,4 @@ def parse_recipe_options(recipe: str, pairs: Sequence[str]) -> dict[str, Any]:
     Raises:
         ConfigError: not ``KEY=VALUE``, a key given twice, or a key the recipe does not take.
     """
-    takes = recipe_options(recipe)
-    parsed: dict[str, Any] = {}
-    for key, value in parse_options(list(pairs), what="--recipe-opt", example="eps=0.3").items():
-        if key not in takes:
-            raise ConfigError(f"recipe {recipe!r} has no option {key!r}; it takes: {', '.join(takes)}")
-        parsed[key] = parse_value(value)
-    return parsed
+    return parse_known_options(pairs, recipe_options(recipe), f"recipe {recipe!r}", "eps=0.3")

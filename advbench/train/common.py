@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -31,6 +31,26 @@ def save_state_dict(net: "nn.Module", path: Path) -> None:
     save_file(tensors, str(tmp), metadata={"format": "pt"})
     os.chmod(tmp, 0o644)  # safetensors creates 0600 files; shipped weights must be readable by every user
     os.replace(tmp, path)
+
+
+def parse_known_options(pairs: "list[str] | tuple[str, ...]", known: "Iterable[str]", owner: str,
+                        example: str) -> dict[str, Any]:
+    """``--recipe-opt KEY=VALUE`` items -> ``{key: value}`` (values through :func:`parse_value`), every key one
+    of ``known``.
+
+    Raises:
+        ConfigError: not ``KEY=VALUE``, a key given twice, or ``{owner} has no option 'k'; it takes: ...``.
+    """
+    from ..errors import ConfigError
+    from ..options import parse_options
+
+    known = list(known)
+    parsed: dict[str, Any] = {}
+    for key, value in parse_options(list(pairs), what="--recipe-opt", example=example).items():
+        if key not in known:
+            raise ConfigError(f"{owner} has no option {key!r}; it takes: {', '.join(known)}")
+        parsed[key] = parse_value(value)
+    return parsed
 
 
 def parse_value(text: str) -> Any:
