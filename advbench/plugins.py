@@ -321,6 +321,9 @@ def warn_failed(host: PluginHost, emit: Callable[[str], None]) -> None:
     registry = host.registry
     for p in host.failed:
         emit(f"warning: plugin {p.name!r} was skipped: {p.error} (see `advbench plugins`)")
+    known = {p.name for p in host.plugins}
+    for name in sorted(disabled_plugins() - known):
+        emit(f"warning: --disable-plugin {name!r}: no installed plugin has that name (see `advbench plugins`)")
     for kind, name, plugins in registry.conflicts():
         emit(f"warning: {kind} {name!r} is registered by plugins {' and '.join(map(repr, plugins))}: it cannot be "
              "used until one is disabled (--disable-plugin NAME) or uninstalled (see `advbench plugins`)")

@@ -97,6 +97,9 @@ def test_attack_options_budget_and_errors(data):
         advbench.attack("pgd", net, x[0], y[:1], eps=0.1)
     with pytest.raises(ConfigError, match="pass models"):
         advbench.evaluate(None, "fgsm", 0.1, dataset=(x, y))
+    three = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 3))
+    with pytest.raises(ConfigError, match="nothing to run: model 'Sequential' has 3 classes but dataset 'mnist-5k' has 10"):
+        advbench.evaluate(three, "fgsm", 0.1, n_samples=5, device="cpu")  # never an empty result without a word
 
 
 def test_benchmark_reports_worst_case_accuracy_with_wilson_intervals(data):

@@ -112,6 +112,15 @@ def test_a_duplicate_name_is_a_conflict_naming_both_plugins_and_the_rest_works(f
     assert make_host(autoload=True).registry.attacks.get("fgsm").plugin == "advbench"
 
 
+def test_disabling_a_plugin_that_is_not_installed_warns(monkeypatch):
+    from advbench.plugins import warn_failed
+
+    monkeypatch.setenv("ADVBENCH_DISABLE_PLUGINS", "nosuchplugin")
+    lines: list[str] = []
+    warn_failed(make_host(autoload=True), lines.append)
+    assert lines == ["warning: --disable-plugin 'nosuchplugin': no installed plugin has that name (see `advbench plugins`)"]
+
+
 def test_the_builtin_plugin_cannot_be_disabled():
     from advbench.errors import PluginError
 

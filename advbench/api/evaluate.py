@@ -166,6 +166,9 @@ def evaluate(
                            targeted=targeted, min_confidence=min_confidence, sanity_checks=sanity_checks,
                            queries=queries, transfer_attack=transfer_attack, surrogates=surrogates,
                            isolate=isolate, cell_timeout=cell_timeout)
+    if not outcome.plan.cells:  # every model x attack pair was dropped: say why rather than return no rows
+        reasons = "; ".join(dict.fromkeys(d.reason for d in outcome.plan.dropped)) or "no cells"
+        raise ConfigError(f"nothing to run: {reasons}")
     if outcome.failures and raise_on_failure:
         raise CellFailed(f"{len(outcome.failures)} cell group(s) failed; first: {outcome.failures[0].message}")
     return RunResult(outcome.rows, outcome.run_dir, outcome.flags, outcome.transfer, outcome.failures,
