@@ -83,7 +83,8 @@ def test_a_duplicate_name_is_a_conflict_naming_both_plugins_and_the_rest_works(f
     from advbench.cli.app import app
     from advbench.plugins import set_host
 
-    monkeypatch.delenv("ADVBENCH_DISABLE_PLUGINS", raising=False)  # restored at teardown (the CLI option sets it)
+    # recorded now, restored (removed) at teardown: the CLI's --disable-plugin below writes it into os.environ
+    monkeypatch.setenv("ADVBENCH_DISABLE_PLUGINS", "")
     fake_entry_points("duplicate_fgsm")
     host = make_host(autoload=True)
     with pytest.raises(RegistryError) as info:

@@ -209,7 +209,9 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_directory(tmp_path
     finally:
         held.release()
     assert probe.returncode == 1, probe.stderr
-    assert probe.stderr.startswith("error: another advbench process is writing") and f"pid {os.getpid()}" in probe.stderr
+    errors = [line for line in probe.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: another advbench process is writing")
+    assert f"pid {os.getpid()}" in errors[0]
     assert cli(*BASE, "--attacks", "fgsm", "--out", str(tmp_path)).exit_code == 0  # free again once released
 
 
