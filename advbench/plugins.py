@@ -211,8 +211,7 @@ class PluginHost:
             if self.pm.get_plugin(record.name) is not None:
                 self.pm.unregister(name=record.name)
             for kind in _REGISTER_HOOKS:
-                table = registry.table(kind)
-                table.specs = {n: s for n, s in table.specs.items() if s.plugin != record.name}
+                registry.table(kind).drop_plugin(record.name)
         broken = tuple(p.name for p in self.failed)
         for kind in _REGISTER_HOOKS:
             registry.table(kind).broken_plugins = broken

@@ -38,8 +38,8 @@ class SpecTable(Generic[SpecT]):
     specs: dict[str, SpecT] = field(default_factory=dict)
     #: names of plugins that failed to load, mentioned on a miss (they may have provided the name)
     broken_plugins: tuple[str, ...] = ()
-    #: name -> the plugins that all registered it (none of their specs is used)
-    conflicts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: name -> the specs several plugins registered under it (none is used while more than one remains)
+    conflicts: dict[str, list[SpecT]] = field(default_factory=dict)
 
     def add(self, spec: SpecT, plugin: str) -> None:
         if not spec.name or spec.name != spec.name.strip() or "," in spec.name:
@@ -47,16 +47,32 @@ class SpecTable(Generic[SpecT]):
                 f"plugin {plugin!r} registered an invalid {self.kind} name {spec.name!r}: "
                 "names must be non-empty, without commas or surrounding spaces"
             )
+        spec = replace(spec, plugin=plugin)
         if spec.name in self.conflicts:
-            self.conflicts[spec.name] += (plugin,)
-            return
-        if spec.name in self.specs:
-            self.conflicts[spec.name] = (self.specs.pop(spec.name).plugin, plugin)
-            return
-        self.specs[spec.name] = replace(spec, plugin=plugin)
+            self.conflicts[spec.name].append(spec)
+        elif spec.name in self.specs:
+            self.conflicts[spec.name] = [self.specs.pop(spec.name), spec]
+        else:
+            self.specs[spec.name] = spec
+
+    def drop_plugin(self, plugin: str) -> None:
+        """Forget everything ``plugin`` registered (it failed); a conflict it was part of resolves to the spec
+        that remains, if only one does."""
+        self.specs = {n: s for n, s in self.specs.items() if s.plugin != plugin}
+        for name in list(self.conflicts):
+            left = [s for s in self.conflicts[name] if s.plugin != plugin]
+            if len(left) > 1:
+                self.conflicts[name] = left
+            else:
+                del self.conflicts[name]
+                self.specs.update({s.name: s for s in left})
+
+    def conflict_plugins(self, name: str) -> tuple[str, ...]:
+        """The plugins that all registered ``name``."""
+        return tuple(s.plugin for s in self.conflicts[name])
 
     def conflict_message(self, name: str) -> str:
-        plugins = self.conflicts[name]
+        plugins = self.conflict_plugins(name)
         return (f"{self.kind} name {name!r} is registered by plugins {' and '.join(map(repr, plugins))}: disable one "
                 f"(--disable-plugin NAME or ADVBENCH_DISABLE_PLUGINS=NAME), uninstall it, or rename the {self.kind}")
 
@@ -124,5 +140,5 @@ class Registry:
 
     def conflicts(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """(kind, name, plugins) for every name more than one plugin registered."""
-        return [(kind, name, plugins) for kind in ("attack", "model", "dataset")
-                for name, plugins in sorted(self.table(kind).conflicts.items())]
+        return [(kind, name, self.table(kind).conflict_plugins(name)) for kind in ("attack", "model", "dataset")
+                for name in sorted(self.table(kind).conflicts)]

@@ -169,3 +169,20 @@ def test_autoload_env_var_turns_entry_points_off(monkeypatch):
     assert "noise" not in mk().registry.attacks
     monkeypatch.setenv("ADVBENCH_DISABLE_PLUGIN_AUTOLOAD", "0")
     assert "noise" in mk().registry.attacks
+
+
+def test_a_failed_plugin_leaves_no_conflict_behind():
+    """A plugin that registers an existing name and then raises contributes nothing: the name is not left
+    blocked as a conflict, it resolves to the plugin that did not fail."""
+    import advbench
+    from advbench.attacks.fgsm import FGSM
+
+    class HalfThenRaises:
+        @advbench.hookimpl
+        def advbench_register_attacks(self, registrar):
+            registrar.add(FGSM.spec())
+            raise RuntimeError("broken after registering")
+
+    host = make_host(autoload=False, extra=[("half", HalfThenRaises())])
+    assert host.registry.attacks.get("fgsm").plugin == "advbench"
+    assert host.registry.conflicts() == [] and not host.info("half").ok
