@@ -100,7 +100,7 @@ class QueryLedger:
 
     def __init__(self, batch_size: int, device: torch.device | str, budget: Budget | None = None,
                  on_query: Callable[[], None] | None = None) -> None:
-        self.on_query = on_query  # called before every query (the harness's --cell-timeout check)
+        self.on_query = on_query  # called before every query (the --cell-timeout check, progress reports)
         self.batch_size = int(batch_size)
         self.device = torch.device(device)
         self.n_forward = torch.zeros(self.batch_size, dtype=torch.int64, device=self.device)

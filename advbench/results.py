@@ -35,12 +35,12 @@ import pandas as pd
 
 from .errors import AdvbenchError, StorageError
 from .oserrors import os_error_message
+from .runcheck import CELLS_DIR
 
 RESULTS_FILE = "results.parquet"
 MANIFEST_FILE = "manifest.json"
 FLAGS_FILE = "flags.json"
 TRANSFER_FILE = "transfer.parquet"
-CELLS_DIR = "cells"
 ADV_DIR = "adversarials"
 
 
@@ -97,9 +97,6 @@ class RunStore:
     def fingerprint_path(self, key: str) -> Path:
         return self.run_dir / CELLS_DIR / f"{key}.json"
 
-    def has_cell(self, key: str) -> bool:
-        return self.cell_path(key).is_file() and self.fingerprint_path(key).is_file()
-
     def read_cell(self, key: str) -> pd.DataFrame:
         return pd.read_parquet(self.cell_path(key))
 
@@ -128,17 +125,17 @@ class RunStore:
             adv_dir = self.run_dir / ADV_DIR
             self._write(adv_dir / f"{key}.safetensors", lambda tmp: save_file(
                 {"x_adv": x_adv.contiguous(), "sample_id": sample_ids.contiguous()}, str(tmp)))
-        self._write(self.cell_path(key), lambda tmp: rows.to_parquet(tmp, index=False))
+        self._write(self.cell_path(key), _parquet_writer(rows))
         if fingerprint is not None:
             self._write(self.fingerprint_path(key), _json_writer(fingerprint))
 
     def write_results(self, rows: pd.DataFrame) -> Path:
         path = self.run_dir / RESULTS_FILE
-        self._write(path, lambda tmp: rows.to_parquet(tmp, index=False))
+        self._write(path, _parquet_writer(rows))
         return path
 
     def write_transfer(self, matrix: pd.DataFrame) -> None:
-        self._write(self.run_dir / TRANSFER_FILE, lambda tmp: matrix.to_parquet(tmp, index=False))
+        self._write(self.run_dir / TRANSFER_FILE, _parquet_writer(matrix))
 
     def write_flags(self, flags: list[dict[str, Any]]) -> None:
         self._write(self.run_dir / FLAGS_FILE, _json_writer(flags))
@@ -165,6 +162,10 @@ class RunStore:
         finally:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
+
+
+def _parquet_writer(frame: pd.DataFrame) -> Callable[[Path], Any]:
+    return lambda tmp: frame.to_parquet(tmp, index=False)
 
 
 def _json_writer(data: Any) -> Callable[[Path], Any]:

@@ -19,6 +19,7 @@ import pandas as pd
 from .errors import AdvbenchError
 from .schema import CELL_KEYS
 
+#: Where a run directory keeps its cells (see :mod:`advbench.results` for the whole layout).
 CELLS_DIR = "cells"
 
 

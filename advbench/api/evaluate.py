@@ -196,8 +196,10 @@ def _user_objects(entries: list[tuple[str, Any]] | None, dataset: Any, norm, hos
     if not any(isinstance(m, torch.nn.Module) for _, m in entries) and isinstance(dataset, str):
         return [n for n, _ in entries], host, dataset
     in_memory = not isinstance(dataset, str)
-    x, y = data_tensors(dataset) if in_memory else load_dataset(dataset, host=host)  # one image: a class count
-    specs = {name: module_spec(name, as_model(obj, x[:1], norm)) for name, obj in entries
+    # one image of the right shape tells a bare module's class count; a registered dataset is not loaded for it
+    x, y = data_tensors(dataset) if in_memory else (None, None)
+    sample = x[:1] if in_memory else torch.zeros(1, *host.dataset_spec(dataset).input_shape)
+    specs = {name: module_spec(name, as_model(obj, sample, norm)) for name, obj in entries
              if isinstance(obj, torch.nn.Module)}
     datasets = {}
     if in_memory:

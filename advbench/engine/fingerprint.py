@@ -11,7 +11,8 @@ A fingerprint has three parts, each a plain JSON dictionary of *components*:
 * ``attack``: the attack's name, its full options (defaults included), the version of its plugin;
 
 plus the cell's own (norm, eps). The cell fingerprint is the digest of all of it; the run, model and attack
-digests are kept beside it so a reader can tell *which* part differs (and :func:`explain` says how).
+digests are kept beside it so a reader can tell *which* part differs (and :func:`advbench.runcheck.explain`
+says how).
 
 Device *type* is part of the run (CPU and CUDA kernels round differently); the thread count is not (it can
 reorder CPU reductions in the last bits, which does not move a judged verdict in practice).
@@ -25,8 +26,6 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
-
-from ..runcheck import explain
 
 #: Bumped when the meaning of a component changes, so old fingerprints never match new ones by accident.
 SCHEMA_VERSION = 1
@@ -80,11 +79,6 @@ class Fingerprint:
         return {"fingerprint": self.value, "run": self.run, "model": self.model, "attack": self.attack,
                 "components": self.components}
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Fingerprint":
-        return cls(str(data["fingerprint"]), str(data["run"]), str(data["model"]), str(data["attack"]),
-                   dict(data["components"]))
-
 
 def run_components(config, samples: str, versions: Mapping[str, str]) -> dict[str, Any]:
     """What every cell of a run shares.
@@ -125,5 +119,5 @@ def fingerprint(run: Mapping[str, Any], model: Mapping[str, Any], attack: Mappin
                        digest_json(components["attack"]), components)
 
 
-__all__ = ["Fingerprint", "SCHEMA_VERSION", "attack_components", "digest_json", "explain", "fingerprint",
+__all__ = ["Fingerprint", "SCHEMA_VERSION", "attack_components", "digest_json", "fingerprint",
            "model_components", "module_digest", "run_components", "tensor_digest"]

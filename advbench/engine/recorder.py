@@ -18,10 +18,11 @@ import torch
 from .._version import __version__
 from ..errors import AdvbenchError, ConfigError, StorageError
 from ..results import CELLS_DIR, RunStore, environment, load_manifest, now_utc
+from ..runcheck import explain
 from .config import RunConfig
 from .fingerprint import (
-    Fingerprint, attack_components, digest_json, explain, fingerprint, model_components, module_digest,
-    run_components, tensor_digest,
+    Fingerprint, attack_components, digest_json, fingerprint, model_components, module_digest, run_components,
+    tensor_digest,
 )
 from .plan import Cell
 from .rundir import RunDirLock, claim_run_dir

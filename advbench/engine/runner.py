@@ -137,10 +137,9 @@ def minimum_norms(inputs: ModelInputs, unbounded: Attacked, norm: Norm) -> torch
     return torch.where(unbounded.success, norms, torch.full_like(norms, math.inf))
 
 
-def cell_rows(cell: Cell, inputs: ModelInputs, attacked: Attacked, min_norm: torch.Tensor | None,
-              fingerprint: str = "") -> pd.DataFrame:
-    """The rows of one cell in the schema of :mod:`advbench.schema` (plus the attack's extra columns);
-    ``fingerprint``: the cell's (the recorder's), '' for rows that are not stored."""
+def cell_rows(cell: Cell, inputs: ModelInputs, attacked: Attacked, min_norm: torch.Tensor | None) -> pd.DataFrame:
+    """The rows of one cell in the schema of :mod:`advbench.schema` (plus the attack's extra columns); the
+    ``fingerprint`` column is left empty for :func:`run_cell` to fill."""
     n = inputs.x.shape[0]
     clean_pred = inputs.clean_pred
     adv_pred = attacked.logits.argmax(dim=1)
@@ -171,7 +170,7 @@ def cell_rows(cell: Cell, inputs: ModelInputs, attacked: Attacked, min_norm: tor
         "n_backward": attacked.n_backward.numpy(),
         "seconds": attacked.seconds.numpy(),
         "seed": np.full(n, inputs.seed, dtype=np.int64),
-        "fingerprint": [fingerprint] * n,
+        "fingerprint": [""] * n,
     }
     rows = pd.DataFrame(data, columns=list(ROW_COLUMNS))
     for key, values in attacked.extras.items():
