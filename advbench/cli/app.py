@@ -295,7 +295,8 @@ def plugins(
 def leaderboard_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (--out of `advbench run`).")],
     fmt: Fmt = "table",
-    view: Annotated[Optional[str], typer.Option("--view", help="robust, success, transfer, min-norm or flags.")] = None,
+    view: Annotated[Optional[str], typer.Option("--view", help="robust, success, transfer, min-norm, flags or implementations.")] = None,
+    compare_implementations: Annotated[bool, typer.Option("--compare-implementations", help="Set each algorithm's implementations (advbench's own and the adapter plugins' ta., fb., art., al.) side by side: the same as --view implementations.")] = False,
     verbose: Verbose = False,
 ) -> None:
     """Rebuild the leaderboard of a run from its rows on disk."""
@@ -303,6 +304,12 @@ def leaderboard_cmd(
     from .render import check_view, show_results
 
     _check_format(fmt)
+    if compare_implementations:
+        from ..errors import ConfigError
+
+        if view not in (None, "implementations"):
+            raise ConfigError(f"--compare-implementations is --view implementations; drop --view {view}")
+        view = "implementations"
     check_view(view)
     show_results(load_rows(run_dir), load_flags(run_dir), load_transfer(run_dir), fmt, str(run_dir), view=view,
                  manifest=load_manifest(run_dir))

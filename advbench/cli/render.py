@@ -122,7 +122,7 @@ def listing_table(title: str, columns: list[str], rows: Iterable[list[Any]]) -> 
     return table
 
 
-VIEWS = ("robust", "success", "by-class", "transfer", "min-norm", "queries", "query-curve", "flags")
+VIEWS = ("robust", "success", "by-class", "transfer", "min-norm", "queries", "query-curve", "flags", "implementations")
 
 
 def check_view(view: str | None) -> None:
@@ -152,6 +152,7 @@ def show_results(rows, flags: list[dict], transfer, fmt: str, title: str, *, vie
     _print_boards(rows, frames, console, title, show, always_success=always_success, manifest=manifest)
     _print_breakdowns(rows, frames, console, show, transfer, manifest)
     _print_queries_and_flags(rows, frames, console, show, flags)
+    _print_implementations(frames, console, show)
 
 
 def _view_frames(rows, flags: list[dict], transfer) -> dict:
@@ -161,6 +162,7 @@ def _view_frames(rows, flags: list[dict], transfer) -> dict:
     from ..leaderboard import (
         leaderboard, minimum_norms, query_stats, success_by_label, success_rates, success_vs_queries,
     )
+    from ..leaderboard.implementations import compare_implementations
 
     return {
         "robust": lambda: leaderboard(rows),
@@ -171,6 +173,7 @@ def _view_frames(rows, flags: list[dict], transfer) -> dict:
         "queries": lambda: query_stats(rows),
         "query-curve": lambda: success_vs_queries(rows),
         "flags": lambda: pd.DataFrame(flags, columns=["model", "attack", "eps", "flag", "detail"]),
+        "implementations": lambda: compare_implementations(rows),
     }
 
 
@@ -271,6 +274,31 @@ def _print_queries_and_flags(rows, frames: dict, console: Console, show, flags: 
             ["model", "attack", "flag", "detail"],
             ([f["model"], f["attack"], f["flag"], f["detail"]] for f in flags),
         ))
+
+
+def _print_implementations(frames: dict, console: Console, show) -> None:
+    """The cross-library table, whenever one algorithm ran in two or more implementations (or when asked)."""
+    table = frames["implementations"]()
+    if not (show("implementations") if show else len(table)):
+        return
+    console.print(listing_table(
+        "one algorithm, several implementations (same samples, same harness); weaker = above the best's 95% "
+        "interval; worst of N = robust only if every implementation left the sample robust",
+        ["model", "algorithm", "norm", "eps", "implementation", "library", "robust %", "95% interval", "gap pp",
+         "weaker", "median norm", "queries", "seconds"],
+        (_implementation_cells(r) for r in table.itertuples()),
+    ))
+
+
+def _implementation_cells(r) -> list[str]:
+    """One row of the cross-library table as text (blank where a value does not apply)."""
+    def num(v: float, spec: str, scale: float = 1.0) -> str:
+        return "" if v != v else format(scale * v, spec)
+
+    return [r.model, r.algorithm, r.norm, f"{r.eps:g}", r.implementation, r.library,
+            num(r.robust_accuracy, ".1f", 100), f"{num(r.ci_low, '.1f', 100)}-{num(r.ci_high, '.1f', 100)}",
+            num(r.gap_pp, "+.1f"), "WEAKER" if r.weaker else "", num(r.median_perturbation_norm, ".3g"),
+            num(r.mean_queries, ".0f"), num(r.seconds, ".1f")]
 
 
 def _require(value, message: str):
