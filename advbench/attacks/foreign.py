@@ -106,16 +106,10 @@ def library_import(module: str, distribution: str, plugin: str) -> Any:
 
 
 @contextmanager
-def library_rng(generator: torch.Generator, device: torch.device) -> Iterator[None]:
-    """Seed the global RNGs (torch's CPU and ``device`` generators, NumPy's, ``random``) from one draw of the
-    harness's ``generator`` while a library's attack runs, and restore the caller's states after.
-
-    Libraries draw their random starts from the global RNGs; seeding them from the attack's generator makes a
-    foreign attack reproducible with the same generator (the contract), whether or not a run seeded them.
-    """
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+def seeded_global_rngs(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's CPU (and CUDA ``device``) generator, NumPy's and ``random`` with ``seed``; restore them after."""
     py_state, np_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[device] if torch.device(device).type == "cuda" else []):
         torch.manual_seed(seed)
         random.seed(seed)
         np.random.seed(seed % 2**32)
@@ -124,6 +118,17 @@ def library_rng(generator: torch.Generator, device: torch.device) -> Iterator[No
         finally:
             random.setstate(py_state)
             np.random.set_state(np_state)
+
+
+def library_rng(generator: torch.Generator, device: torch.device):
+    """The global RNGs seeded from one draw of the harness's ``generator`` while a library's attack runs
+    (:func:`seeded_global_rngs`).
+
+    Libraries draw their random starts from the global RNGs; seeding them from the attack's generator makes a
+    foreign attack reproducible with the same generator (the contract), whether or not a run seeded them.
+    """
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+    return seeded_global_rngs(seed, device)
 
 
 @dataclass
@@ -156,4 +161,4 @@ class ForeignAttack(Attack):
         raise NotImplementedError(f"{type(self).__name__}.craft")
 
 
-__all__ = ["OracleModule", "ForeignAttack", "library_import", "library_rng"]
+__all__ = ["OracleModule", "ForeignAttack", "library_import", "library_rng", "seeded_global_rngs"]

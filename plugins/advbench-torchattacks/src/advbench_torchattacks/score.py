@@ -25,7 +25,7 @@ PIXEL_MAPPINGS = ("random", "similarity", "similarity_random", "distance", "dist
 class Square(TorchattacksAttack):
     """``torchattacks.Square``: random search with square-shaped updates (linf, l2)."""
 
-    n_queries: int = option(5000, ge=1, help="query budget per sample and restart")
+    max_queries: int = option(5000, ge=1, help="queries per sample and restart (torchattacks' n_queries)")
     n_restarts: int = option(1, ge=1, help="restarts")
     p_init: float = option(0.8, gt=0, le=1, help="initial fraction of pixels changed by a square")
     loss: str = option("margin", choices=("margin", "ce"), help="the loss the search lowers")
@@ -33,7 +33,7 @@ class Square(TorchattacksAttack):
     seed: int = option(0, ge=0, help="torchattacks' seed")
 
     def build(self, ta, model, threat):
-        return ta.Square(model, norm=NORMS[threat.norm.value], eps=finite_eps(threat), n_queries=self.n_queries,
+        return ta.Square(model, norm=NORMS[threat.norm.value], eps=finite_eps(threat), n_queries=self.max_queries,
                          n_restarts=self.n_restarts, p_init=self.p_init, loss=self.loss,
                          resc_schedule=self.resc_schedule, seed=self.seed)
 
