@@ -98,6 +98,29 @@ def test_hopskipjump_sees_labels_only_and_a_hard_budget_holds(host, data):
     assert int(capped.n_forward.max()) == 25 and all(capped.extras["budget_exhausted"])
 
 
+class _Brightness(torch.nn.Module):
+    """Class 0 for images brighter than 0.3 on average (uniform noise among them: 256 pixels), else class 1."""
+
+    def forward(self, x):
+        score = 10 * (x.flatten(1).mean(dim=1, keepdim=True) - 0.3)
+        return torch.cat([score, torch.zeros_like(score)], dim=1)
+
+
+def test_samples_without_a_start_are_left_and_the_others_attacked(host):
+    # Noise is class 0 here, so no blend of a bright (class 0) image with noise is adversarial: Foolbox alone
+    # fails the whole batch (ValueError: init_attack failed); the adapter attacks the dark ones and leaves these
+    from advbench.models.wrapper import ClassifierWrapper
+
+    model = ClassifierWrapper(_Brightness(), input_shape=(1, 16, 16), num_classes=2)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.cat([0.2 * torch.rand(4, 1, 16, 16, generator=gen), 0.5 + 0.4 * torch.rand(2, 1, 16, 16, generator=gen)])
+    y = torch.tensor([1, 1, 1, 1, 0, 0])
+    for name in ("fb.hopskipjump", "fb.boundary"):
+        verdict = run_batch(build_attack(name, host, steps=2), model, x, y, "l2", INF, num_classes=2)
+        assert verdict.success.tolist() == [True] * 4 + [False] * 2, name
+        assert torch.equal(verdict.x_adv[4:], x[4:]) and bool((verdict.n_forward[4:] > 0).all())
+
+
 def test_minimum_norm_run_is_unbounded_and_judged_per_eps(host, data):
     model, x, y = data
     verdict = run_batch(build_attack("fb.fmn", host, steps=20), model, x, y, "l2", INF)

@@ -31,6 +31,10 @@ class FoolboxAttack(ForeignAttack):
     """Base class of the Foolbox adapters: subclasses implement :meth:`build`."""
 
     library: ClassVar[str] = "foolbox"
+    #: Attacks that walk from an adversarial starting point (HopSkipJump, Boundary, Brendel-Bethge): Foolbox's
+    #: blended-noise start (this many blending steps) runs first, and the attack only on the samples it found a
+    #: start for; left to Foolbox, one sample without a start fails the whole batch.
+    start_steps: ClassVar[int | None] = None
 
     def build(self, fb: Any, norm: str) -> Any:
         """The configured Foolbox attack for ``norm`` (``linf`` or ``l2``)."""
@@ -39,13 +43,28 @@ class FoolboxAttack(ForeignAttack):
     def craft(self, model: OracleModule, x: torch.Tensor, goal: Goal, threat) -> torch.Tensor:
         fb = foolbox()
         fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=x.device)
-        if goal.targets is not None:
-            criterion = fb.criteria.TargetedMisclassification(goal.targets)
-        else:
-            criterion = fb.criteria.Misclassification(goal.labels)
         epsilons = None if math.isinf(threat.eps) else float(threat.eps)
-        _, clipped, _ = self.build(fb, threat.norm.value)(fmodel, x, criterion, epsilons=epsilons)
-        return clipped
+        attack = self.build(fb, threat.norm.value)
+        if self.start_steps is None:
+            _, clipped, _ = attack(fmodel, x, _criterion(fb, goal), epsilons=epsilons)
+            return clipped
+        start = fb.attacks.LinearSearchBlendedUniformNoiseAttack(steps=self.start_steps)
+        _, starts, found = start(fmodel, x, _criterion(fb, goal), epsilons=None)
+        out, index = x.clone(), found.nonzero().squeeze(1)
+        if index.numel():
+            # a face over just these samples: the attack's queries are charged in order, never by nearness
+            face = fb.PyTorchModel(OracleModule(model.oracle.subset(index), x[index]), bounds=(0, 1), device=x.device)
+            _, clipped, _ = attack(face, x[index], _criterion(fb, goal.subset(index)), epsilons=epsilons,
+                                   starting_points=starts[index])
+            out[index] = clipped
+        return out
+
+
+def _criterion(fb: Any, goal: Goal) -> Any:
+    """Foolbox's criterion for ``goal``: TargetedMisclassification(targets) or Misclassification(labels)."""
+    if goal.targets is not None:
+        return fb.criteria.TargetedMisclassification(goal.targets)
+    return fb.criteria.Misclassification(goal.labels)
 
 
 @dataclass(kw_only=True)

@@ -1,6 +1,7 @@
 """Foolbox's decision-based attacks on the harness's label oracle (the face's one-hot scores: only the argmax).
 
-Both start from Foolbox's ``LinearSearchBlendedUniformNoiseAttack`` (label queries, counted like the rest).
+Both start from Foolbox's ``LinearSearchBlendedUniformNoiseAttack`` (label queries, counted like the rest); a
+sample it finds no start for is left as it is (not adversarial).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ _adapter = partial(adapted, ADAPTERS)
 class HopSkipJump(FoolboxAttack):
     """``HopSkipJumpAttack`` with ``constraint`` = the cell's norm."""
 
+    start_steps = 50  # Foolbox's own choice for HopSkipJump's start
+
     steps: int = option(64, ge=1, help="iterations (gradient estimate, step, binary search)")
     initial_gradient_eval_steps: int = option(100, ge=1, help="label queries of the first gradient estimate")
     max_gradient_eval_steps: int = option(10000, ge=1, help="most label queries of one gradient estimate")
@@ -40,6 +43,8 @@ class HopSkipJump(FoolboxAttack):
 @dataclass
 class Boundary(FoolboxAttack):
     """``BoundaryAttack`` (l2): orthogonal and source steps along the decision boundary."""
+
+    start_steps = 50  # Foolbox's own choice for the Boundary attack's start
 
     steps: int = option(25000, ge=1, help="iterations")
     spherical_step: float = option(0.01, gt=0, help="initial orthogonal step")

@@ -139,6 +139,8 @@ class DDN(FoolboxAttack):
 class BrendelBethge(FoolboxAttack):
     """``L2BrendelBethgeAttack`` / ``LinfinityBrendelBethgeAttack`` (its optimiser needs numba)."""
 
+    start_steps = 1000  # Foolbox's default blended-noise start for Brendel-Bethge
+
     overshoot: float = option(1.1, ge=1, help="overshoot of the boundary step")
     steps: int = option(1000, ge=1, help="iterations")
     lr: float = option(1e-3, gt=0, help="trust-region learning rate")
