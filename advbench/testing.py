@@ -143,10 +143,24 @@ def _kit_images(dataset, n: int, device: str) -> tuple[torch.Tensor, torch.Tenso
 
 
 def _build_quick(context: AttackContext, name: str, options: Mapping[str, Any] | None) -> Attack:
-    """The attack with :data:`QUICK_OPTIONS` where it has such options, then ``options``."""
-    known = _option_names(context.attack_spec(name))
-    quick = {k: v for k, v in QUICK_OPTIONS.items() if k in known}
+    """The attack with :data:`QUICK_OPTIONS` where it has such options that accept the quick value (an adapter's
+    ``version`` of another library has no ``custom``), then ``options``."""
+    spec = context.attack_spec(name)
+    known = _option_names(spec)
+    quick = {k: v for k, v in QUICK_OPTIONS.items() if k in known and _accepts(spec, k, v)}
     return context.build_attack(name, {**quick, **dict(options or {})})
+
+
+def _accepts(spec, option: str, value: Any) -> bool:
+    """Whether the attack's option ``option`` (declared with :func:`advbench.options.option`) accepts ``value``."""
+    import dataclasses
+
+    from .options import option_info
+
+    owner = getattr(spec.factory, "__self__", None)
+    fields = {f.name: f for f in dataclasses.fields(owner)} if dataclasses.is_dataclass(owner) else {}
+    info = option_info(fields[option]) if option in fields else None
+    return info is None or info.satisfied_by(value)
 
 
 def _option_names(spec) -> set[str]:

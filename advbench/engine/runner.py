@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-import random
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +24,7 @@ import pandas as pd
 import torch
 
 from ..attacks.base import Attack
+from ..attacks.foreign import seeded_global_rngs
 from ..errors import AttackError
 from ..schema import ROW_COLUMNS, TEXT_COLUMNS
 from ..norms import flat_norm
@@ -186,25 +186,14 @@ def cell_rows(cell: Cell, inputs: ModelInputs, attacked: Attacked, min_norm: tor
 # ------------------------------------------------------------------------------------------ one whole cell
 
 
-@contextmanager
 def global_rng(seed: int, device: torch.device):
     """Seed every global source of randomness for one cell (torch's CPU and ``device`` generators, ``random``,
-    NumPy's), restoring the caller's states afterwards.
+    NumPy's), restoring the caller's states afterwards (a context manager).
 
     Attacks draw from the generator the harness hands them; a plugin that uses the global RNGs instead still
     gives the same rows whether its cell runs alone or after others.
     """
-    py_state, np_state = random.getstate(), np.random.get_state()
-    devices = [device] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        try:
-            yield
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
+    return seeded_global_rngs(seed, device)
 
 
 @dataclass
