@@ -65,21 +65,15 @@ def run_batch(attack: Attack, model: torch.nn.Module, x: torch.Tensor, y: torch.
 
     Returns:
         The harness's :class:`~advbench.attacks.context.BatchVerdict`: projected x_adv, logits and adv_pred,
-        success, attacked mask, per-sample query counts and extras. The global RNGs (torch, NumPy, ``random``)
-        are seeded with ``seed`` for the call and restored afterwards, as for a run's cell.
+        success, attacked mask, per-sample query counts and extras.
     """
     norm = norm if isinstance(norm, Norm) else Norm.parse(norm)
     if num_classes is None:
         with torch.no_grad():
             num_classes = int(model(x[:1]).shape[1])
-    from .engine.runner import global_rng
-
     harness = Harness(model, num_classes, queries=queries)
     gen = torch.Generator(device=x.device).manual_seed(seed)
-    # as a run's cell does: another library's attack that draws from the global RNGs (NumPy's for ART,
-    # torch's for torchattacks) is then as reproducible here as under `advbench run`
-    with global_rng(seed, x.device):
-        return harness.attack(attack, x, y, ThreatModel(norm, eps), gen, targets=targets, min_confidence=min_confidence)
+    return harness.attack(attack, x, y, ThreatModel(norm, eps), gen, targets=targets, min_confidence=min_confidence)
 
 
 @dataclass

@@ -20,9 +20,12 @@ nearest in L2 (an adversarial lies in its sample's small ball, far closer to it 
 
 from __future__ import annotations
 
+import random
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
+import numpy as np
 import torch
 
 from .base import Attack, Goal
@@ -102,6 +105,27 @@ def library_import(module: str, distribution: str, plugin: str) -> Any:
                           f"{distribution}") from None
 
 
+@contextmanager
+def library_rng(generator: torch.Generator, device: torch.device) -> Iterator[None]:
+    """Seed the global RNGs (torch's CPU and ``device`` generators, NumPy's, ``random``) from one draw of the
+    harness's ``generator`` while a library's attack runs, and restore the caller's states after.
+
+    Libraries draw their random starts from the global RNGs; seeding them from the attack's generator makes a
+    foreign attack reproducible with the same generator (the contract), whether or not a run seeded them.
+    """
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
 @dataclass
 class ForeignAttack(Attack):
     """Base class of an adapter: one attack of another library, run against an :class:`OracleModule`.
@@ -109,8 +133,9 @@ class ForeignAttack(Attack):
     Subclasses set the usual class attributes (``name`` with the library's prefix, ``access``, ``norms``,
     ``supports_targeted``...) plus ``library`` (the library's name, for the cross-library table) and
     ``algorithm`` (the algorithm it implements, shared with advbench's own attack of that algorithm, e.g.
-    ``pgd``), and implement :meth:`craft`. The global RNGs (torch, NumPy, ``random``) are seeded per cell by
-    the harness, so a library that draws from them gives the same rows on every run.
+    ``pgd``), and implement :meth:`craft`. The global RNGs (torch, NumPy, ``random``) are seeded from the
+    attack's generator while :meth:`craft` runs (:func:`library_rng`), so a library that draws from them gives
+    the same rows for the same generator.
     """
 
     library: ClassVar[str] = ""
@@ -119,7 +144,8 @@ class ForeignAttack(Attack):
     def run(self, oracle: "Oracle", x: torch.Tensor, goal: Goal, threat: "ThreatModel",
             generator: torch.Generator) -> torch.Tensor:
         model = OracleModule(oracle, x)
-        x_adv = self.craft(model, x, goal, threat)
+        with library_rng(generator, x.device):
+            x_adv = self.craft(model, x, goal, threat)
         if not isinstance(x_adv, torch.Tensor):  # NumPy from ART; anything else fails the harness's check
             x_adv = torch.as_tensor(x_adv)
         return x_adv.to(device=x.device, dtype=x.dtype).detach()
@@ -130,4 +156,4 @@ class ForeignAttack(Attack):
         raise NotImplementedError(f"{type(self).__name__}.craft")
 
 
-__all__ = ["OracleModule", "ForeignAttack", "library_import"]
+__all__ = ["OracleModule", "ForeignAttack", "library_import", "library_rng"]

@@ -16,8 +16,13 @@ _BOTH = ("linf", "l2")
 _CROCE_HEIN = "Croce, Hein. ICML 2020"
 
 
+#: Every entry states these (a subclass of another adapter must not inherit its parent's norms or access).
+_DEFAULTS: dict[str, Any] = {"access": "gradient", "norms": ("linf", "l2"), "minimum_norm": False, "targeted": True,
+                             "min_classes": 2, "needs_fit": False, "reports_fooling_rate": False}
+
+
 def _entry(target: str, algorithm: str, description: str, reference: str, **metadata: Any) -> dict[str, Any]:
-    return {"target": f"advbench_advlib.attacks:{target}", "algorithm": algorithm, "description": description,
+    return {**_DEFAULTS, "target": f"advbench_advlib.attacks:{target}", "algorithm": algorithm, "description": description,
             "reference": f"{reference}; {_ADVLIB}", **metadata}
 
 
