@@ -148,15 +148,12 @@ class CWL2(AdvLibAttack):
     steps: int = option(10000, ge=1, help="Adam iterations per search step (adv-lib's max_iterations)")
     abort_early: bool = option(True, help="end a search step once the loss stalls")
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.abort_early and self.steps < 10:  # adv-lib checks for a stall every steps // 10 iterations
-            raise self.invalid_option("steps", ">= 10 with abort_early (adv-lib checks every steps // 10)")
-
     def kwargs(self, threat):
+        # adv-lib checks for a stall every steps // 10 iterations (a division by zero below 10 steps), so runs
+        # that short never abort early
         return {"confidence": self.confidence, "learning_rate": self.lr, "initial_const": self.c_init,
                 "binary_search_steps": self.binary_search_steps, "max_iterations": self.steps,
-                "abort_early": self.abort_early}
+                "abort_early": self.abort_early and self.steps >= 10}
 
 
 @dataclass

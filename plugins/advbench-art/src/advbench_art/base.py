@@ -62,6 +62,8 @@ class ArtAttack(ForeignAttack):
     """
 
     library: ClassVar[str] = "art"
+    #: Cheap settings for advbench's contract kit (advbench.testing), beyond the option names it knows.
+    contract_options: ClassVar[dict[str, Any]] = {}
     #: Score faces give log-probabilities (logit margins intact) unless the ART attack wants probabilities.
     wants_probabilities: ClassVar[bool] = False
 

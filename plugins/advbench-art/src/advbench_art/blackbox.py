@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 import numpy as np
 
@@ -73,6 +73,7 @@ class ZOO(ArtAttack):
     """``art.zoo``: ART's ZooAttack, minimum-norm (unbounded; the harness derives every eps)."""
 
     name = "art.zoo"
+    contract_options: ClassVar[dict] = {"nb_parallel": 8, "use_resize": False}
 
     confidence: float = option(0.0, ge=0, help="kappa, the margin an adversarial must reach")
     lr: float = option(0.01, gt=0, help="coordinate Adam's learning rate (ART's learning_rate)")
@@ -87,12 +88,17 @@ class ZOO(ArtAttack):
 
     def craft(self, model, x, goal, threat):
         evasion = art_module("attacks.evasion")
-        attack = evasion.ZooAttack(
-            self.estimator(model, x), confidence=self.confidence, targeted=goal.targeted, learning_rate=self.lr,
-            max_iter=self.steps, binary_search_steps=self.binary_search_steps, initial_const=self.c_init,
-            abort_early=self.abort_early, use_resize=self.use_resize, use_importance=self.use_importance,
-            nb_parallel=self.nb_parallel, batch_size=x.shape[0], variable_h=self.variable_h, verbose=False)
-        return attack.generate(to_numpy(x), self.labels(goal, model.num_classes))
+
+        # per sample, as ART's default batch_size=1 runs it (ART's no-resize path fails on larger batches)
+        def generate(estimator, x_i, y_i, i):
+            attack = evasion.ZooAttack(
+                estimator, confidence=self.confidence, targeted=goal.targeted, learning_rate=self.lr,
+                max_iter=self.steps, binary_search_steps=self.binary_search_steps, initial_const=self.c_init,
+                abort_early=self.abort_early, use_resize=self.use_resize, use_importance=self.use_importance,
+                nb_parallel=self.nb_parallel, batch_size=1, variable_h=self.variable_h, verbose=False)
+            return attack.generate(x_i, y_i)
+
+        return self.per_sample(model, x, goal, generate)
 
 
 @dataclass
@@ -101,6 +107,7 @@ class VirtualAdversarial(ArtAttack):
     changes the scores most (power iteration on finite differences; labels unused)."""
 
     name = "art.virtual_adversarial"
+    contract_options: ClassVar[dict] = {"steps": 1}
     wants_probabilities = True
 
     steps: int = option(10, ge=1, help="power iterations (ART's max_iter)")
@@ -120,6 +127,7 @@ class HopSkipJump(ArtAttack):
     is drawn as ART draws it, but from the seeded global RNG (:func:`~advbench_art.base.random_start`)."""
 
     name = "art.hopskipjump"
+    contract_options: ClassVar[dict] = {"init_evals": 10, "max_evals": 20}
 
     steps: int = option(50, ge=1, help="iterations (ART's max_iter)")
     max_evals: int = option(10000, ge=1, help="cap on the probes of one gradient estimate (ART's max_eval)")
@@ -145,6 +153,7 @@ class Boundary(ArtAttack):
     """``art.boundary``: ART's BoundaryAttack per sample, minimum L2 (seeded start as for ``art.hopskipjump``)."""
 
     name = "art.boundary"
+    contract_options: ClassVar[dict] = {"num_trial": 5, "sample_size": 5}
 
     steps: int = option(5000, ge=1, help="iterations (ART's max_iter)")
     spherical_step: float = option(0.01, gt=0, help="initial orthogonal step (ART's delta)")
@@ -176,6 +185,7 @@ class SignOPT(ArtAttack):
     model puts in the target class (ART's ``x_init`` pool is the batch); a sample with none stays at x."""
 
     name = "art.sign_opt"
+    contract_options: ClassVar[dict] = {"num_trial": 5, "k": 10}
 
     max_queries: int = option(20000, ge=1, help="queries per sample (ART's query_limit)")
     steps: int = option(1000, ge=1, help="iterations (ART's max_iter)")
@@ -223,6 +233,7 @@ class GeoDA(ArtAttack):
     """``art.geoda``: ART's GeoDA per sample, minimum-norm (l2 or linf), untargeted."""
 
     name = "art.geoda"
+    contract_options: ClassVar[dict] = {"max_queries": GEODA_MIN_QUERIES}
 
     max_queries: int = option(4000, ge=1, help="queries per sample (ART's max_iter)")
     sub_dim: int = option(10, ge=1, help="side of the low-frequency DCT subspace")

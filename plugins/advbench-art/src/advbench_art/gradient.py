@@ -9,7 +9,7 @@ step sizes are absolute (``eps_step=0.1`` at its default ``eps=0.3``); here an u
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -154,6 +154,7 @@ class CWL2(_Bounded):
     far lighter than the paper's: 10 search steps of 10 iterations."""
 
     name = "art.cw_l2"
+    contract_options: ClassVar[dict] = {"binary_search_steps": 2}
 
     confidence: float = option(0.0, ge=0, help="kappa, the logit margin an adversarial must reach")
     lr: float = option(0.01, gt=0, help="Adam's learning rate (ART's learning_rate)")
@@ -176,6 +177,7 @@ class CWLinf(_Bounded):
     """``art.cw_linf``: ART's CarliniLInfMethod, minimum linf norm (run once per model, unbounded)."""
 
     name = "art.cw_linf"
+    contract_options: ClassVar[dict] = {"decrease_factor": 0.5, "largest_const": 1.0}
 
     confidence: float = option(0.0, ge=0, help="kappa, the logit margin an adversarial must reach")
     lr: float = option(0.01, gt=0, help="Adam's learning rate (ART's learning_rate)")
@@ -214,6 +216,7 @@ class ElasticNet(_Bounded):
     """``art.elastic_net``: ART's ElasticNet (EAD), minimum-norm; the harness judges it in l2."""
 
     name = "art.elastic_net"
+    contract_options: ClassVar[dict] = {"binary_search_steps": 2}
 
     confidence: float = option(0.0, ge=0, help="kappa, the logit margin an adversarial must reach")
     lr: float = option(0.01, gt=0, help="learning rate (ART's learning_rate)")
@@ -251,6 +254,7 @@ class UAP(ArtAttack):
     added to every image by :meth:`run` (no queries there)."""
 
     name = "art.uap"
+    contract_options: ClassVar[dict] = {"attacker": "fgsm"}
 
     attacker: str = option("deepfool", choices=("deepfool", "fgsm", "bim", "pgd", "newtonfool"),
                            help="the ART attack that moves each image (ART's attacker)")
@@ -263,7 +267,8 @@ class UAP(ArtAttack):
         face = OracleModule(oracle, x)
         evasion = art_module("attacks.evasion")
         attack = evasion.UniversalPerturbation(self.estimator(face, x), attacker=self.attacker,
-                                               attacker_params={"verbose": False}, delta=self.delta,
+                                               attacker_params=None if self.attacker == "fgsm" else {"verbose": False},
+                                               delta=self.delta,
                                                max_iter=self.max_passes, eps=threat.eps, norm=norm_order(threat.norm),
                                                batch_size=x.shape[0], verbose=False)
         attack.generate(to_numpy(x))
