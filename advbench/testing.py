@@ -144,11 +144,13 @@ def _kit_images(dataset, n: int, device: str) -> tuple[torch.Tensor, torch.Tenso
 
 def _build_quick(context: AttackContext, name: str, options: Mapping[str, Any] | None) -> Attack:
     """The attack with :data:`QUICK_OPTIONS` where it has such options that accept the quick value (an adapter's
-    ``version`` of another library has no ``custom``), then ``options``."""
+    ``version`` of another library has no ``custom``), then the class's own ``contract_options`` (cheap settings
+    an attack with other option names declares, e.g. an adapter of another library), then ``options``."""
     spec = context.attack_spec(name)
     known = _option_names(spec)
     quick = {k: v for k, v in QUICK_OPTIONS.items() if k in known and _accepts(spec, k, v)}
-    return context.build_attack(name, {**quick, **dict(options or {})})
+    own = dict(getattr(getattr(spec.factory, "__self__", None), "contract_options", None) or {})
+    return context.build_attack(name, {**quick, **own, **dict(options or {})})
 
 
 def _accepts(spec, option: str, value: Any) -> bool:

@@ -34,6 +34,8 @@ class Adapted:
         description, reference: one line each, as ``advbench list attacks`` shows them.
         norms, access, minimum_norm, min_classes: as on :class:`~advbench.attacks.base.Attack`.
         targeted: whether the attack can pursue a target class (``supports_targeted``).
+        needs_fit, reports_fooling_rate: as on :class:`~advbench.specs.AttackSpec` (a universal perturbation
+            learns on the train split and is judged by its fooling rate).
     """
 
     target: str
@@ -45,6 +47,8 @@ class Adapted:
     minimum_norm: bool = False
     targeted: bool = True
     min_classes: int = 2
+    needs_fit: bool = False
+    reports_fooling_rate: bool = False
 
 
 def adapter_specs(package: str, adapters: Mapping[str, Adapted]) -> list[AttackSpec]:
@@ -52,7 +56,8 @@ def adapter_specs(package: str, adapters: Mapping[str, Adapted]) -> list[AttackS
     return [
         lazy_spec(name, f"{package}.{entry.target}", norms=entry.norms, access=entry.access,
                   description=entry.description, reference=entry.reference, minimum_norm=entry.minimum_norm,
-                  min_classes=entry.min_classes, targeted=entry.targeted)
+                  min_classes=entry.min_classes, targeted=entry.targeted, needs_fit=entry.needs_fit,
+                  reports_fooling_rate=entry.reports_fooling_rate)
         for name, entry in adapters.items()
     ]
 
@@ -66,6 +71,7 @@ def adapted(adapters: Mapping[str, Adapted], name: str) -> Callable[[T], T]:
         cls.description, cls.reference = entry.description, entry.reference
         cls.norms, cls.access, cls.minimum_norm = entry.norms, entry.access, entry.minimum_norm
         cls.min_classes, cls.supports_targeted = entry.min_classes, entry.targeted
+        cls.needs_fit, cls.reports_fooling_rate = entry.needs_fit, entry.reports_fooling_rate
         return cls
 
     return decorate
