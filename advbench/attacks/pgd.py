@@ -9,7 +9,7 @@ import torch
 
 from ..options import option
 from ..norms import Norm, per_sample, projected_step, random_start
-from .base import Attack, Goal
+from .base import Attack, Goal, Passes
 from .eot import EOTOptions
 from .losses import OBJECTIVES, objective_and_grad
 
@@ -70,6 +70,11 @@ class PGD(Attack, EOTOptions):
 
     def expected_queries(self, threat) -> int:
         return self.steps * self.restarts + self.restarts - 1  # every run but the last checks its last iterate
+
+    def expected_passes(self, threat) -> Passes:
+        """Each step one forward and one backward pass; every run but the last one forward more (its check)."""
+        per = int(self.eot)
+        return Passes(self.expected_queries(threat) * per, self.steps * self.restarts * per)
 
     def alpha(self, eps: float) -> float:
         """The absolute step size for a budget ``eps``."""
