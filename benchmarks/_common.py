@@ -73,6 +73,19 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]
     Console(width=200).print(table)
 
 
+def spread_samples(n: int, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x [n, 1, 28, 28], y [n]): ``n`` mnist-5k test images evenly spread over the split, on ``device``.
+
+    mnist-5k's test split is sorted by class, so its first n images would cover only the first digits.
+    """
+    import advbench
+
+    x_all, y_all = advbench.load_dataset("mnist-5k", "test")
+    n = min(n, x_all.shape[0])
+    pick = torch.linspace(0, x_all.shape[0] - 1, n).round().long()
+    return x_all[pick].to(device), y_all[pick].to(device)
+
+
 def harness_attack(attack, model, x, y, clean_logits, threat, generator, num_classes) -> torch.Tensor:
     """Adversarial predictions [B] for one batch, through advbench's harness (see ``harness_outcome``)."""
     return harness_outcome(attack, model, x, y, clean_logits, threat, generator, num_classes)[1]
