@@ -11,7 +11,7 @@ On one batch (the first ``--batch-size`` mnist-5k test images) and for each mode
   forward pass that turns its adversarials into predictions, so that both sides deliver the same thing
   (advbench's harness returns judged predictions; the agreement benchmark times torchattacks the same way).
 
-It prints PGD-k / (k x T1) (target <= 1.15) and advbench / torchattacks (target <= 1.0). Every repeat
+It prints PGD-k / (k x T1) (target <= 1.10) and advbench / torchattacks (target <= 1.0). Every repeat
 measures T1 and both attacks back to back (the attacks in alternating order); ratios are the medians of
 the per-repeat ratios, times the medians over repeats.
 
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import csv_list, harness_attack, markdown_table, median, print_table, require_torchattacks, timed  # noqa: E402
 
-TARGET_STEP = 1.15  # PGD-k / (k x T1)
+TARGET_STEP = 1.10  # PGD-k / (k x T1): the bar (torchattacks measures 1.13x, Foolbox 1.23x, ART 1.45x)
 TARGET_VS_TA = 1.0  # advbench / torchattacks
 
 
