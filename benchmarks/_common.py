@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
@@ -71,6 +72,22 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]
     for row in rows:
         table.add_row(*[str(c) for c in row])
     Console(width=200).print(table)
+
+
+def report(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], footer: str, out: str | None,
+           heading: str, versions: str) -> None:
+    """Print the table and its footer; with ``out``, also write them as markdown under ``# heading`` and a line
+    of ``versions`` (library versions, device, threads) with the Python version and the OMP setting added."""
+    import os
+    import platform
+
+    print_table(title, headers, rows)
+    print(footer)
+    if out:
+        threads = os.environ.get("OMP_NUM_THREADS", "unset")
+        header = (f"# {heading}\n\n{versions}, Python {platform.python_version()}, OMP_NUM_THREADS={threads}.\n\n")
+        Path(out).write_text(header + markdown_table(headers, rows) + "\n\n" + footer + "\n")
+        print(f"wrote {out}", file=sys.stderr)
 
 
 def spread_samples(n: int, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,7 +23,6 @@ never torch).
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    csv_list, harness_outcome, markdown_table, median, print_table, spread_samples, timed,
+    csv_list, harness_outcome, median, report, spread_samples, timed,
 )
 
 FOOLBOX_VERSION = "3.3.4"
@@ -159,16 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print("  " + " | ".join(row), file=sys.stderr, flush=True)
     title = f"C&W L2, advbench vs Foolbox {fb.__version__}: {x.shape[0]} samples, {shared}"
-    print_table(title, headers, rows)
     footer = (f"targets: advbench / Foolbox wall time <= {TARGET_TIME}; median L2 within {100 * TARGET_L2:.0f}%. "
               f"Median L2 over clean-correct samples each side broke; times are medians of {args.repeats} repeat(s).")
-    print(footer)
-    if args.out:
-        header = (f"# C&W L2 vs Foolbox\n\nadvbench {advbench.__version__}, foolbox {fb.__version__}, torch "
-                  f"{torch.__version__}, Python {platform.python_version()}, device {device} "
-                  f"({torch.get_num_threads()} threads). Settings: {shared}.\n\n")
-        Path(args.out).write_text(header + markdown_table(headers, rows) + "\n\n" + footer + "\n")
-        print(f"wrote {args.out}", file=sys.stderr)
+    report(title, headers, rows, footer, args.out, "C&W L2 vs Foolbox",
+           f"advbench {advbench.__version__}, foolbox {fb.__version__}, torch {torch.__version__}, device {device} "
+           f"({torch.get_num_threads()} threads). Settings: {shared}")
     return 0
 
 

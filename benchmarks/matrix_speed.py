@@ -17,14 +17,13 @@ times and their ratio (target: torchattacks / advbench >= 3).
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import csv_list, markdown_table, print_table, require_torchattacks, timed  # noqa: E402
+from _common import csv_list, report, require_torchattacks, timed  # noqa: E402
 
 TARGET_SPEEDUP = 3.0
 WEAKER_PP = 1.0
@@ -76,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"advbench {advbench.__version__} | torchattacks {ta.__version__} | torch {torch.__version__} | "
           f"{torch.get_num_threads()} threads | {args.n_samples} samples | {settings}", file=sys.stderr)
 
+    # warm-up outside the timing: imports, the plugin host, the dataset and weights caches (torchattacks then
+    # starts warm as well)
+    advbench.evaluate(models=models, attacks=["fgsm"], eps=eps[:1], n_samples=2, device=args.device)
     adv_s, result = timed(lambda: advbench.evaluate(models=models, attacks=list(ATTACKS), eps=eps,
                                                     n_samples=args.n_samples, batch_size=args.batch_size,
                                                     device=args.device, seed=args.seed, save_adversarials=False),
@@ -102,16 +104,12 @@ def main(argv: list[str] | None = None) -> int:
                 print("  " + " | ".join(rows[-1]), file=sys.stderr, flush=True)
     speedup = ta_s / adv_s
     title = f"{len(models)} models x {len(ATTACKS)} attacks x {len(eps)} eps on {x.shape[0]} samples"
-    print_table(title, headers, rows)
     summary = (f"wall time: advbench (one run) {adv_s:.1f} s, torchattacks (cell by cell) {ta_s:.1f} s, "
                f"speed-up {speedup:.2f}x (target >= {TARGET_SPEEDUP}x: {'met' if speedup >= TARGET_SPEEDUP else 'MISSED'}); "
                f"cells with advbench weaker by more than {WEAKER_PP} pp: {sum(1 for r in rows if r[-1])}")
-    print(summary)
-    if args.out:
-        header = (f"# Matrix speed: one advbench run vs torchattacks cell by cell\n\nadvbench {advbench.__version__}, "
-                  f"torchattacks {ta.__version__}, torch {torch.__version__}, Python {platform.python_version()}, "
-                  f"device {args.device} ({torch.get_num_threads()} threads). Settings: {settings}.\n\n")
-        Path(args.out).write_text(header + markdown_table(headers, rows) + "\n\n" + summary + "\n")
+    report(title, headers, rows, summary, args.out, "Matrix speed: one advbench run vs torchattacks cell by cell",
+           f"advbench {advbench.__version__}, torchattacks {ta.__version__}, torch {torch.__version__}, device "
+           f"{args.device} ({torch.get_num_threads()} threads). Settings: {settings}")
     return 0
 
 

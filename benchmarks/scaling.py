@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import csv_list, markdown_table, print_table  # noqa: E402
+from _common import csv_list, report  # noqa: E402
 
 CHILD = r"""
 import json, resource, sys, time
@@ -76,16 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     last = sizes[-1]
     growth = ((results[last]["peak_kb"] - results[first]["peak_kb"]) / 1024) / ((last - first) / 1000)
     title = f"scaling: {args.models} x {args.attacks} x eps {args.eps}, batch {args.batch_size}"
-    print_table(title, headers, rows)
     summary = (f"time per sample at {last} vs {first}: {results[last]['wall'] / last / per_first:.2f}x (linear: 1.0); "
                f"peak memory grows {growth:.1f} MiB per 1,000 samples")
-    print(summary)
-    if args.out:
-        import torch
+    import torch
 
-        header = (f"# Scaling with the sample count\n\ntorch {torch.__version__}, Python {platform.python_version()}, "
-                  f"CPU.\n\n")
-        Path(args.out).write_text(header + markdown_table(headers, rows) + "\n\n" + summary + "\n")
+    report(title, headers, rows, summary, args.out, "Scaling with the sample count", f"torch {torch.__version__}, CPU")
     return 0
 
 
