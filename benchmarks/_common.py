@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
@@ -71,6 +72,35 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]
     for row in rows:
         table.add_row(*[str(c) for c in row])
     Console(width=200).print(table)
+
+
+def report(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], footer: str, out: str | None,
+           heading: str, versions: str) -> None:
+    """Print the table and its footer; with ``out``, also write them as markdown under ``# heading`` and a line
+    of ``versions`` (library versions, device, threads) with the Python version and the OMP setting added."""
+    import os
+    import platform
+
+    print_table(title, headers, rows)
+    print(footer)
+    if out:
+        threads = os.environ.get("OMP_NUM_THREADS", "unset")
+        header = (f"# {heading}\n\n{versions}, Python {platform.python_version()}, OMP_NUM_THREADS={threads}.\n\n")
+        Path(out).write_text(header + markdown_table(headers, rows) + "\n\n" + footer + "\n")
+        print(f"wrote {out}", file=sys.stderr)
+
+
+def spread_samples(n: int, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x [n, 1, 28, 28], y [n]): ``n`` mnist-5k test images evenly spread over the split, on ``device``.
+
+    mnist-5k's test split is sorted by class, so its first n images would cover only the first digits.
+    """
+    import advbench
+
+    x_all, y_all = advbench.load_dataset("mnist-5k", "test")
+    n = min(n, x_all.shape[0])
+    pick = torch.linspace(0, x_all.shape[0] - 1, n).round().long()
+    return x_all[pick].to(device), y_all[pick].to(device)
 
 
 def harness_attack(attack, model, x, y, clean_logits, threat, generator, num_classes) -> torch.Tensor:

@@ -34,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    csv_list, harness_outcome, markdown_table, median, print_table, require_torchattacks, timed,
+    csv_list, harness_outcome, markdown_table, median, print_table, require_torchattacks, spread_samples, timed,
 )
 
 WEAKER_PP = 1.0  # acceptance: advbench robust accuracy <= torchattacks' + 1 percentage point
@@ -265,12 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     eps_by_norm = {"linf": parse_eps_list(args.eps), "l2": parse_eps_list(args.l2_eps)}
     models = csv_list(args.models)
 
-    x_all, y_all = advbench.load_dataset("mnist-5k", "test")
-    n = min(args.n_samples, x_all.shape[0])
-    # evenly spread over the split: mnist-5k's test split is sorted by class, so its first n images would
-    # cover only the first digits
-    pick = torch.linspace(0, x_all.shape[0] - 1, n).round().long()
-    x, y = x_all[pick].to(device), y_all[pick].to(device)
+    x, y = spread_samples(args.n_samples, device)
+    n = x.shape[0]
     torch.manual_seed(args.seed)
 
     print(f"advbench {advbench.__version__} | torchattacks {ta.__version__} | torch {torch.__version__} | "

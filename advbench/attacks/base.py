@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 
@@ -68,6 +68,18 @@ class Goal:
     def subset(self, index: torch.Tensor) -> "Goal":
         """The goal for rows ``index`` of the batch."""
         return Goal(self.labels[index], None if self.targets is None else self.targets[index], self.min_confidence)
+
+
+class Passes(NamedTuple):
+    """Model passes one sample costs at most in one batch (what its rows' ``n_forward``/``n_backward`` count).
+
+    Attributes:
+        forward: forward passes (each gradient query is one forward and one backward).
+        backward: backward passes through the model.
+    """
+
+    forward: int
+    backward: int
 
 
 @dataclass
@@ -181,6 +193,20 @@ class Attack:
         Early stopping ends most runs sooner; the bar then completes at once. Override in iterative attacks.
         """
         return None
+
+    def expected_passes(self, threat) -> Passes | None:
+        """Forward and backward passes per sample one batch makes at most (``advbench run --dry-run``), or
+        ``None`` when unknown.
+
+        The default reads :meth:`expected_queries`: every query of a gradient attack is taken to be a forward
+        and a backward pass (an upper bound), a score or label query a forward pass; with EOT each query costs
+        ``eot`` passes, as the oracle counts them. Override where the split is known exactly.
+        """
+        queries = self.expected_queries(threat)
+        if queries is None:
+            return None
+        passes = queries * int(getattr(self, "eot", 1) or 1)
+        return Passes(passes, passes if self.access == "gradient" else 0)
 
     # -- options -------------------------------------------------------------------------------------
     def __post_init__(self) -> None:

@@ -23,7 +23,7 @@ import torch
 from ..errors import AttackError, ConfigError, RegistryError
 from ..options import option, parse_nested_options
 from ..norms import Norm
-from .base import Attack, AttackOutput, Goal
+from .base import Attack, AttackOutput, Goal, Passes
 
 #: The member lists (and the options they get) of each ``version``, after AutoAttack's ``set_version``.
 #: Options are applied only where the member has an option of that name (``square`` is a third party's
@@ -201,6 +201,13 @@ class Ensemble(Attack):
         the one judging query after each member."""
         counts = [m.expected_queries(threat) for m in self.member_attacks()]
         return None if any(c is None for c in counts) else sum(c + 1 for c in counts)
+
+    def expected_passes(self, threat) -> Passes | None:
+        """Every member's passes, plus the forward pass judging each member's output."""
+        passes = [m.expected_passes(threat) for m in self.member_attacks()]
+        if any(p is None for p in passes):
+            return None
+        return Passes(sum(p.forward + 1 for p in passes), sum(p.backward for p in passes))
 
     def member_attacks(self) -> list[Attack]:
         """The attacks that run, in order (resolved against the run's registry)."""

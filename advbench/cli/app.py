@@ -106,6 +106,7 @@ def run(
     queries: Annotated[Optional[int], typer.Option("--queries", help="Hard per-sample budget of forward queries for every attack.")] = None,
     isolate: Annotated[bool, typer.Option("--isolate", help="Run each cell's attack in a child process that sees only the oracle (for untrusted score- and label-based attacks; gradient attacks are refused).")] = False,
     cell_timeout: Annotated[Optional[float], typer.Option("--cell-timeout", help="Stop and fail a cell after SECONDS; the run goes on. Checked at every query in process (an attack looping without querying is stopped only with --isolate, which kills the child).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (cells, samples attacked, passes per sample) and its estimated wall time from a short calibration on the models and device; write nothing.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     verbose: Verbose = False,
 ) -> None:
@@ -128,6 +129,12 @@ def run(
         resume=resume, overwrite=overwrite, targeted=targeted, min_confidence=min_confidence, sanity_checks=sanity_checks,
         queries=queries, transfer_attack=transfer_attack, isolate=isolate, cell_timeout=cell_timeout,
     )
+    if dry_run:
+        from ..engine.estimate import estimate_run
+        from .dryrun import print_estimate
+
+        print_estimate(estimate_run(config, host), fmt, config)
+        return
     reporter = RichReporter(quiet=quiet)
     with writing_run(out_dir, cleanup=reporter.run_finished):  # a full disk or Ctrl-C: one line, cells kept
         outcome = execute(config, host, reporter)

@@ -1,0 +1,71 @@
+"""``advbench run --dry-run``: writes nothing, and its pass counts are the ones a real run records."""
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from advbench.cli.app import app
+from advbench.engine.estimate import PassTime, _cost
+from advbench.attacks.base import Passes
+
+TINY = ["--models", "linear.mnist5k_std,cnn.mnist5k_std", "--n-samples", "24", "--device", "cpu", "--eps", "0.1,0.3",
+        "--no-sanity-checks", "--batch-size", "10"]
+FIXED = ["--attacks", "fgsm,pgd", "--attack-opt", "pgd.steps=3", "--attack-opt", "pgd.early_stop=false"]
+
+
+def test_dry_run_writes_nothing_and_counts_the_passes_a_real_run_records(tmp_path):
+    out = tmp_path / "run"
+    dry = CliRunner().invoke(app, ["run", "--dry-run", "--format", "json", "--out", str(out), *TINY, *FIXED])
+    assert dry.exit_code == 0, dry.output
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # no run dir, no lock file
+    plan = json.loads(dry.stdout)
+    assert len(plan["cells"]) == 8 and plan["n_samples"] == 24
+    assert plan["expected_s"] is not None and plan["upper_s"] >= plan["expected_s"] > 0
+
+    real = CliRunner().invoke(app, ["run", "--quiet", "--format", "csv", "--out", str(out), *TINY, *FIXED])
+    assert real.exit_code == 0, real.output
+    rows = pd.read_parquet(out / "results.parquet")
+    for cell in plan["cells"]:
+        mine = rows[(rows.model == cell["model"]) & (rows.attack == cell["attack"]) & (rows.eps == cell["eps"])]
+        attacked = mine[mine.n_forward > 0]
+        assert len(attacked) == cell["n_attacked"] == int(mine.clean_correct.sum())
+        # a fixed-budget attack without early stop spends exactly its bound, on every attacked sample
+        assert set(attacked.n_forward) == {cell["passes"]["forward"]}, cell
+        assert set(attacked.n_backward) == {cell["passes"]["backward"]}, cell
+        assert cell["pilot_passes"] == pytest.approx(cell["passes"])
+        assert cell["upper_s"] == pytest.approx(cell["expected_s"])
+    assert next(c for c in plan["cells"] if c["attack"] == "pgd")["passes"] == {"forward": 3, "backward": 3}
+
+
+def test_restarts_are_bounded_by_their_passes(tmp_path):
+    """With restarts, a later run attacks only what is still robust: the rows stay within the bound, and the
+    bound counts the check of every run's last iterate but the final one's."""
+    opts = ["--attacks", "pgd", "--attack-opt", "pgd.steps=3", "--attack-opt", "pgd.restarts=2",
+            "--attack-opt", "pgd.early_stop=false"]
+    out = tmp_path / "run"
+    plan = json.loads(CliRunner().invoke(app, ["run", "--dry-run", "--format", "json", *TINY, *opts]).stdout)
+    real = CliRunner().invoke(app, ["run", "--quiet", "--format", "csv", "--out", str(out), *TINY, *opts])
+    assert real.exit_code == 0, real.output
+    rows = pd.read_parquet(out / "results.parquet")
+    assert plan["cells"][0]["passes"] == {"forward": 3 * 2 + 1, "backward": 3 * 2}
+    assert rows.n_forward.max() == 7 and rows.n_backward.max() == 6
+
+
+def test_early_stop_is_charged_only_the_passes_the_pilot_spent(tmp_path):
+    result = CliRunner().invoke(app, ["run", "--dry-run", "--format", "json", "--out", str(tmp_path / "r"), *TINY,
+                                      "--attacks", "pgd", "--attack-opt", "pgd.steps=12"])
+    assert result.exit_code == 0, result.output
+    cells = {(c["model"], c["eps"]): c for c in json.loads(result.stdout)["cells"]}
+    # the linear model breaks at eps 0.3 within the first few steps: the pilot shows it, the bound does not
+    easy = cells[("linear.mnist5k_std", 0.3)]
+    assert easy["passes"]["backward"] == 12 and easy["pilot_passes"]["backward"] < 12
+    assert easy["expected_s"] < easy["upper_s"]
+
+
+def test_cost_is_affine_in_calls_and_rows():
+    fwd, both = PassTime(overhead=1.0, per_sample=0.5), PassTime(overhead=2.0, per_sample=1.0)
+    # 3 batches of 10 rows, each sample 4 forward passes of which 3 with a backward pass
+    seconds = _cost(Passes(4, 3), Passes(4, 3), n=30, n_batches=3, fwd=fwd, fwd_bwd=both)
+    assert seconds == pytest.approx(2.0 * 9 + 1.0 * 90 + 1.0 * 3 + 0.5 * 30)
