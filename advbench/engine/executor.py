@@ -84,6 +84,30 @@ class _Run:
 Executor = Callable[["_Run", "list[ModelUnit]"], None]
 
 
+EXECUTORS = ("local", "ray")
+
+
+def choose_executor(name: str = "local", address: str | None = None, workers: int | None = None) -> Executor | None:
+    """The executor ``--executor NAME`` names (``None``: the local one), checked before any compute.
+
+    Raises:
+        ConfigError: an unknown name; ``--address``/``--workers`` without ``--executor ray``; ``ray`` without
+            Ray installed (one line with the install command).
+    """
+    from ..errors import ConfigError
+
+    if name not in EXECUTORS:
+        raise ConfigError(f"unknown --executor {name!r}: use local or ray")
+    if name == "local":
+        if address is not None or workers is not None:
+            raise ConfigError(f"{'--address' if address is not None else '--workers'} is for --executor ray")
+        return None
+    from .ray_executor import RayExecutor, import_ray
+
+    import_ray()
+    return RayExecutor(address=address, workers=workers)
+
+
 def execute(config: RunConfig, host, reporter: Reporter | None = None, executor: Executor | None = None) -> RunOutcome:
     """Resolve every name, plan, and run (``executor``: :func:`run_locally` unless given). Names are all checked
     before any compute starts. Rows come in the scheduler's order whatever the executor and ``--resume`` reused."""
@@ -103,7 +127,7 @@ def execute(config: RunConfig, host, reporter: Reporter | None = None, executor:
         reporter.run_started(resolved.plan, int(sample_ids.numel()))
         units = schedule(resolved.plan)
         (executor or run_locally)(run, units)
-        frames = [run.frames[c] for unit in units for c in unit.cells if c in run.frames]
+        frames = _in_schedule_order(run, units)
         rows = pd.concat(frames, ignore_index=True) if frames else empty_rows()
         transfer = _transfer_matrix(run) if run.adversarials.cells else None
         if config.sanity_checks:
@@ -210,6 +234,16 @@ def accept_cell(run: _Run, cell: Cell, fp: Fingerprint, outcome: CellResult | Fa
     run.reporter.cell_finished(cell, outcome.rows, outcome.seconds, reused=False)
 
 
+def _in_schedule_order(run: _Run, units: list[ModelUnit]) -> list[pd.DataFrame]:
+    """The cells' rows in the scheduler's order, and the kept adversarials put in that order too (cells finish
+    in any order on several workers, or reused before the others under ``--resume``)."""
+    cells = [c for unit in units for c in unit.cells]
+    kept = run.adversarials.cells
+    keys = [(c.model, c.attack, c.norm.value, c.eps) for c in cells]
+    run.adversarials = AdversarialStore({k: kept[k] for k in keys if k in kept})
+    return [run.frames[c] for c in cells if c in run.frames]
+
+
 def _keep(run: _Run, cell: Cell, result: CellResult) -> None:
     """Collect a cell's rows, and its adversarials when they feed the transferability matrix."""
     run.frames[cell] = result.rows
@@ -244,5 +278,5 @@ def _transfer_target(run: _Run, spec) -> list[dict]:
                          batch_size=run.config.batch_size, device=run.device)
 
 
-__all__ = ["Executor", "Failure", "Reporter", "RunOutcome", "accept_cell", "accept_open", "evaluate_module", "execute",
+__all__ = ["EXECUTORS", "Executor", "Failure", "choose_executor", "Reporter", "RunOutcome", "accept_cell", "accept_open", "evaluate_module", "execute",
            "pending_cells", "run_locally"]
