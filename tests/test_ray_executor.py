@@ -106,3 +106,16 @@ def test_executor_options_are_checked_before_any_compute(args, message, tmp_path
     result = CliRunner().invoke(app, [*CLI, "--out", str(tmp_path / "r"), *args])
     assert result.exit_code == 1 and message in result.stderr.splitlines(), result.output
     assert not os.path.exists(tmp_path / "r")
+
+
+@needs_ray
+def test_a_model_that_fails_on_a_worker_fails_only_its_cells_as_it_does_locally(cluster):
+    # linear's loader raises on the worker (a weights option it takes twice); one worker then runs cnn too
+    settings = dict(n_samples=4, device="cpu", raise_on_failure=False,
+                    model_options={"linear.mnist5k_std": {"weights": "/nonexistent"}})
+    local = advbench.evaluate("linear.mnist5k_std,cnn.mnist5k_std", "fgsm", 0.1, **settings)
+    remote = advbench.evaluate("linear.mnist5k_std,cnn.mnist5k_std", "fgsm", 0.1, executor="ray", workers=1, **settings)
+    assert [(f.cells, f.message) for f in remote.failures] == [(f.cells, f.message) for f in local.failures]
+    assert len(local.failures) == 1 and "linear.mnist5k_std" in local.failures[0].message
+    pd.testing.assert_frame_equal(_rows(remote.rows), _rows(local.rows), check_exact=True)
+    assert set(remote.rows["model"]) == {"cnn.mnist5k_std"}

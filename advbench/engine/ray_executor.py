@@ -1,12 +1,13 @@
-"""``--executor ray``: the scheduler's units (a model and its cells) run on a Ray cluster, one worker per unit.
+"""``--executor ray``: the scheduler's units (a model and its cells) run on a Ray cluster, each on one worker.
 
-Each unit becomes a Ray actor that requests one GPU for a CUDA run (else CPUs). The actor rebuilds what it
-needs from the run's configuration: the plugin host from its recipe (plugins are found through entry points on
-the worker), the attacks and specs with :func:`~.resolve.resolve_run`; the samples come once through Ray's
-object store. It opens the model once and runs its cells one call at a time (a minimum-norm attack's unbounded
-run, fits and any carry-over between a unit's cells stay inside the worker, as they do locally), and returns
-plain results; the driver fingerprints, reuses (``--resume``), records and reports them with the same
-functions as the local executor, so it stays the only writer of the run directory.
+Workers are Ray actors (``--workers`` of them at most); each requests one GPU for a CUDA run (else CPUs) and
+takes unit after unit. A worker rebuilds what it needs from the run's configuration once: the plugin host from
+its recipe (plugins are found through entry points on the worker), the attacks and specs with
+:func:`~.resolve.resolve_run`; the samples come once through Ray's object store. It opens a unit's model once
+and runs its cells one call at a time (a minimum-norm attack's unbounded run, fits and any carry-over between a
+unit's cells stay inside the worker, as they do locally), and returns plain results; the driver fingerprints,
+reuses (``--resume``), records and reports them with the same functions as the local executor, so it stays
+the only writer of the run directory.
 
 Why units and not shards of a cell's samples: a cell's attack draws from one generator seeded by
 :func:`~.runner.cell_seed`, batch after batch, so the samples of a shard would draw other random numbers
@@ -168,19 +169,24 @@ class UnitActor:
     def run_cell(self, cell: Cell, fingerprint: str):
         return self.worker.run_cell(cell, fingerprint)
 
+    def close(self) -> None:
+        self.worker.close()
+
 
 @dataclass
 class _Live:
-    """A unit whose worker is running: its actor and the calls still out."""
+    """A unit running on a worker: the worker's actor, the calls still out, and whether the worker died."""
 
     unit: ModelUnit
     actor: Any
     left: int = 1
+    dead: bool = False
 
 
 @dataclass
 class _Driver:
-    """Hands units to workers as slots free up and takes their results as they come, in any order."""
+    """Hands units to at most ``slots.workers`` workers (each kept for unit after unit, so a worker process
+    starts once, not once per model) and takes their results as they come, in any order."""
 
     ray: Any
     run: _Run
@@ -188,6 +194,7 @@ class _Driver:
     slots: Slots
     calls: dict[Any, tuple[_Live, Cell | None, Fingerprint | None]] = field(default_factory=dict)
     live: list[_Live] = field(default_factory=list)
+    idle: list[Any] = field(default_factory=list)
 
     def drive(self, units: list[ModelUnit]) -> None:
         ray, todo = self.ray, list(units)
@@ -196,7 +203,9 @@ class _Driver:
         try:
             while todo or self.calls:
                 while todo and len(self.live) < self.slots.workers:
-                    self._start(actor_class, samples, todo.pop(0))
+                    actor = self.idle.pop() if self.idle else actor_class.remote(
+                        self.recipe, self.run.config, samples, self.slots.cpus)
+                    self._start(actor, todo.pop(0))
                 done, _ = ray.wait(list(self.calls), num_returns=1)
                 live, cell, fp = self.calls.pop(done[0])
                 live.left -= 1
@@ -208,12 +217,12 @@ class _Driver:
                 if live.left == 0:
                     self._finish(live)
         finally:
-            for live in self.live:  # an error or Ctrl-C: stop what still runs (on an existing cluster too)
-                ray.kill(live.actor)
+            # done, an error or Ctrl-C: stop every worker (on an existing cluster too), freeing its GPU or CPUs
+            for actor in [*self.idle, *(live.actor for live in self.live)]:
+                ray.kill(actor)
 
-    def _start(self, actor_class, samples, unit: ModelUnit) -> None:
+    def _start(self, actor, unit: ModelUnit) -> None:
         self.run.reporter.model_started(unit.model, len(unit.cells))
-        actor = actor_class.remote(self.recipe, self.run.config, samples, self.slots.cpus)
         live = _Live(unit, actor)
         self.live.append(live)
         self.calls[actor.open.remote(unit.model)] = (live, None, None)
@@ -231,14 +240,19 @@ class _Driver:
         try:
             return self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:
+            live.dead = live.dead or isinstance(exc, self.ray.exceptions.RayActorError)
             text = str(exc).strip()
             first = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), type(exc).__name__)
             what = f"model {live.unit.model!r}" if cell is None else f"cell {cell}"
             return Failed(f"{what} failed on a Ray worker: {first}", text)
 
     def _finish(self, live: _Live) -> None:
-        self.ray.kill(live.actor)  # frees its GPU or CPUs for the next unit
         self.live.remove(live)
+        if live.dead:
+            self.ray.kill(live.actor)  # the next unit gets a fresh worker
+        else:
+            self.ray.get(live.actor.close.remote())  # the model's memory (on its GPU too) is freed before the next
+            self.idle.append(live.actor)
         self.run.reporter.model_finished(live.unit.model)
 
 
