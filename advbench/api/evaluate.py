@@ -157,7 +157,7 @@ def evaluate(
             only, no in-memory models). address, workers: as ``--address`` and ``--workers``.
         The others: as the options of ``advbench run`` (README, "advbench run options").
     """
-    from ..engine.executor import choose_executor
+    from ..engine.executors import choose_executor
     from ..errors import CellFailed
     from .inputs import Normalisation, borrowed
 

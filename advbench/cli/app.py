@@ -117,7 +117,8 @@ def run(
     With no options: the embedded default (mnist-5k test split, every shipped mnist-5k model, fgsm and pgd,
     linf eps 0.1, 0.2, 0.3).
     """
-    from ..engine.executor import choose_executor, execute
+    from ..engine.executor import execute
+    from ..engine.executors import choose_executor
     from .errors import writing_run
     from .render import RichReporter, check_view
 

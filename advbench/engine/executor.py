@@ -84,30 +84,6 @@ class _Run:
 Executor = Callable[["_Run", "list[ModelUnit]"], None]
 
 
-EXECUTORS = ("local", "ray")
-
-
-def choose_executor(name: str = "local", address: str | None = None, workers: int | None = None) -> Executor | None:
-    """The executor ``--executor NAME`` names (``None``: the local one), checked before any compute.
-
-    Raises:
-        ConfigError: an unknown name; ``--address``/``--workers`` without ``--executor ray``; ``ray`` without
-            Ray installed (one line with the install command).
-    """
-    from ..errors import ConfigError
-
-    if name not in EXECUTORS:
-        raise ConfigError(f"unknown --executor {name!r}: use local or ray")
-    if name == "local":
-        if address is not None or workers is not None:
-            raise ConfigError(f"{'--address' if address is not None else '--workers'} is for --executor ray")
-        return None
-    from .ray_executor import RayExecutor, import_ray
-
-    import_ray()
-    return RayExecutor(address=address, workers=workers)
-
-
 def execute(config: RunConfig, host, reporter: Reporter | None = None, executor: Executor | None = None) -> RunOutcome:
     """Resolve every name, plan, and run (``executor``: :func:`run_locally` unless given). Names are all checked
     before any compute starts. Rows come in the scheduler's order whatever the executor and ``--resume`` reused."""
@@ -278,5 +254,5 @@ def _transfer_target(run: _Run, spec) -> list[dict]:
                          batch_size=run.config.batch_size, device=run.device)
 
 
-__all__ = ["EXECUTORS", "Executor", "Failure", "choose_executor", "Reporter", "RunOutcome", "accept_cell", "accept_open", "evaluate_module", "execute",
+__all__ = ["Executor", "Failure", "Reporter", "RunOutcome", "accept_cell", "accept_open", "evaluate_module", "execute",
            "pending_cells", "run_locally"]
