@@ -13,6 +13,7 @@ environment is read for it is :func:`env_zoo_dirs`, once, when that host is buil
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from dataclasses import dataclass
 from importlib import metadata
@@ -100,6 +101,9 @@ class PluginHost:
         self.plugins: list[PluginInfo] = []
         self._registry: Registry | None = None
         self.extra_zoo_dirs: tuple[Path, ...] = tuple(Path(d) for d in zoo_dirs)
+        #: How to build an equal host in another process (a picklable call, set by :func:`make_host`): the Ray
+        #: executor's workers rebuild the run's host from it; ``None`` for a host put together by hand.
+        self.recipe: Callable[[], PluginHost] | None = None
 
     def zoo_dirs(self) -> list[Path]:
         """Every zoo directory this host registers models from (those that exist now), in order."""
@@ -273,6 +277,7 @@ def make_host(
             built-in plugin cannot be disabled.
     """
     disable = disabled_plugins() if disable is None else frozenset(disable)
+    zoo_dirs, extra = tuple(Path(d) for d in zoo_dirs), tuple(extra)  # iterated twice: here and in the recipe
     if BUILTIN_NAME in disable:
         raise PluginError(f"the built-in plugin {BUILTIN_NAME!r} cannot be disabled (it provides the core attacks "
                           "and models); name an installed plugin (see `advbench plugins`)")
@@ -284,6 +289,8 @@ def make_host(
         autoload = not autoload_disabled()
     if autoload:
         host.load_entry_points(disabled=disable)
+    host.recipe = functools.partial(make_host, zoo_dirs=zoo_dirs, autoload=autoload, extra=extra,
+                                    disable=tuple(sorted(disable)))
     return host
 
 

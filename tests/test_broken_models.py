@@ -48,11 +48,11 @@ def test_a_width_that_changes_between_clean_batches_is_refused(host):
 
 
 def test_a_refused_model_runs_no_attack(host, monkeypatch):
-    from advbench.engine import executor
+    from advbench.engine import unit
 
     calls = []
-    real = executor.run_cell
-    monkeypatch.setattr(executor, "run_cell", lambda cell, *a, **k: (calls.append(cell.model), real(cell, *a, **k))[1])
+    real = unit.run_cell
+    monkeypatch.setattr(unit, "run_cell", lambda cell, *a, **k: (calls.append(cell.model), real(cell, *a, **k))[1])
     _run(host, "broken.nan")
     assert calls == [SOUND]
 

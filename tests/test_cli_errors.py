@@ -162,9 +162,9 @@ def test_an_unexpected_exception_is_one_line_and_its_traceback_is_behind_verbose
 
 
 def test_ctrl_c_prints_where_the_cells_are_and_the_command_that_resumes(tmp_path, monkeypatch):
-    from advbench.engine import executor
+    from advbench.engine import unit
 
-    real = executor.run_cell
+    real = unit.run_cell
     calls = []
 
     def interrupt_second(cell, *args, **kwargs):
@@ -174,7 +174,7 @@ def test_ctrl_c_prints_where_the_cells_are_and_the_command_that_resumes(tmp_path
             time.sleep(5)  # the SIGINT handler raises KeyboardInterrupt here
         return real(cell, *args, **kwargs)
 
-    monkeypatch.setattr(executor, "run_cell", interrupt_second)
+    monkeypatch.setattr(unit, "run_cell", interrupt_second)
     monkeypatch.chdir(tmp_path)  # no --out: the run picks runs/<timestamp> here
     args = [*RUN, "--eps", "0.1,0.2", "--attack-opt", "fgsm.loss=ce"]
     result = _invoke(*args)
@@ -184,7 +184,7 @@ def test_ctrl_c_prints_where_the_cells_are_and_the_command_that_resumes(tmp_path
     run_dir = line.split("finished cells are in ", 1)[1].split(";", 1)[0]
     command = shlex.split(line.split("resume with: ", 1)[1])
     assert command == ["advbench", *args, "--out", run_dir, "--resume"]
-    monkeypatch.setattr(executor, "run_cell", real)
+    monkeypatch.setattr(unit, "run_cell", real)
     resumed = _invoke(*command[1:])
     assert resumed.exit_code == 0, resumed.output
     assert set(pd.read_parquet(tmp_path / run_dir / "results.parquet")["eps"]) == {0.1, 0.2}

@@ -94,7 +94,8 @@ def captured(monkeypatch):
     """The RunConfig each entry point hands to the engine (which is not run)."""
     configs: list[RunConfig] = []
 
-    def execute(config, host, reporter=None):
+    def execute(config, host, reporter=None, executor=None):
+        assert executor is None  # the local executor unless --executor / executor= says otherwise
         configs.append(config)
         raise _Stop
 

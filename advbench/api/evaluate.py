@@ -125,6 +125,9 @@ def evaluate(
     num_classes: int | None = None,
     raise_on_failure: bool = True,
     host: PluginHost | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
 ) -> RunResult:
     """Run models x attacks x eps, as ``advbench run`` does, and return a :class:`RunResult`.
 
@@ -150,11 +153,15 @@ def evaluate(
         cell_timeout: stop and fail a cell after that many seconds (checked at every query; with ``isolate`` the
             child is killed).
         raise_on_failure: raise :class:`~advbench.errors.CellFailed` when a cell failed (else see ``.failures``).
+        executor: ``"local"`` (this process) or ``"ray"`` (one Ray worker per model, same rows; registry names
+            only, no in-memory models). address, workers: as ``--address`` and ``--workers``.
         The others: as the options of ``advbench run`` (README, "advbench run options").
     """
+    from ..engine.executors import choose_executor
     from ..errors import CellFailed
     from .inputs import Normalisation, borrowed
 
+    runner = choose_executor(executor, address, workers)
     host = host or get_host()
     entries = _model_entries(models)
     with borrowed([m for _, m in entries or () if isinstance(m, torch.nn.Module)]):
@@ -165,7 +172,7 @@ def evaluate(
                            out=out, save_adversarials=save_adversarials, resume=resume, overwrite=overwrite,
                            targeted=targeted, min_confidence=min_confidence, sanity_checks=sanity_checks,
                            queries=queries, transfer_attack=transfer_attack, surrogates=surrogates,
-                           isolate=isolate, cell_timeout=cell_timeout)
+                           isolate=isolate, cell_timeout=cell_timeout, executor=runner)
     if not outcome.plan.cells:  # every model x attack pair was dropped: say why rather than return no rows
         reasons = "; ".join(dict.fromkeys(d.reason for d in outcome.plan.dropped)) or "no cells"
         raise ConfigError(f"nothing to run: {reasons}")
@@ -175,13 +182,13 @@ def evaluate(
                      outcome.manifest)
 
 
-def _execute(named, dataset_name: str, data_host, host, attacks, eps, **settings):
+def _execute(named, dataset_name: str, data_host, host, attacks, eps, *, executor=None, **settings):
     """The one config builder (shared with the CLI), then the engine."""
     from ..engine.executor import execute
 
     config = build_run_config(named if named is not None else default_models(dataset_name, host), attacks, eps,
                               dataset=dataset_name, **settings)
-    return execute(config, data_host)
+    return execute(config, data_host, executor=executor)
 
 
 def _user_objects(entries: list[tuple[str, Any]] | None, dataset: Any, norm, host) -> tuple[list[str] | None, Any, str]:

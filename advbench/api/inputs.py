@@ -151,6 +151,7 @@ class OverlayHost:
 
     def __init__(self, host: Any, models: Mapping[str, ModelSpec], datasets: Mapping[str, DatasetSpec]) -> None:
         self._host, self._models, self._datasets = host, dict(models), dict(datasets)
+        self.recipe = None  # another process cannot rebuild in-memory models (the Ray executor says so)
 
     def model_spec(self, name: str, options: dict[str, Any] | None = None) -> ModelSpec:
         return self._models[name] if name in self._models else self._host.model_spec(name, options)

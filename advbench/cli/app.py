@@ -107,6 +107,9 @@ def run(
     isolate: Annotated[bool, typer.Option("--isolate", help="Run each cell's attack in a child process that sees only the oracle (for untrusted score- and label-based attacks; gradient attacks are refused).")] = False,
     cell_timeout: Annotated[Optional[float], typer.Option("--cell-timeout", help="Stop and fail a cell after SECONDS; the run goes on. Checked at every query in process (an attack looping without querying is stopped only with --isolate, which kills the child).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (cells, samples attacked, passes per sample) and its estimated wall time from a short calibration on the models and device; write nothing.")] = False,
+    executor: Annotated[str, typer.Option("--executor", help="local (this process) or ray (one Ray worker per model; pip install 'advbench[ray]').")] = "local",
+    address: Annotated[Optional[str], typer.Option("--address", help="With --executor ray: an existing cluster (auto = $RAY_ADDRESS or the one `ray start` runs here, HOST:6379, ray://HOST:10001); default: a local cluster for this run.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="With --executor ray: most models running at once (default: one per GPU for a CUDA run, else one per CPU).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     verbose: Verbose = False,
 ) -> None:
@@ -116,11 +119,13 @@ def run(
     linf eps 0.1, 0.2, 0.3).
     """
     from ..engine.executor import execute
+    from ..engine.executors import choose_executor
     from .errors import writing_run
     from .render import RichReporter, check_view
 
     _check_format(fmt)
     check_view(view)
+    runner = choose_executor(executor, address, workers)
     host = _host(zoo)
     config, out_dir = _run_config(
         host, models=models, attacks=attacks, surrogates=surrogates, eps=eps, norm=norm, dataset=dataset, split=split,
@@ -137,7 +142,7 @@ def run(
         return
     reporter = RichReporter(quiet=quiet)
     with writing_run(out_dir, cleanup=reporter.run_finished):  # a full disk or Ctrl-C: one line, cells kept
-        outcome = execute(config, host, reporter)
+        outcome = execute(config, host, reporter, executor=runner)
         _report_run(outcome, config, out_dir, fmt=fmt, view=view, always_success=min_confidence is not None,
                     quiet=quiet, verbose=verbose)
 

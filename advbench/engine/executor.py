@@ -1,30 +1,34 @@
-"""Run a whole plan on one machine: resolve names, then per model a session and its cells, then the
-transferability matrix and the flags. Each step is a function of its own module; this one only sequences them.
+"""Run a whole plan: resolve names, then per model a session and its cells, then the transferability matrix
+and the flags. Each step is a function of its own module; this one only sequences them.
+
+Where the units of work run is the executor's choice (:func:`run_locally` here; the Ray executor in
+:mod:`.ray_executor`); what a unit gives back is taken by the same driver-side functions (:func:`accept_open`,
+:func:`pending_cells`, :func:`accept_cell`), so the store, the manifest and ``--resume`` do not depend on it.
 """
 
 from __future__ import annotations
 
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import torch
 
-from ..errors import AdvbenchError, StorageError
+from ..errors import StorageError
 from ..schema import empty_rows
 from .config import RunConfig
 from .fingerprint import Fingerprint
-from .interrupts import CellTimeout, InterruptWatch, describe
+from .interrupts import InterruptWatch
 from .plan import Cell, Plan
 from .recorder import CellResult, Failure, Recorder
 from .resolve import ResolvedRun, pick_transfer_attack, resolve_run
 from .runner import ModelCaches, run_cell
 from .samples import select_samples
 from .scheduler import ModelUnit, schedule
-from .session import ModelSession, load_model, open_session
+from .session import load_model, open_session
 from .transfer import AdversarialStore, matrix_frame, transfer_rows
+from .unit import Failed, Opened, UnitWorker, one_line, train_split
 
 
 class Reporter:
@@ -59,6 +63,7 @@ class _Run:
     """The state of one execution that every model's step reads and extends."""
 
     config: RunConfig
+    host: Any
     resolved: ResolvedRun
     recorder: Recorder
     reporter: Reporter
@@ -67,15 +72,21 @@ class _Run:
     x: torch.Tensor
     y: torch.Tensor
     transfer_attack: str | None
-    frames: list[pd.DataFrame] = field(default_factory=list)
+    frames: dict[Cell, pd.DataFrame] = field(default_factory=dict)
     flags: list[dict[str, Any]] = field(default_factory=list)
     adversarials: AdversarialStore = field(default_factory=lambda: AdversarialStore({}))
     clean_preds: dict[str, torch.Tensor] = field(default_factory=dict)
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
-def execute(config: RunConfig, host, reporter: Reporter | None = None) -> RunOutcome:
-    """Resolve every name, plan, and run. Names are all checked before any compute starts."""
+#: An executor runs the units (each a model and its cells) and hands what each gives to :func:`accept_open`,
+#: :func:`pending_cells` and :func:`accept_cell`, on the driver.
+Executor = Callable[["_Run", "list[ModelUnit]"], None]
+
+
+def execute(config: RunConfig, host, reporter: Reporter | None = None, executor: Executor | None = None) -> RunOutcome:
+    """Resolve every name, plan, and run (``executor``: :func:`run_locally` unless given). Names are all checked
+    before any compute starts. Rows come in the scheduler's order whatever the executor and ``--resume`` reused."""
     reporter = reporter or Reporter()
     resolved = resolve_run(config, host)
     device = torch.device(config.device)
@@ -87,11 +98,13 @@ def execute(config: RunConfig, host, reporter: Reporter | None = None) -> RunOut
         # the matrix holds target accuracies: an unlabelled run (the noise dataset) has none to show
         keep = (config.transfer_matrix and transfer_attack is not None and bool((y >= 0).any())
                 and len({c.model for c in resolved.plan.cells}) > 1)
-        run = _Run(config, resolved, recorder, reporter, device, sample_ids, x, y, transfer_attack if keep else None)
+        run = _Run(config, host, resolved, recorder, reporter, device, sample_ids, x, y,
+                   transfer_attack if keep else None)
         reporter.run_started(resolved.plan, int(sample_ids.numel()))
-        for unit in schedule(resolved.plan):
-            _run_model(run, unit)
-        rows = pd.concat(run.frames, ignore_index=True) if run.frames else empty_rows()
+        units = schedule(resolved.plan)
+        (executor or run_locally)(run, units)
+        frames = _in_schedule_order(run, units)
+        rows = pd.concat(frames, ignore_index=True) if frames else empty_rows()
         transfer = _transfer_matrix(run) if run.adversarials.cells else None
         if config.sanity_checks:
             from .sanity import row_flags, transfer_flags
@@ -131,106 +144,87 @@ def evaluate_module(module: torch.nn.Module, name: str, dataset, attack, spec, n
     session = open_session(model_spec, {}, sample_ids, x, y, config=config, dataset=dataset, device=torch.device(device))
     cell = Cell(name, spec.name, norm, float(eps))
     rows, _, _ = run_cell(cell, attack, spec, session, config=config, device=torch.device(device),
-                          train_split=lambda: _train_split(dataset), caches=ModelCaches())
+                          train_split=lambda: train_split(dataset), caches=ModelCaches())
     return rows
 
 
-def _run_model(run: _Run, unit: ModelUnit) -> None:
-    """Open the model's session, reuse what ``--resume`` finds with exactly this cell's fingerprint, run the rest.
+def run_locally(run: _Run, units: list[ModelUnit]) -> None:
+    """The local executor: each unit in turn, in this process, on ``run.device``."""
+    worker = UnitWorker(run.config, run.resolved, (run.sample_ids, run.x, run.y), run.device)
+    for unit in units:
+        name, reporter = unit.model, run.reporter
+        reporter.model_started(name, len(unit.cells))
+        opened = worker.open(name)
+        if accept_open(run, name, list(unit.cells), opened):
+            for cell, fp in pending_cells(run, unit, opened):
+                reporter.cell_started(cell, opened.n_attacked)
+                accept_cell(run, cell, fp, worker.run_cell(cell, fp.value, progress=reporter))
+        worker.close()
+        reporter.model_finished(name)
+
+
+# -- the driver's side of a unit, shared by every executor: only the driver records and reports ------------
+
+
+def accept_open(run: _Run, name: str, cells: list[Cell], opened: Opened | Failed) -> bool:
+    """Take what opening model ``name`` gave: its predictions and flags, or (``Failed``) record every one of
+    its ``cells`` as failed. Returns whether its cells can run.
 
     The model is loaded even when every cell can be reused: its weights are part of each cell's fingerprint,
     and its clean predictions feed the transferability matrix."""
-    name, reporter = unit.model, run.reporter
-    reporter.model_started(name, len(unit.cells))
-    session = _open(run, name, list(unit.cells))
-    if session is None:
-        reporter.model_finished(name)
-        return
+    if isinstance(opened, Failed):
+        run.recorder.failed(cells, opened.message, opened.traceback)
+        for cell in cells:
+            run.reporter.cell_failed(cell, opened.message)
+        return False
+    run.clean_preds[name] = opened.clean_pred
+    run.input_shapes[name] = opened.input_shape
+    run.flags.extend(opened.flags)
+    return True
+
+
+def pending_cells(run: _Run, unit: ModelUnit, opened: Opened) -> list[tuple[Cell, Fingerprint]]:
+    """The unit's cells to run, with their fingerprints; those ``--resume`` finds with exactly their
+    fingerprint are kept (and reported) instead."""
     pending = []
     for cell in unit.cells:
-        fp = run.recorder.fingerprint(cell, session, run.resolved.attack_specs[cell.attack],
+        fp = run.recorder.fingerprint(cell, opened.digests, run.resolved.attack_specs[cell.attack],
                                       run.resolved.attacks[cell.attack].options())
         reused = run.recorder.reused(cell, fp, want_adversarials=cell.attack == run.transfer_attack)
         if reused is None:
             pending.append((cell, fp))
         else:
             _keep(run, cell, reused)
-            reporter.cell_finished(cell, reused.rows, 0.0, reused=True)
-    if pending:
-        _run_cells(run, session, pending)
-    del session
-    reporter.model_finished(name)
+            run.reporter.cell_finished(cell, reused.rows, 0.0, reused=True)
+    return pending
 
 
-def _open(run: _Run, name: str, pending: list[Cell]) -> ModelSession | None:
-    """The model's session, or ``None`` after recording every pending cell as failed (a model that cannot
-    load fails its cells, not the run)."""
-    spec = next(s for s in run.resolved.models if s.name == name)
-    with InterruptWatch() as watch:
-        try:
-            session = open_session(spec, run.config.model_options.get(name, {}), run.sample_ids, run.x, run.y,
-                                   config=run.config, dataset=run.resolved.dataset, device=run.device)
-        except BaseException as exc:  # noqa: BLE001 - even sys.exit in a model's loader fails only its cells
-            if watch.is_real(exc):
-                raise
-            message = _one_line(exc) if isinstance(exc, AdvbenchError) else f"model {name!r} failed to load: {describe(exc)}"
-            run.recorder.failed(pending, message, traceback.format_exc())
-            for cell in pending:
-                run.reporter.cell_failed(cell, message)
-            return None
-    run.clean_preds[name] = session.inputs.clean_pred
-    run.input_shapes[name] = tuple(session.inputs.x.shape[1:])
-    run.flags.extend(session.flags)  # batch_dependent: shown with the board, whatever --sanity-checks says
-    if run.config.sanity_checks:
-        run.flags.extend(_probe(session, run.config, run.device))
-    return session
+def accept_cell(run: _Run, cell: Cell, fp: Fingerprint, outcome: CellResult | Failed) -> None:
+    """Record and report one cell's outcome (its rows and adversarials, or its failure)."""
+    if isinstance(outcome, Failed):
+        run.recorder.failed([cell], outcome.message, outcome.traceback)
+        run.reporter.cell_failed(cell, outcome.message)
+        return
+    run.recorder.cell_finished(cell, outcome, run.sample_ids, fp)
+    _keep(run, cell, outcome)
+    run.reporter.cell_finished(cell, outcome.rows, outcome.seconds, reused=False)
 
 
-def _run_cells(run: _Run, session: ModelSession, pending: list[tuple[Cell, Fingerprint]]) -> None:
-    caches = ModelCaches()
-    n_attacked = int(session.inputs.attacked.sum())
-    dataset = run.resolved.dataset
-    for cell, fp in pending:
-        run.reporter.cell_started(cell, n_attacked)
-        with InterruptWatch() as watch:
-            try:
-                rows, x_adv, seconds = run_cell(
-                    cell, run.resolved.attacks[cell.attack], run.resolved.attack_specs[cell.attack], session,
-                    config=run.config, device=run.device, train_split=lambda: _train_split(dataset),
-                    caches=caches, progress=run.reporter, fingerprint=fp.value,
-                )
-            except BaseException as exc:  # noqa: BLE001 - one failing cell (often a plugin's bug, even sys.exit)
-                if watch.is_real(exc):  # must not stop the run; a real Ctrl-C does
-                    raise
-                message = f"cell {cell} {'' if isinstance(exc, CellTimeout) else 'failed: '}{_one_line(exc)}"
-                run.recorder.failed([cell], message, traceback.format_exc())
-                run.reporter.cell_failed(cell, message)
-                continue
-        result = CellResult(rows, x_adv, seconds)
-        run.recorder.cell_finished(cell, result, run.sample_ids, fp)
-        _keep(run, cell, result)
-        run.reporter.cell_finished(cell, rows, seconds, reused=False)
-
-
-def _one_line(exc: BaseException) -> str:
-    """An AdvbenchError's own message, else what :func:`~.interrupts.describe` says; the first line only."""
-    message = str(exc).strip() if isinstance(exc, AdvbenchError) else describe(exc)
-    return message.splitlines()[0] if message else type(exc).__name__
+def _in_schedule_order(run: _Run, units: list[ModelUnit]) -> list[pd.DataFrame]:
+    """The cells' rows in the scheduler's order, and the kept adversarials put in that order too (cells finish
+    in any order on several workers, or reused before the others under ``--resume``)."""
+    cells = [c for unit in units for c in unit.cells]
+    kept = run.adversarials.cells
+    keys = [(c.model, c.attack, c.norm.value, c.eps) for c in cells]
+    run.adversarials = AdversarialStore({k: kept[k] for k in keys if k in kept})
+    return [run.frames[c] for c in cells if c in run.frames]
 
 
 def _keep(run: _Run, cell: Cell, result: CellResult) -> None:
     """Collect a cell's rows, and its adversarials when they feed the transferability matrix."""
-    run.frames.append(result.rows)
+    run.frames[cell] = result.rows
     if cell.attack == run.transfer_attack and result.x_adv is not None:
         run.adversarials.cells[(cell.model, cell.attack, cell.norm.value, cell.eps)] = result.x_adv
-
-
-def _train_split(dataset):
-    from ..errors import ConfigError
-
-    if "train" not in dataset.splits:
-        raise ConfigError(f"this attack learns from a train split, which dataset {dataset.name!r} lacks")
-    return dataset.load("train")
 
 
 def _transfer_matrix(run: _Run) -> pd.DataFrame:
@@ -247,7 +241,7 @@ def _transfer_matrix(run: _Run) -> pd.DataFrame:
                 if watch.is_real(exc):
                     raise
                 run.flags.append({"model": spec.name, "attack": "*", "eps": None, "flag": "transfer_failed",
-                                  "detail": f"judging the transferred adversarials on it failed: {_one_line(exc)}"})
+                                  "detail": f"judging the transferred adversarials on it failed: {one_line(exc)}"})
     return matrix_frame(rows)
 
 
@@ -260,22 +254,5 @@ def _transfer_target(run: _Run, spec) -> list[dict]:
                          batch_size=run.config.batch_size, device=run.device)
 
 
-def _probe(session: ModelSession, config: RunConfig, device: torch.device, n_probe: int = 100) -> list[dict[str, Any]]:
-    """Gradient-masking probes on up to ``n_probe`` clean-correct samples (skipped for unlabelled data); a
-    probe that raises becomes a flag, never a failed run."""
-    from .sanity import probe_model
-
-    inputs = session.inputs
-    correct = ((inputs.clean_pred == inputs.y) & (inputs.y >= 0)).nonzero().squeeze(1)[:n_probe]
-    gen = torch.Generator(device=device).manual_seed(config.seed)
-    with InterruptWatch() as watch:
-        try:
-            return probe_model(session.harness, session.name, inputs.x[correct], inputs.y[correct], device, gen)
-        except BaseException as exc:  # noqa: BLE001 - the model's code runs here too
-            if watch.is_real(exc):
-                raise
-            return [{"model": session.name, "attack": "*", "eps": None, "flag": "probe_failed",
-                     "detail": f"the gradient-masking probes failed: {_one_line(exc)}"}]
-
-
-__all__ = ["evaluate_module", "execute", "Reporter", "RunOutcome", "Failure"]
+__all__ = ["Executor", "Failure", "Reporter", "RunOutcome", "accept_cell", "accept_open", "evaluate_module", "execute",
+           "pending_cells", "run_locally"]

@@ -61,6 +61,26 @@ def module_digest(module: torch.nn.Module) -> str:
 
 
 @dataclass(frozen=True)
+class ModelDigests:
+    """What a model contributes to its cells' fingerprints, computed where the model is loaded (a Ray worker
+    sends these few strings to the driver, which fingerprints and records the cells).
+
+    Attributes:
+        weights: :func:`module_digest` of the loaded module. inputs: :func:`tensor_digest` of the inputs it is
+            attacked on (after its preprocessing). targets: :func:`tensor_digest` of its target classes (or ``None``).
+    """
+
+    weights: str
+    inputs: str
+    targets: str
+
+
+def model_digests(module: torch.nn.Module, x: torch.Tensor, targets: torch.Tensor | None) -> ModelDigests:
+    """The digests of a loaded ``module`` attacked on x [n, C, H, W] with ``targets`` [n] (or ``None``)."""
+    return ModelDigests(module_digest(module), tensor_digest(x), tensor_digest(targets))
+
+
+@dataclass(frozen=True)
 class Fingerprint:
     """The identity of one cell's result.
 
@@ -119,5 +139,5 @@ def fingerprint(run: Mapping[str, Any], model: Mapping[str, Any], attack: Mappin
                        digest_json(components["attack"]), components)
 
 
-__all__ = ["Fingerprint", "SCHEMA_VERSION", "attack_components", "digest_json", "fingerprint",
-           "model_components", "module_digest", "run_components", "tensor_digest"]
+__all__ = ["Fingerprint", "ModelDigests", "SCHEMA_VERSION", "attack_components", "digest_json", "fingerprint",
+           "model_components", "model_digests", "module_digest", "run_components", "tensor_digest"]

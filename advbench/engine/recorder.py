@@ -21,7 +21,7 @@ from ..results import CELLS_DIR, RunStore, environment, load_manifest, now_utc
 from ..runcheck import explain
 from .config import RunConfig
 from .fingerprint import (
-    Fingerprint, attack_components, digest_json, fingerprint, model_components, module_digest, run_components,
+    Fingerprint, ModelDigests, attack_components, digest_json, fingerprint, model_components, run_components,
     tensor_digest,
 )
 from .plan import Cell
@@ -102,15 +102,15 @@ class Recorder:
     def run_dir(self) -> Path | None:
         return self.store.run_dir if self.store is not None else None
 
-    def fingerprint(self, cell: Cell, session, attack_spec, attack_options: dict[str, Any]) -> Fingerprint:
-        """The fingerprint of ``cell`` run on ``session`` (a :class:`~advbench.engine.session.ModelSession`)."""
+    def fingerprint(self, cell: Cell, digests: ModelDigests, attack_spec, attack_options: dict[str, Any]) -> Fingerprint:
+        """The fingerprint of ``cell`` run on the model that ``digests`` describe (see
+        :func:`~advbench.engine.fingerprint.model_digests`)."""
         part = self._model_parts.get(cell.model)
         if part is None:
-            inputs = session.inputs
             plugin = self._model_plugins.get(cell.model, "")
             part = model_components(
-                cell.model, self.config.model_options.get(cell.model, {}), module_digest(session.model.module),
-                tensor_digest(inputs.x), tensor_digest(inputs.targets), plugin, self._plugin_version(plugin))
+                cell.model, self.config.model_options.get(cell.model, {}), digests.weights, digests.inputs,
+                digests.targets, plugin, self._plugin_version(plugin))
             self._model_parts[cell.model] = part
         attack_part = attack_components(cell.attack, attack_options, attack_spec.plugin,
                                         self._plugin_version(attack_spec.plugin))
