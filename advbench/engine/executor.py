@@ -5,6 +5,7 @@ transferability matrix and the flags. Each step is a function of its own module;
 from __future__ import annotations
 
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,15 +16,16 @@ import torch
 from ..errors import AdvbenchError, StorageError
 from ..schema import empty_rows
 from .config import RunConfig
-from .fingerprint import Fingerprint
 from .interrupts import CellTimeout, InterruptWatch, describe
 from .plan import Cell, Plan
 from .recorder import CellResult, Failure, Recorder
 from .resolve import ResolvedRun, pick_transfer_attack, resolve_run
+from .carry import carry_for, carry_sources, reuse_plan
 from .runner import ModelCaches, run_cell
 from .samples import select_samples
 from .scheduler import ModelUnit, schedule
 from .session import ModelSession, load_model, open_session
+from .threads import choose_threads
 from .transfer import AdversarialStore, matrix_frame, transfer_rows
 
 
@@ -40,6 +42,10 @@ class Reporter:
     def cell_failed(self, cell: Cell, message: str) -> None: ...
     def model_finished(self, model: str) -> None: ...
     def run_finished(self) -> None: ...
+
+    def warn(self, message: str) -> None:
+        """Something the user should know that does not stop the run (a ``--compile`` that fell back)."""
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
 
 
 @dataclass
@@ -82,6 +88,10 @@ def execute(config: RunConfig, host, reporter: Reporter | None = None) -> RunOut
     sample_ids, x, y = select_samples(resolved.dataset, config.split, config.n_samples, config.seed,
                                       config.dataset_options)
     recorder = Recorder.open(config, host, resolved, (sample_ids, x, y), device)
+    threads = choose_threads(config.threads)
+    recorder.manifest["threads"] = threads.to_json()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads.threads)
     try:
         transfer_attack = pick_transfer_attack(config, resolved.attack_specs)
         # the matrix holds target accuracies: an unlabelled run (the noise dataset) has none to show
@@ -106,6 +116,7 @@ def execute(config: RunConfig, host, reporter: Reporter | None = None) -> RunOut
         recorder.stopped(str(exc))
         raise
     finally:
+        torch.set_num_threads(previous_threads)
         recorder.close()
     reporter.run_finished()
     return RunOutcome(rows, resolved.plan, recorder.failures, recorder.run_dir, recorder.manifest, run.flags, transfer,
@@ -146,18 +157,18 @@ def _run_model(run: _Run, unit: ModelUnit) -> None:
     if session is None:
         reporter.model_finished(name)
         return
-    pending = []
-    for cell in unit.cells:
-        fp = run.recorder.fingerprint(cell, session, run.resolved.attack_specs[cell.attack],
-                                      run.resolved.attacks[cell.attack].options())
-        reused = run.recorder.reused(cell, fp, want_adversarials=cell.attack == run.transfer_attack)
-        if reused is None:
-            pending.append((cell, fp))
-        else:
-            _keep(run, cell, reused)
-            reporter.cell_finished(cell, reused.rows, 0.0, reused=True)
+    sources = carry_sources(unit.cells, run.resolved.attack_specs, run.config.carry)
+    reused = reuse_plan(run.recorder, session, unit.cells, run.resolved.attack_specs, run.resolved.attacks,
+                        sources, run.transfer_attack)
+    feeding = set(sources.values())
+    finished = {c: r for c, r in reused.items() if c in feeding}  # what carry-over reads, until it is read
+    for cell in (c for c in unit.cells if c in reused):
+        _keep(run, cell, reused[cell])
+        reporter.cell_finished(cell, reused[cell].rows, 0.0, reused=True)
+    pending = [c for c in unit.cells if c not in reused]
     if pending:
-        _run_cells(run, session, pending)
+        _run_cells(run, session, pending, sources, finished)
+    run.recorder.manifest.setdefault("acceleration", {})[name] = session.accel.to_json()
     del session
     reporter.model_finished(name)
 
@@ -178,6 +189,9 @@ def _open(run: _Run, name: str, pending: list[Cell]) -> ModelSession | None:
             for cell in pending:
                 run.reporter.cell_failed(cell, message)
             return None
+    if session.accel.compile_error:
+        run.reporter.warn(f"--compile: torch.compile failed for model {name!r}, running it uncompiled "
+                          f"({session.accel.compile_error})")
     run.clean_preds[name] = session.inputs.clean_pred
     run.input_shapes[name] = tuple(session.inputs.x.shape[1:])
     run.flags.extend(session.flags)  # batch_dependent: shown with the board, whatever --sanity-checks says
@@ -186,18 +200,22 @@ def _open(run: _Run, name: str, pending: list[Cell]) -> ModelSession | None:
     return session
 
 
-def _run_cells(run: _Run, session: ModelSession, pending: list[tuple[Cell, Fingerprint]]) -> None:
+def _run_cells(run: _Run, session: ModelSession, pending: list[Cell], sources: dict[Cell, Cell],
+               finished: dict[Cell, CellResult]) -> None:
     caches = ModelCaches()
     n_attacked = int(session.inputs.attacked.sum())
     dataset = run.resolved.dataset
-    for cell, fp in pending:
+    specs, attacks = run.resolved.attack_specs, run.resolved.attacks
+    for cell in pending:
         run.reporter.cell_started(cell, n_attacked)
+        source, carry = carry_for(cell, sources, finished)
+        source_fp = None if source is None else str(finished.pop(source).rows["fingerprint"].iloc[0])
         with InterruptWatch() as watch:
             try:
                 rows, x_adv, seconds = run_cell(
-                    cell, run.resolved.attacks[cell.attack], run.resolved.attack_specs[cell.attack], session,
+                    cell, attacks[cell.attack], specs[cell.attack], session,
                     config=run.config, device=run.device, train_split=lambda: _train_split(dataset),
-                    caches=caches, progress=run.reporter, fingerprint=fp.value,
+                    caches=caches, progress=run.reporter, carry=carry,
                 )
             except BaseException as exc:  # noqa: BLE001 - one failing cell (often a plugin's bug, even sys.exit)
                 if watch.is_real(exc):  # must not stop the run; a real Ctrl-C does
@@ -206,7 +224,13 @@ def _run_cells(run: _Run, session: ModelSession, pending: list[tuple[Cell, Finge
                 run.recorder.failed([cell], message, traceback.format_exc())
                 run.reporter.cell_failed(cell, message)
                 continue
+        # fingerprinted once run: what it carried from, and the batch size an out-of-memory back-off left
+        fp = run.recorder.fingerprint(cell, session, specs[cell.attack], attacks[cell.attack].options(),
+                                      carry_from=source_fp)
+        rows["fingerprint"] = fp.value
         result = CellResult(rows, x_adv, seconds)
+        if cell in sources.values():
+            finished[cell] = result
         run.recorder.cell_finished(cell, result, run.sample_ids, fp)
         _keep(run, cell, result)
         run.reporter.cell_finished(cell, rows, seconds, reused=False)
