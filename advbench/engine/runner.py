@@ -7,7 +7,8 @@ Two kinds of attack are run differently:
   eps cell is derived by projecting their smallest adversarial into that ball and judging it again.
 
 Only the samples the harness attacks are batched (a batch of ``batch_size`` attacked samples), so a model's
-misclassified samples cost nothing.
+misclassified samples cost nothing; nor do the samples a smaller eps of a fixed-budget attack already broke
+(eps carry-over, :func:`attack_with_carry` and :mod:`advbench.engine.carry`).
 """
 
 from __future__ import annotations
