@@ -7,6 +7,8 @@ relies on:
 * ``robust`` implies ``clean_correct`` (a misclassified sample is never robust);
 * ``fingerprint`` is the digest of everything that produced the row's cell
   (:mod:`advbench.engine.fingerprint`); rows of one run agree on its run part, and are combined only then;
+* ``carried``: the row's adversarial was found at a smaller eps of the same (model, attack, norm) and re-judged
+  at this one (eps carry-over, :mod:`advbench.engine.carry`); its costs are those of the row it came from;
 * a sample is *attacked* when it is classified correctly, or when it has no label (``label == -1``, e.g. the
   ``noise`` dataset, where success means leaving the clean prediction); ``success`` is false elsewhere.
 """
@@ -41,6 +43,7 @@ COLUMNS: dict[str, str] = {
     "n_backward": "int64",
     "seconds": "float64",
     "seed": "int64",
+    "carried": "bool",
     "fingerprint": "str",
 }
 ROW_COLUMNS: tuple[str, ...] = tuple(COLUMNS)

@@ -102,7 +102,7 @@ def evaluate(
     dataset: Any = DEFAULT_DATASET,
     split: str = DEFAULT_SPLIT,
     n_samples: int | None = None,
-    batch_size: int = 500,
+    batch_size: int | str = 500,
     device: str = "auto",
     seed: int = 0,
     attack_options: Mapping[str, Mapping[str, Any]] | None = None,
@@ -119,6 +119,11 @@ def evaluate(
     surrogates: str | Iterable[str] = (),
     isolate: bool = False,
     cell_timeout: float | None = None,
+    carry: bool = True,
+    precision: str = "fp32",
+    compile: bool = False,
+    channels_last: bool | None = None,
+    threads: int | None = None,
     dataset_options: Mapping[str, Any] | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
@@ -152,6 +157,9 @@ def evaluate(
             script that sets it needs the ``if __name__ == "__main__":`` guard of multiprocessing's spawn).
         cell_timeout: stop and fail a cell after that many seconds (checked at every query; with ``isolate`` the
             child is killed).
+        carry, precision, compile, channels_last, threads: eps carry-over, ``"fp32"``/``"bf16"`` attacks,
+            ``torch.compile``, channels-last (``None``: on CUDA for conv nets), intra-op threads (``None``:
+            ``OMP_NUM_THREADS``, else the cores free now); see :class:`~advbench.engine.config.RunConfig`.
         raise_on_failure: raise :class:`~advbench.errors.CellFailed` when a cell failed (else see ``.failures``).
         executor: ``"local"`` (this process) or ``"ray"`` (one Ray worker per model, same rows; registry names
             only, no in-memory models). address, workers: as ``--address`` and ``--workers``.
@@ -172,7 +180,8 @@ def evaluate(
                            out=out, save_adversarials=save_adversarials, resume=resume, overwrite=overwrite,
                            targeted=targeted, min_confidence=min_confidence, sanity_checks=sanity_checks,
                            queries=queries, transfer_attack=transfer_attack, surrogates=surrogates,
-                           isolate=isolate, cell_timeout=cell_timeout, executor=runner)
+                           isolate=isolate, cell_timeout=cell_timeout, carry=carry, precision=precision,
+                           compile=compile, channels_last=channels_last, threads=threads, executor=runner)
     if not outcome.plan.cells:  # every model x attack pair was dropped: say why rather than return no rows
         reasons = "; ".join(dict.fromkeys(d.reason for d in outcome.plan.dropped)) or "no cells"
         raise ConfigError(f"nothing to run: {reasons}")

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from ..errors import AttackError
 from ..options import option
 from ..norms import per_sample, project, projected_step, random_start
+from .active import compaction_due
 from .base import Attack, Goal
 from .eot import EOTOptions
 from .losses import objective_and_grad
@@ -96,8 +97,9 @@ class APGD(Attack, EOTOptions):
     Restarts rerun only the points not broken yet. A goal with targets (a targeted run) makes the losses
     targeted: minus the CE to the target, or the targeted DLR.
 
-    Rows that are broken leave the batch at the next checkpoint (one host sync per checkpoint, none per
-    step): their result cannot change any more, and dropping them saves their queries.
+    Rows that are broken leave the batch at the next checkpoint or compaction step of early stop
+    (:data:`~advbench.attacks.active.COMPACT_EVERY`; one host sync each, none in the steps between): their
+    result cannot change any more, and dropping them saves their queries.
 
     Options:
         steps: iterations per run (AutoAttack's 100); each costs one forward and one backward pass, plus
@@ -227,22 +229,24 @@ class APGD(Attack, EOTOptions):
             loss_best = torch.where(better, loss, loss_best)
             since += 1
 
-            if i + 1 not in marks:
+            if i + 1 in marks:
+                # Condition 1: the loss rose in at most a fraction rho of the steps since the last checkpoint
+                # (AutoAttack's ``<=``). Condition 2: the step was kept last time and the best loss is stuck.
+                halve = (n_up <= self.rho * since) | (~reduced_last & (loss_best_last >= loss_best))
+                step = torch.where(halve, step / 2, step)
+                x_adv = torch.where(per_sample(halve, x_adv), x_best, x_adv)
+                grad = torch.where(per_sample(halve, grad), grad_best, grad)
+                reduced_last, loss_best_last = halve, loss_best.clone()
+                n_up = torch.zeros_like(n_up)
+                since = 0
+            elif not compaction_due(i + 1):
                 continue
-            # Condition 1: the loss rose in at most a fraction rho of the steps since the last checkpoint
-            # (AutoAttack's ``<=``). Condition 2: the step was kept last time and the best loss is stuck.
-            halve = (n_up <= self.rho * since) | (~reduced_last & (loss_best_last >= loss_best))
-            step = torch.where(halve, step / 2, step)
-            x_adv = torch.where(per_sample(halve, x_adv), x_best, x_adv)
-            grad = torch.where(per_sample(halve, grad), grad_best, grad)
-            reduced_last, loss_best_last = halve, loss_best.clone()
-            n_up = torch.zeros_like(n_up)
-            since = 0
 
-            # Broken rows are final: flush every row's current answer, then keep iterating only the others.
+            # Broken rows are final: flush every row's current answer, then keep iterating only the others
+            # (at each checkpoint and on early stop's compaction schedule; every update above is row-wise).
             out[pos] = torch.where(per_sample(found, x_adv), x_first, x_best)
             out_found[pos] = found
-            keep = (~found).nonzero().squeeze(1)  # the one host sync of a checkpoint
+            keep = (~found).nonzero().squeeze(1)  # the one host sync of a compaction
             if keep.numel() == 0:
                 return out, out_found
             if keep.numel() < found.numel():

@@ -13,7 +13,8 @@ from typing import Callable
 import torch
 
 from ..options import option
-from ..norms import Norm, per_sample, projected_step
+from ..norms import Norm, projected_step
+from .active import ActiveRows
 from .base import Attack, Goal
 from .eot import EOTOptions
 from .losses import OBJECTIVES, Objective, objective_and_grad
@@ -43,7 +44,7 @@ def iterative_ascent(
     objective: Objective,
     steps: int,
     alpha: float,
-    accumulate: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    accumulate: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None,
     early_stop: bool,
 ) -> torch.Tensor:
     """``steps`` iterations of ``x <- project(x + alpha * ascent_direction(accumulate(grad)))`` from ``x0``.
@@ -51,35 +52,35 @@ def iterative_ascent(
     One forward and one backward query per step and nothing else: with ``early_stop`` the first adversarial
     iterate of each sample is recognised from the logits of the forward pass that also yields its gradient,
     so no final check is needed (a sample never found adversarial gets the last iterate, which is as good a
-    candidate as any). No host sync per step.
+    candidate as any), and broken samples leave the batch every few steps (:class:`~.active.ActiveRows`; one
+    host sync each, none in the steps between).
 
     Args:
         oracle: a gradient oracle over the whole batch (rows of ``x0`` in order).
         x0: clean inputs [B, C, H, W] in [0, 1].
         objective: the per-sample loss to ascend.
         alpha: the absolute step length in the threat norm.
-        accumulate: maps the gradient [B, C, H, W] to the vector whose steepest-ascent direction in the threat
-            norm is the step (may keep state, e.g. MI-FGSM's momentum); called exactly once per step, in
-            order. ``None``: the gradient itself (BIM).
+        accumulate: ``f(grad [M, C, H, W], rows)`` -> the vector whose steepest-ascent direction in the threat
+            norm is the step, for the rows ``rows`` (int64 [M] positions in the batch; ``None``: all B in
+            order) still iterating (may keep per-row state, e.g. MI-FGSM's momentum); called exactly once per
+            step, in order. ``None``: the gradient itself (BIM).
         early_stop: return each sample's first adversarial iterate (else the last iterate).
     Returns:
         Adversarial candidates [B, C, H, W], inside the ball and [0, 1].
     """
     x_adv = x0.clone()
-    x_first = x0.clone()
-    found = torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
-    for _ in range(steps):
-        logits, _, grad = objective_and_grad(oracle, x_adv, goal, objective)
-        if early_stop:
-            new = goal.is_adversarial(logits) & ~found
-            x_first = torch.where(per_sample(new, x_adv), x_adv, x_first)
-            found = found | new
-        ascend = grad if accumulate is None else accumulate(grad)
+    active = ActiveRows(x_adv, enabled=early_stop)
+    for step in range(steps):
+        if not active.before_step(step):
+            break
+        xa, x0a = active.take(x_adv), active.take(x0)
+        rows = active.rows  # batch positions (None: the whole batch in order, a plain counter increment)
+        logits, _, grad = objective_and_grad(oracle, xa, goal, objective, rows)
+        active.record(goal.is_adversarial(logits, rows), xa)
+        ascend = grad if accumulate is None else accumulate(grad, active.rows)
         # Kurakin's Clip_{x,eps}: back into the eps ball, then into the pixel range, after every step.
-        x_adv = projected_step(x_adv, x0, ascend, alpha, threat.norm, threat.eps)
-    if not early_stop:
-        return x_adv
-    return torch.where(per_sample(found, x_adv), x_first, x_adv)
+        x_adv = active.put(x_adv, projected_step(xa, x0a, ascend, alpha, threat.norm, threat.eps))
+    return active.answer(x_adv)
 
 
 @dataclass

@@ -29,11 +29,19 @@ class Momentum:
         self.decay = float(decay)
         self.g: torch.Tensor | None = None
 
-    def __call__(self, grad: torch.Tensor) -> torch.Tensor:
-        """Add this step's gradient [B, C, H, W]; returns the new momentum ``g`` (same shape)."""
+    def __call__(self, grad: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Add this step's gradient [M, C, H, W] of the rows ``rows`` (int64 [M]; ``None``: all B rows, in
+        order); returns their new momentum (same shape). Rows that left the batch keep their momentum."""
         step = l1_normalize(grad)
-        self.g = step if self.g is None else self.decay * self.g + step
-        return self.g
+        if self.g is None:
+            self.g = step
+            return step
+        if rows is None:
+            self.g = self.decay * self.g + step
+            return self.g
+        moved = self.decay * self.g[rows] + step
+        self.g[rows] = moved
+        return moved
 
 
 @dataclass

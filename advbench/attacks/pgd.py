@@ -9,12 +9,10 @@ import torch
 
 from ..options import option
 from ..norms import Norm, per_sample, projected_step, random_start
+from .active import ActiveRows
 from .base import Attack, Goal, Passes
 from .eot import EOTOptions
 from .losses import OBJECTIVES, objective_and_grad
-
-#: With early stop, broken rows leave PGD's working batch every this many steps (one host sync each).
-COMPACT_EVERY = 4
 
 #: ``logits_fn(x [N, C, H, W], index [N]) -> logits [N, K]``: a gradient oracle, or the raw model in training.
 LogitsFn = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
@@ -131,8 +129,9 @@ class PGD(Attack, EOTOptions):
         The attack and the training recipes (:func:`advbench.train.recipes.pgd_example`) both run this, so a
         "PGD-20 linf 0.3" is one algorithm in a model card and on the board.
 
-        With ``early_stop``, rows already broken leave the working batch every :data:`COMPACT_EVERY` steps
-        (one host sync each): their result is fixed, so this only saves work, and on undefended models most
+        With ``early_stop``, rows already broken leave the working batch every
+        :data:`~advbench.attacks.active.COMPACT_EVERY` steps (one host sync each, :class:`ActiveRows`): their
+        result is fixed, so this only saves work, and on undefended models most
         rows break within a few steps. The last iterate is not judged here.
 
         Args:
@@ -148,28 +147,13 @@ class PGD(Attack, EOTOptions):
         objective = OBJECTIVES[self.loss]
         alpha = self.alpha(eps)
         x_adv = random_start(x0, norm, eps, generator) if self.random_start else x0.clone()
-        x_first = x_adv.clone()
-        found = torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
-        active = None  # rows of x0 still iterating; None = all (no gather/scatter copies until compaction)
+        active = ActiveRows(x_adv, enabled=self.early_stop)
         for step in range(self.steps):
-            if self.early_stop and step and step % COMPACT_EVERY == 0:
-                active = (~found).nonzero().squeeze(1) if active is None else active[~found[active]]
-                if active.numel() == 0:
-                    break
-            if active is None:
-                xa, rows, x0a = x_adv, index, x0
-            else:
-                xa, rows, x0a = x_adv[active], index[active], x0[active]
+            if not active.before_step(step):
+                break
+            xa, rows, x0a = active.take(x_adv), active.take(index), active.take(x0)
             logits, _, grad = objective_and_grad(logits_fn, xa, goal, objective, rows)
-            if self.early_stop:
-                # The logits of this step's forward pass judge the current iterate for free.
-                sel = slice(None) if active is None else active
-                new = goal.is_adversarial(logits, rows) & ~found[sel]
-                x_first[sel] = torch.where(per_sample(new, xa), xa, x_first[sel])
-                found[sel] = found[sel] | new
-            stepped = projected_step(xa, x0a, grad, alpha, norm, eps)
-            if active is None:
-                x_adv = stepped
-            else:
-                x_adv[active] = stepped
-        return PGDRun(x_adv, x_first, found)
+            # The logits of this step's forward pass judge the current iterate for free.
+            active.record(goal.is_adversarial(logits, rows), xa)
+            x_adv = active.put(x_adv, projected_step(xa, x0a, grad, alpha, norm, eps))
+        return PGDRun(x_adv, active.x_first, active.found)

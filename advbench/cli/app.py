@@ -84,7 +84,7 @@ def run(
     split: Annotated[str, typer.Option("--split", help="Dataset split to evaluate on.")] = "test",
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where a dataset's files live (mnist, cifar10, image folders).")] = None,
     n_samples: Annotated[Optional[int], typer.Option("--n-samples", help="Evaluate a seeded subset of this many samples (default: the whole split).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Samples per attack batch.")] = 500,
+    batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Samples per attack batch, or auto (500 on the CPU, 4096 on CUDA). On CUDA out-of-memory a cell is rerun with half the batch.")] = "500",
     device: Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda, cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Seeds the sample subset and every attack's randomness.")] = 0,
     out: Annotated[Optional[str], typer.Option("--out", "-o", metavar="DIR", help="Run directory (default: runs/<timestamp>).")] = None,
@@ -110,6 +110,11 @@ def run(
     executor: Annotated[str, typer.Option("--executor", help="local (this process) or ray (one Ray worker per model; pip install 'advbench[ray]').")] = "local",
     address: Annotated[Optional[str], typer.Option("--address", help="With --executor ray: an existing cluster (auto = $RAY_ADDRESS or the one `ray start` runs here, HOST:6379, ray://HOST:10001); default: a local cluster for this run.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="With --executor ray: most models running at once (default: one per GPU for a CUDA run, else one per CPU).")] = None,
+    carry: Annotated[bool, typer.Option("--carry/--no-carry", help="Eps carry-over: a sample a fixed-budget attack broke at a smaller eps is not attacked again at a larger one (its adversarial is re-judged there; rows say carried).")] = True,
+    precision: Annotated[str, typer.Option("--precision", help="fp32, or bf16: autocast for the attacks' passes; every success is re-judged in fp32.")] = "fp32",
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model's forward (falls back with a warning where it fails).")] = False,
+    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="Channels-last memory format for conv nets (default: on CUDA only).", show_default=False)] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="torch's intra-op threads (default: OMP_NUM_THREADS, else the cores free now).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     verbose: Verbose = False,
 ) -> None:
@@ -133,6 +138,7 @@ def run(
         attack_opt=attack_opt, model_opt=model_opt, arch=arch, weights=weights, save_adversarials=save_adversarials,
         resume=resume, overwrite=overwrite, targeted=targeted, min_confidence=min_confidence, sanity_checks=sanity_checks,
         queries=queries, transfer_attack=transfer_attack, isolate=isolate, cell_timeout=cell_timeout,
+        carry=carry, precision=precision, compile=compile_, channels_last=channels_last, threads=threads,
     )
     if dry_run:
         from ..engine.estimate import estimate_run

@@ -51,6 +51,10 @@ class RichReporter:
             self.progress.console.print(terminal_text(message, keep_newlines=True), style=style, markup=False,
                                         highlight=False)
 
+    def warn(self, message: str) -> None:
+        """One line that does not stop the run (a ``--compile`` that fell back)."""
+        self._print(f"warning: {message}", style="yellow")
+
     def run_started(self, plan, n_samples: int) -> None:
         for d in plan.dropped:
             self._print(f"skipped: {d.reason}", style="yellow")

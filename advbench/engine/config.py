@@ -21,6 +21,10 @@ DEFAULT_EPS = (0.1, 0.2, 0.3)
 MAX_SEED = 2**63 - 1
 #: Largest --queries budget: counters stay exact integers (float64 holds every integer up to 2**53).
 MAX_QUERIES = 2**53
+#: The arithmetic attacks run in (``--precision``); the harness always judges in float32.
+PRECISIONS = ("fp32", "bf16")
+#: ``--batch-size auto``: the first size tried per device type (halved on CUDA out-of-memory until it fits).
+AUTO_BATCH = {"cpu": 500, "cuda": 4096}
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,17 @@ class RunConfig:
         isolate: run each cell's attack in a child process that sees only the oracle (``--isolate``).
         cell_timeout: seconds a cell may take before it is stopped and failed (``--cell-timeout``; ``None``:
             no limit). In process it is checked at every query; with ``isolate`` the child is killed.
+        carry: eps carry-over (``--no-carry`` turns it off): a sample a fixed-budget attack broke at one eps
+            is not attacked again at the larger eps of that (attack, norm); its adversarial is re-judged there
+            (:mod:`advbench.engine.carry`).
+        precision: ``fp32`` or ``bf16`` (autocast for the attacks' forward and backward passes; every
+            success is re-judged in float32).
+        compile: ``torch.compile`` the model's forward (falls back, with a warning, where it fails).
+        channels_last: channels-last memory format for conv nets (``None``: on CUDA only, where it pays).
+        threads: torch's intra-op threads (``None``: ``OMP_NUM_THREADS``, else the cores free now; see
+            :mod:`advbench.engine.threads`).
+        auto_batch: ``batch_size`` was chosen by ``--batch-size auto`` (recorded; out-of-memory back-off on
+            CUDA happens whatever the size).
     """
 
     models: tuple[str, ...]
@@ -82,6 +97,12 @@ class RunConfig:
     transfer_attack: str | None = None
     isolate: bool = False
     cell_timeout: float | None = None
+    carry: bool = True
+    precision: str = "fp32"
+    compile: bool = False
+    channels_last: bool | None = None
+    threads: int | None = None
+    auto_batch: bool = False
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -116,6 +137,10 @@ class RunConfig:
             raise ConfigError(f"--cell-timeout must be a number of seconds > 0, got {self.cell_timeout}")
         if self.min_confidence is not None and not 0 < self.min_confidence <= 1:
             raise ConfigError(f"--min-confidence must be in (0, 1], got {self.min_confidence}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown --precision {self.precision!r}: use {' or '.join(PRECISIONS)}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {self.threads}")
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-compatible data (for manifest.json and the run_started hook)."""
@@ -163,7 +188,7 @@ def build_run_config(
     dataset: str = DEFAULT_DATASET,
     split: str = DEFAULT_SPLIT,
     n_samples: int | None = None,
-    batch_size: int = 500,
+    batch_size: int | str = 500,
     device: str = "auto",
     seed: int = 0,
     attack_options: Mapping[str, Mapping[str, Any]] | None = None,
@@ -181,6 +206,11 @@ def build_run_config(
     surrogates: str | Iterable[str] = (),
     isolate: bool = False,
     cell_timeout: float | None = None,
+    carry: bool = True,
+    precision: str = "fp32",
+    compile: bool = False,
+    channels_last: bool | None = None,
+    threads: int | None = None,
 ) -> RunConfig:
     """The one way to build a :class:`RunConfig`: ``advbench run`` and :func:`advbench.evaluate` both call it.
 
@@ -202,9 +232,12 @@ def build_run_config(
         targeted: ``"least-likely"``, ``"random"`` or a class index (int or string).
         surrogates: models the ``transfer`` attack crafts on (``transfer`` becomes ``transfer@MODEL`` for each).
         sanity_checks: run the gradient-masking probes and flags.
+        batch_size: samples per batch, or ``"auto"`` (:data:`AUTO_BATCH` for the device; halved on CUDA
+            out-of-memory).
         The others: as the fields of :class:`RunConfig`.
     """
-
+    device = resolve_device(device)
+    size, auto = batch_size_value(batch_size, device)
     return RunConfig(
         models=names(models),
         attacks=expand_surrogates(names(attacks), names(surrogates)),
@@ -213,8 +246,8 @@ def build_run_config(
         dataset=dataset,
         split=split,
         n_samples=n_samples,
-        batch_size=batch_size,
-        device=resolve_device(device),
+        batch_size=size,
+        device=device,
         seed=seed,
         attack_options={k: dict(v) for k, v in (attack_options or {}).items()},
         model_options={k: dict(v) for k, v in (model_options or {}).items()},
@@ -230,7 +263,26 @@ def build_run_config(
         transfer_attack=transfer_attack,
         isolate=isolate,
         cell_timeout=None if cell_timeout is None else float(cell_timeout),
+        carry=carry,
+        precision=str(precision).lower(),
+        compile=compile,
+        channels_last=channels_last,
+        threads=threads,
+        auto_batch=auto,
     )
+
+
+def batch_size_value(value: int | str, device: str) -> tuple[int, bool]:
+    """(the batch size, whether it was ``auto``) for ``--batch-size`` (an int, or ``auto``: the device's
+    :data:`AUTO_BATCH`)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return AUTO_BATCH.get(device.split(":")[0], AUTO_BATCH["cpu"]), True
+        if not text.isdigit():
+            raise ConfigError(f"invalid --batch-size {value!r}: use a number of samples or auto")
+        value = int(text)
+    return int(value), False
 
 
 def check_seed(seed: int) -> int:

@@ -8,6 +8,7 @@ Where the units of work run is the executor's choice (:func:`run_locally` here; 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -18,7 +19,7 @@ import torch
 from ..errors import StorageError
 from ..schema import empty_rows
 from .config import RunConfig
-from .fingerprint import Fingerprint
+from .carry import Carry, carry_for, carry_sources, reuse_plan
 from .interrupts import InterruptWatch
 from .plan import Cell, Plan
 from .recorder import CellResult, Failure, Recorder
@@ -27,6 +28,7 @@ from .runner import ModelCaches, run_cell
 from .samples import select_samples
 from .scheduler import ModelUnit, schedule
 from .session import load_model, open_session
+from .threads import choose_threads
 from .transfer import AdversarialStore, matrix_frame, transfer_rows
 from .unit import Failed, Opened, UnitWorker, one_line, train_split
 
@@ -44,6 +46,10 @@ class Reporter:
     def cell_failed(self, cell: Cell, message: str) -> None: ...
     def model_finished(self, model: str) -> None: ...
     def run_finished(self) -> None: ...
+
+    def warn(self, message: str) -> None:
+        """Something the user should know that does not stop the run (a ``--compile`` that fell back)."""
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
 
 
 @dataclass
@@ -93,6 +99,10 @@ def execute(config: RunConfig, host, reporter: Reporter | None = None, executor:
     sample_ids, x, y = select_samples(resolved.dataset, config.split, config.n_samples, config.seed,
                                       config.dataset_options)
     recorder = Recorder.open(config, host, resolved, (sample_ids, x, y), device)
+    threads = choose_threads(config.threads)
+    recorder.manifest["threads"] = threads.to_json()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads.threads)
     try:
         transfer_attack = pick_transfer_attack(config, resolved.attack_specs)
         # the matrix holds target accuracies: an unlabelled run (the noise dataset) has none to show
@@ -119,6 +129,7 @@ def execute(config: RunConfig, host, reporter: Reporter | None = None, executor:
         recorder.stopped(str(exc))
         raise
     finally:
+        torch.set_num_threads(previous_threads)
         recorder.close()
     reporter.run_finished()
     return RunOutcome(rows, resolved.plan, recorder.failures, recorder.run_dir, recorder.manifest, run.flags, transfer,
@@ -156,14 +167,54 @@ def run_locally(run: _Run, units: list[ModelUnit]) -> None:
         reporter.model_started(name, len(unit.cells))
         opened = worker.open(name)
         if accept_open(run, name, list(unit.cells), opened):
-            for cell, fp in pending_cells(run, unit, opened):
-                reporter.cell_started(cell, opened.n_attacked)
-                accept_cell(run, cell, fp, worker.run_cell(cell, fp.value, progress=reporter))
+            cells = pending_cells(run, unit, opened)
+            while (task := cells.next()) is not None:
+                reporter.cell_started(task.cell, opened.n_attacked)
+                accept_cell(run, cells, task, worker.run_cell(task.cell, task.carry, progress=reporter))
         worker.close()
         reporter.model_finished(name)
 
 
 # -- the driver's side of a unit, shared by every executor: only the driver records and reports ------------
+
+
+@dataclass
+class Task:
+    """One cell to run: what it carries over from the next smaller eps (``None``: nothing), and that cell's
+    fingerprint (value), which its own fingerprint names."""
+
+    cell: Cell
+    carry: Carry | None = None
+    carry_from: str | None = None
+
+
+@dataclass
+class UnitCells:
+    """One unit's cells still to run, in order, and the carry-over between them (on the driver, which has every
+    result, computed or reused; a worker is handed each cell's carry with the cell).
+
+    Attributes:
+        model: the unit's model. digests: its :class:`~.fingerprint.ModelDigests`.
+        todo: the cells to run, in the scheduler's order (ascending eps within an attack and norm).
+        sources: cell -> the cell it carries from (:func:`~.carry.carry_sources`).
+        finished: cell -> the result of a cell that feeds a larger eps, until that one takes it.
+    """
+
+    model: str
+    digests: Any
+    todo: list[Cell]
+    sources: dict[Cell, Cell]
+    finished: dict[Cell, CellResult]
+
+    def next(self) -> Task | None:
+        """The next cell to run with its carry (its source has finished: cells run in order), or ``None``."""
+        if not self.todo:
+            return None
+        cell = self.todo.pop(0)
+        source, carry = carry_for(cell, self.sources, self.finished)
+        if source is None:
+            return Task(cell)
+        return Task(cell, carry, str(self.finished.pop(source).rows["fingerprint"].iloc[0]))
 
 
 def accept_open(run: _Run, name: str, cells: list[Cell], opened: Opened | Failed) -> bool:
@@ -177,34 +228,50 @@ def accept_open(run: _Run, name: str, cells: list[Cell], opened: Opened | Failed
         for cell in cells:
             run.reporter.cell_failed(cell, opened.message)
         return False
+    error = opened.acceleration.get("compile_error")
+    if error:
+        run.reporter.warn(f"--compile: torch.compile failed for model {name!r}, running it uncompiled ({error})")
+    run.recorder.manifest.setdefault("acceleration", {})[name] = dict(opened.acceleration)
     run.clean_preds[name] = opened.clean_pred
     run.input_shapes[name] = opened.input_shape
     run.flags.extend(opened.flags)
     return True
 
 
-def pending_cells(run: _Run, unit: ModelUnit, opened: Opened) -> list[tuple[Cell, Fingerprint]]:
-    """The unit's cells to run, with their fingerprints; those ``--resume`` finds with exactly their
-    fingerprint are kept (and reported) instead."""
-    pending = []
-    for cell in unit.cells:
-        fp = run.recorder.fingerprint(cell, opened.digests, run.resolved.attack_specs[cell.attack],
-                                      run.resolved.attacks[cell.attack].options())
-        reused = run.recorder.reused(cell, fp, want_adversarials=cell.attack == run.transfer_attack)
-        if reused is None:
-            pending.append((cell, fp))
-        else:
-            _keep(run, cell, reused)
-            run.reporter.cell_finished(cell, reused.rows, 0.0, reused=True)
-    return pending
+def pending_cells(run: _Run, unit: ModelUnit, opened: Opened) -> UnitCells:
+    """The unit's cells to run; those ``--resume`` finds with exactly their fingerprint are kept (and
+    reported) instead (:func:`~.carry.reuse_plan`: a reused cell that feeds a recomputed one brings its
+    adversarials)."""
+    specs, attacks = run.resolved.attack_specs, run.resolved.attacks
+    sources = carry_sources(unit.cells, specs, run.config.carry)
+    reused = reuse_plan(run.recorder, opened.digests, opened.acceleration.get("batch_size", run.config.batch_size),
+                        unit.cells, specs, attacks, sources, run.transfer_attack)
+    feeding = set(sources.values())
+    for cell in (c for c in unit.cells if c in reused):
+        _keep(run, cell, reused[cell])
+        run.reporter.cell_finished(cell, reused[cell].rows, 0.0, reused=True)
+    return UnitCells(unit.model, opened.digests, [c for c in unit.cells if c not in reused], sources,
+                     {c: r for c, r in reused.items() if c in feeding})
 
 
-def accept_cell(run: _Run, cell: Cell, fp: Fingerprint, outcome: CellResult | Failed) -> None:
-    """Record and report one cell's outcome (its rows and adversarials, or its failure)."""
+def accept_cell(run: _Run, cells: UnitCells, task: Task, outcome: CellResult | Failed) -> None:
+    """Fingerprint (what it carried from, the batch size it ran with), record and report one cell's outcome
+    (its rows and adversarials, or its failure)."""
+    cell = task.cell
     if isinstance(outcome, Failed):
         run.recorder.failed([cell], outcome.message, outcome.traceback)
         run.reporter.cell_failed(cell, outcome.message)
         return
+    fp = run.recorder.fingerprint(cell, cells.digests, run.resolved.attack_specs[cell.attack],
+                                  run.resolved.attacks[cell.attack].options(), carry_from=task.carry_from,
+                                  batch_size=outcome.batch_size)
+    outcome.rows["fingerprint"] = fp.value
+    if cell in cells.sources.values():
+        cells.finished[cell] = outcome
+    accel = run.recorder.manifest.setdefault("acceleration", {}).setdefault(cell.model, {})
+    if outcome.batch_size is not None and outcome.batch_size != accel.get("batch_size"):
+        accel.setdefault("oom_backoffs", []).append(outcome.batch_size)  # a back-off inside the cell
+        accel["batch_size"] = outcome.batch_size
     run.recorder.cell_finished(cell, outcome, run.sample_ids, fp)
     _keep(run, cell, outcome)
     run.reporter.cell_finished(cell, outcome.rows, outcome.seconds, reused=False)
@@ -254,5 +321,5 @@ def _transfer_target(run: _Run, spec) -> list[dict]:
                          batch_size=run.config.batch_size, device=run.device)
 
 
-__all__ = ["Executor", "Failure", "Reporter", "RunOutcome", "accept_cell", "accept_open", "evaluate_module", "execute",
-           "pending_cells", "run_locally"]
+__all__ = ["Executor", "Failure", "Reporter", "RunOutcome", "Task", "UnitCells", "accept_cell", "accept_open",
+           "evaluate_module", "execute", "pending_cells", "run_locally"]

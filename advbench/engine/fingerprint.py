@@ -4,13 +4,16 @@ leaderboard`` reuse or combine only what belongs together.
 A fingerprint has three parts, each a plain JSON dictionary of *components*:
 
 * ``run``: shared by every cell of a run (dataset, split, the digest of the samples, seed, batch size, targeted
-  mode, min-confidence, query budget, versions of advbench and torch, device type);
+  mode, min-confidence, query budget, versions of advbench and torch, device type, the attacks' precision,
+  ``--compile`` and the channels-last setting);
 * ``model``: the model's name, its options, a digest of its parameters and buffers (whatever file or hub they
   came from), a digest of the inputs it sees (after its preprocessing) and of its target classes, the version
   of the plugin that provides it;
 * ``attack``: the attack's name, its full options (defaults included), the version of its plugin;
 
-plus the cell's own (norm, eps). The cell fingerprint is the digest of all of it; the run, model and attack
+plus the cell's own (norm, eps; ``carry_from``: the fingerprint of the smaller-eps cell whose broken samples
+this cell carried over, see :mod:`advbench.engine.carry`; ``batch_size``: the size a CUDA out-of-memory
+back-off ran it with, only where that differs from the run's). The cell fingerprint is the digest of all of it; the run, model and attack
 digests are kept beside it so a reader can tell *which* part differs (and :func:`advbench.runcheck.explain`
 says how).
 
@@ -27,8 +30,9 @@ from typing import Any, Mapping
 
 import torch
 
-#: Bumped when the meaning of a component changes, so old fingerprints never match new ones by accident.
-SCHEMA_VERSION = 1
+#: Bumped when the meaning of a component changes, so old fingerprints never match new ones by accident
+#: (2: eps carry-over and the ``carried`` column).
+SCHEMA_VERSION = 2
 
 
 def digest_json(data: Any) -> str:
@@ -111,7 +115,8 @@ def run_components(config, samples: str, versions: Mapping[str, str]) -> dict[st
         "schema": SCHEMA_VERSION, "dataset": config.dataset, "split": config.split, "samples": samples,
         "n_samples": config.n_samples, "seed": config.seed, "batch_size": config.batch_size,
         "targeted": config.targeted, "min_confidence": config.min_confidence, "queries": config.queries,
-        "device": torch.device(config.device).type, **{f"{k}_version": v for k, v in versions.items()},
+        "device": torch.device(config.device).type, "precision": config.precision, "compile": config.compile,
+        "channels_last": config.channels_last, **{f"{k}_version": v for k, v in versions.items()},
     }
 
 
@@ -130,10 +135,14 @@ def attack_components(name: str, options: Mapping[str, Any], plugin: str, plugin
 
 
 def fingerprint(run: Mapping[str, Any], model: Mapping[str, Any], attack: Mapping[str, Any], norm: str,
-                eps: float) -> Fingerprint:
-    """The fingerprint of the cell (``model``, ``attack``, ``norm``, ``eps``) of the run ``run``."""
-    components = {"run": dict(run), "model": dict(model), "attack": dict(attack),
-                  "cell": {"norm": norm, "eps": repr(float(eps))}}
+                eps: float, carry_from: str | None = None, batch_size: int | None = None) -> Fingerprint:
+    """The fingerprint of the cell (``model``, ``attack``, ``norm``, ``eps``) of the run ``run``; ``carry_from``:
+    the fingerprint of the cell it carries broken samples over from; ``batch_size``: the size it ran with
+    when an out-of-memory back-off made that differ from the run's."""
+    cell: dict[str, Any] = {"norm": norm, "eps": repr(float(eps)), "carry_from": carry_from}
+    if batch_size is not None:
+        cell["batch_size"] = int(batch_size)
+    components = {"run": dict(run), "model": dict(model), "attack": dict(attack), "cell": cell}
     components = json.loads(json.dumps(components, default=str))  # what is compared later is what was stored
     return Fingerprint(digest_json(components), digest_json(components["run"]), digest_json(components["model"]),
                        digest_json(components["attack"]), components)

@@ -87,16 +87,29 @@ class Harness:
         model: maps [B, C, H, W] in [0, 1] to logits [B, K] (eval mode, frozen).
         num_classes: K.
         queries: hard per-sample budget of forward queries for every attack (``None``: unlimited).
+        precision: ``fp32``, or ``bf16``: attacks' oracles run the model under bf16 autocast (logits cast back
+            to float32, see :func:`~advbench.engine.accel.autocast_forward`), while the harness judges in
+            float32; a batch's extra column ``bf16_rejected`` marks the samples that bf16 judges adversarial
+            and float32 does not (recorded as not broken).
     """
 
-    def __init__(self, model: torch.nn.Module, num_classes: int, *, queries: int | None = None) -> None:
+    def __init__(self, model: torch.nn.Module, num_classes: int, *, queries: int | None = None,
+                 precision: str = "fp32") -> None:
         self._model = model
         self.num_classes = int(num_classes)
         self.queries = queries
+        self.precision = precision
+        self._attack_forward = model
+        if precision == "bf16":
+            from .accel import autocast_forward
+
+            device = next((p.device for p in model.parameters()), torch.device("cpu")) \
+                if isinstance(model, torch.nn.Module) else torch.device("cpu")
+            self._attack_forward = autocast_forward(model, device)
 
     def oracle(self, access: str, batch_size: int, device: torch.device | str) -> Oracle:
         """A fresh oracle of ``access`` over this model for a batch of ``batch_size`` (its own ledger)."""
-        return make_oracle(access, self._model, batch_size, self.num_classes, device)
+        return make_oracle(access, self._attack_forward, batch_size, self.num_classes, device)
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -135,8 +148,8 @@ class Harness:
         ledger = QueryLedger(x.shape[0], x.device, budget, on_query=_each_query(deadline, on_query))
         # the harness's own references: an attack that rebinds the ledger's attributes cannot swap these
         n_forward, n_backward = ledger.n_forward, ledger.n_backward
-        oracle = with_eot(make_oracle(attack.access, self._model, x.shape[0], self.num_classes, x.device, ledger=ledger),
-                          attack, generator)
+        oracle = with_eot(make_oracle(attack.access, self._attack_forward, x.shape[0], self.num_classes, x.device,
+                                      ledger=ledger), attack, generator)
         x_adv, extras, stopped = x.clone(), {}, False
         if todo.numel():
             view = oracle if every else oracle.subset(todo)
@@ -155,6 +168,8 @@ class Harness:
         judged = self.judge(x_adv, x, goal, threat, clean_logits, attacked)
         if self.queries is not None:
             extras["budget_exhausted"] = [stopped] * x.shape[0]
+        if self.precision != "fp32":
+            extras["bf16_rejected"] = self._rejected(judged, x, goal, attacked).tolist()
         return BatchVerdict(judged.x_adv, judged.logits, judged.success, attacked, n_forward.clone(),
                             n_backward.clone(), extras, stopped)
 
@@ -173,6 +188,15 @@ class Harness:
             logits[changed] = self.logits(projected[changed])
         return Judgement(projected, logits, goal.is_adversarial(logits) & attacked)
 
+    @torch.no_grad()
+    def _rejected(self, judged: Judgement, x: torch.Tensor, goal: Goal, attacked: torch.Tensor) -> torch.Tensor:
+        """bool [B]: adversarial by the attack's own (reduced precision) forward, not by the float32 judge."""
+        moved = ((judged.x_adv != x).flatten(1).any(dim=1) & attacked).nonzero().squeeze(1)
+        low = torch.zeros_like(judged.success)
+        if moved.numel():
+            low[moved] = goal.is_adversarial(self._attack_forward(judged.x_adv[moved]).float(), moved)
+        return low & ~judged.success
+
     def fit(self, attack: Attack, x: torch.Tensor, labels: torch.Tensor, threat: ThreatModel,
             generator: torch.Generator, *, min_confidence: float | None = None,
             deadline: Deadline | None = None) -> int:
@@ -185,8 +209,8 @@ class Harness:
         """
         ledger = QueryLedger(x.shape[0], x.device, on_query=None if deadline is None else deadline.check)
         n_forward = ledger.n_forward
-        oracle = with_eot(make_oracle(attack.access, self._model, x.shape[0], self.num_classes, x.device, ledger=ledger),
-                          attack, generator)
+        oracle = with_eot(make_oracle(attack.access, self._attack_forward, x.shape[0], self.num_classes, x.device,
+                                      ledger=ledger), attack, generator)
         with ModelTap(self._model) as tap, torch.enable_grad():
             attack.fit(oracle, x, Goal(labels=labels, min_confidence=min_confidence), threat, generator)
         tap.verify(attack.name, n_forward, None)

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 import torch
 
 from ..errors import ConfigError
-from .executor import accept_cell, accept_open, pending_cells
-from .fingerprint import Fingerprint
+from .carry import Carry
+from .executor import Task, UnitCells, accept_cell, accept_open, pending_cells
 from .plan import Cell
 from .resolve import resolve_run
 from .scheduler import ModelUnit
@@ -166,8 +166,8 @@ class UnitActor:
     def open(self, name: str):
         return self.worker.open(name)
 
-    def run_cell(self, cell: Cell, fingerprint: str):
-        return self.worker.run_cell(cell, fingerprint)
+    def run_cell(self, cell: Cell, carry: Carry | None):
+        return self.worker.run_cell(cell, carry)
 
     def close(self) -> None:
         self.worker.close()
@@ -175,11 +175,12 @@ class UnitActor:
 
 @dataclass
 class _Live:
-    """A unit running on a worker: the worker's actor, the calls still out, and whether the worker died."""
+    """A unit running on a worker: the worker's actor, its cells still to run (``None`` until it opened),
+    and whether the worker died."""
 
     unit: ModelUnit
     actor: Any
-    left: int = 1
+    cells: UnitCells | None = None
     dead: bool = False
 
 
@@ -192,7 +193,7 @@ class _Driver:
     run: _Run
     recipe: Any
     slots: Slots
-    calls: dict[Any, tuple[_Live, Cell | None, Fingerprint | None]] = field(default_factory=dict)
+    calls: dict[Any, tuple[_Live, Task | None]] = field(default_factory=dict)
     live: list[_Live] = field(default_factory=list)
     idle: list[Any] = field(default_factory=list)
 
@@ -207,14 +208,13 @@ class _Driver:
                         self.recipe, self.run.config, samples, self.slots.cpus)
                     self._start(actor, todo.pop(0))
                 done, _ = ray.wait(list(self.calls), num_returns=1)
-                live, cell, fp = self.calls.pop(done[0])
-                live.left -= 1
-                result = self._get(done[0], live, cell)
-                if cell is None:
+                live, task = self.calls.pop(done[0])
+                result = self._get(done[0], live, task)
+                if task is None:
                     self._opened(live, result)
                 else:
-                    accept_cell(self.run, cell, fp, result)
-                if live.left == 0:
+                    accept_cell(self.run, live.cells, task, result)
+                if not self._submit_next(live):
                     self._finish(live)
         finally:
             # done, an error or Ctrl-C: stop every worker (on an existing cluster too), freeing its GPU or CPUs
@@ -225,17 +225,23 @@ class _Driver:
         self.run.reporter.model_started(unit.model, len(unit.cells))
         live = _Live(unit, actor)
         self.live.append(live)
-        self.calls[actor.open.remote(unit.model)] = (live, None, None)
+        self.calls[actor.open.remote(unit.model)] = (live, None)
 
     def _opened(self, live: _Live, opened) -> None:
         unit = live.unit
-        if not accept_open(self.run, unit.model, list(unit.cells), opened):
-            return
-        for cell, fp in pending_cells(self.run, unit, opened):
-            self.calls[live.actor.run_cell.remote(cell, fp.value)] = (live, cell, fp)
-            live.left += 1
+        if accept_open(self.run, unit.model, list(unit.cells), opened):
+            live.cells = pending_cells(self.run, unit, opened)
 
-    def _get(self, ref, live: _Live, cell: Cell | None):
+    def _submit_next(self, live: _Live) -> bool:
+        """Hand the unit's worker its next cell (one at a time: a cell's carry comes from the one before it);
+        ``False`` when the unit is done (or its model failed to open)."""
+        task = live.cells.next() if live.cells is not None else None  # a dead worker fails each cell at once
+        if task is None:
+            return False
+        self.calls[live.actor.run_cell.remote(task.cell, task.carry)] = (live, task)
+        return True
+
+    def _get(self, ref, live: _Live, task: Task | None):
         """The call's result; a worker that died or raised fails the model (open) or the cell, not the run."""
         try:
             return self.ray.get(ref)
@@ -243,7 +249,7 @@ class _Driver:
             live.dead = live.dead or isinstance(exc, self.ray.exceptions.RayActorError)
             text = str(exc).strip()
             first = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), type(exc).__name__)
-            what = f"model {live.unit.model!r}" if cell is None else f"cell {cell}"
+            what = f"model {live.unit.model!r}" if task is None else f"cell {task.cell}"
             return Failed(f"{what} failed on a Ray worker: {first}", text)
 
     def _finish(self, live: _Live) -> None:

@@ -39,12 +39,14 @@ class Failure:
 
 @dataclass
 class CellResult:
-    """A finished cell: its rows, its projected adversarials [n, C, H, W] (CPU), the attack's wall seconds."""
+    """A finished cell: its rows, its projected adversarials [n, C, H, W] (CPU), the attack's wall seconds, and
+    the batch size it ran with (``None`` where not known: reused)."""
 
     rows: pd.DataFrame
     x_adv: torch.Tensor | None
     seconds: float
     reused: bool = False
+    batch_size: int | None = None
 
 
 @dataclass
@@ -102,9 +104,12 @@ class Recorder:
     def run_dir(self) -> Path | None:
         return self.store.run_dir if self.store is not None else None
 
-    def fingerprint(self, cell: Cell, digests: ModelDigests, attack_spec, attack_options: dict[str, Any]) -> Fingerprint:
+    def fingerprint(self, cell: Cell, digests: ModelDigests, attack_spec, attack_options: dict[str, Any],
+                    carry_from: str | None = None, batch_size: int | None = None) -> Fingerprint:
         """The fingerprint of ``cell`` run on the model that ``digests`` describe (see
-        :func:`~advbench.engine.fingerprint.model_digests`)."""
+        :func:`~advbench.engine.fingerprint.model_digests`), carrying broken samples over from the cell of
+        fingerprint (value) ``carry_from``; ``batch_size`` (the size the cell ran with) is named when an
+        out-of-memory back-off made it differ from the run's."""
         part = self._model_parts.get(cell.model)
         if part is None:
             plugin = self._model_plugins.get(cell.model, "")
@@ -114,7 +119,8 @@ class Recorder:
             self._model_parts[cell.model] = part
         attack_part = attack_components(cell.attack, attack_options, attack_spec.plugin,
                                         self._plugin_version(attack_spec.plugin))
-        return fingerprint(self.run_part, part, attack_part, cell.norm.value, cell.eps)
+        return fingerprint(self.run_part, part, attack_part, cell.norm.value, cell.eps, carry_from=carry_from,
+                           batch_size=batch_size if batch_size not in (None, self.config.batch_size) else None)
 
     def reused(self, cell: Cell, fp: Fingerprint, want_adversarials: bool) -> CellResult | None:
         """The stored result of ``cell`` when resuming and its stored fingerprint is exactly ``fp``, else
@@ -165,6 +171,8 @@ class Recorder:
         """Write the rows, flags, transfer matrix and final manifest; notify ``advbench_run_finished``."""
         self.manifest["flags"] = flags
         self.manifest["failures"] = [{"cells": f.cells, "message": f.message} for f in self.failures]
+        if "bf16_rejected" in rows.columns:  # successes of the bf16 attack that float32 judging refused
+            self.manifest["bf16_rejected"] = int(rows["bf16_rejected"].fillna(False).astype(bool).sum())
         if self.config.resume:
             self.manifest["resume"] = self.resume_log
         self.manifest["finished"] = now_utc()
@@ -257,7 +265,8 @@ def _stored_cell(store: RunStore, key: str, fp: Fingerprint, want_adversarials: 
     except Exception as exc:  # noqa: BLE001 - a corrupt file is recomputed, never trusted
         return None, f"its files are unreadable ({type(exc).__name__})"
     if want_adversarials and x_adv is None:
-        return None, "its adversarials, needed for the transferability matrix, were not saved"
+        return None, ("its adversarials, needed for the transferability matrix or for eps carry-over to the next "
+                      "eps, were not saved")
     return CellResult(rows, x_adv, 0.0, reused=True), ""
 
 

@@ -7,7 +7,8 @@ Two kinds of attack are run differently:
   eps cell is derived by projecting their smallest adversarial into that ball and judging it again.
 
 Only the samples the harness attacks are batched (a batch of ``batch_size`` attacked samples), so a model's
-misclassified samples cost nothing.
+misclassified samples cost nothing; nor do the samples a smaller eps of a fixed-budget attack already broke
+(eps carry-over, :func:`attack_with_carry` and :mod:`advbench.engine.carry`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from ..attacks.base import Attack
 from ..attacks.foreign import seeded_global_rngs
 from ..errors import AttackError
 from ..schema import ROW_COLUMNS, TEXT_COLUMNS
-from ..norms import flat_norm
+from ..norms import flat_norm, per_sample
 from ..threat import Norm, ThreatModel
+from .accel import halving
+from .carry import Carry
 from .harness import Harness, attack_goal, scatter_extras
 from .interrupts import Deadline
 from .isolate import Isolation
@@ -50,6 +53,7 @@ class Attacked:
         x_adv: [n, C, H, W] projected adversarials (x for samples not attacked).
         logits: [n, K] at x_adv. success: bool [n]. n_forward, n_backward: int64 [n]. seconds: [n].
         extras: column -> list of n values. wall: seconds the attack took in all.
+        carried: bool [n], the sample's adversarial was carried over from a smaller eps (``None``: none was).
     """
 
     x_adv: torch.Tensor
@@ -60,6 +64,7 @@ class Attacked:
     seconds: torch.Tensor
     extras: dict[str, list[Any]] = field(default_factory=dict)
     wall: float = 0.0
+    carried: torch.Tensor | None = None
 
 
 class CellProgress(Protocol):
@@ -72,18 +77,20 @@ class CellProgress(Protocol):
 
 def attack_samples(harness: Harness, attack: Attack, inputs: ModelInputs, threat: ThreatModel, *, batch_size: int,
                    device: torch.device, generator: torch.Generator, progress: CellProgress | None = None,
-                   deadline: Deadline | None = None, isolation: Isolation | None = None) -> Attacked:
+                   deadline: Deadline | None = None, isolation: Isolation | None = None,
+                   skip: torch.Tensor | None = None) -> Attacked:
     """Run ``attack`` on the attacked samples of ``inputs`` in batches of ``batch_size``, each through
     :meth:`Harness.attack` (``deadline``: the cell's ``--cell-timeout``, checked per query and per batch;
     ``isolation``: the cell's child process under ``--isolate``; ``progress``: told the expected oracle calls
-    (:meth:`Attack.expected_queries` per batch), each call, and each finished batch)."""
+    (:meth:`Attack.expected_queries` per batch), each call, and each finished batch; ``skip``: bool [n],
+    samples not to attack, such as those carried over from a smaller eps)."""
     n = inputs.x.shape[0]
     out = Attacked(
         x_adv=inputs.x.clone(), logits=inputs.clean_logits.clone(), success=torch.zeros(n, dtype=torch.bool),
         n_forward=torch.zeros(n, dtype=torch.int64), n_backward=torch.zeros(n, dtype=torch.int64),
         seconds=torch.zeros(n, dtype=torch.float64),
     )
-    todo = inputs.attacked.nonzero().squeeze(1)
+    todo = (inputs.attacked if skip is None else inputs.attacked & ~skip).nonzero().squeeze(1)
     if progress is not None:
         per_batch = attack.expected_queries(threat)
         n_batches = -(-todo.numel() // batch_size)
@@ -131,6 +138,32 @@ def rejudge(harness: Harness, inputs: ModelInputs, unbounded: Attacked, threat: 
                     unbounded.extras, unbounded.wall)
 
 
+def attack_with_carry(harness: Harness, attack: Attack, inputs: ModelInputs, threat: ThreatModel, carry: Carry, *,
+                      batch_size: int, device: torch.device, **kwargs) -> Attacked:
+    """:func:`attack_samples` on the samples the smaller eps's ``carry`` did not break; the broken ones are
+    re-judged at ``threat`` instead (projected, the model run again) and keep their source row's costs and
+    extras. A carried adversarial the re-judging does not confirm is attacked like any other sample.
+
+    Args:
+        kwargs: the other arguments of :func:`attack_samples`.
+    """
+    n = inputs.x.shape[0]
+    source = Attacked(torch.where(per_sample(carry.success, inputs.x), carry.x_adv, inputs.x), inputs.clean_logits,
+                      carry.success, carry.n_forward, carry.n_backward, carry.seconds)
+    judged = rejudge(harness, inputs, source, threat, batch_size=batch_size, device=device)
+    carried = judged.success & carry.success
+    out = attack_samples(harness, attack, inputs, threat, batch_size=batch_size, device=device, skip=carried, **kwargs)
+    rows = carried.nonzero().squeeze(1)
+    for name in ("x_adv", "logits", "success"):
+        getattr(out, name)[rows] = getattr(judged, name)[rows]
+    for name in ("n_forward", "n_backward", "seconds"):
+        getattr(out, name)[rows] = getattr(carry, name)[rows]
+    picked = rows.tolist()
+    scatter_extras({k: [v[i] for i in picked] for k, v in carry.extras.items()}, picked, n, into=out.extras)
+    out.carried = carried
+    return out
+
+
 def minimum_norms(inputs: ModelInputs, unbounded: Attacked, norm: Norm) -> torch.Tensor:
     """[n] smallest adversarial ``norm`` found per sample (inf where the attack found none)."""
     norms = flat_norm((unbounded.x_adv - inputs.x).double(), norm)
@@ -170,6 +203,7 @@ def cell_rows(cell: Cell, inputs: ModelInputs, attacked: Attacked, min_norm: tor
         "n_backward": attacked.n_backward.numpy(),
         "seconds": attacked.seconds.numpy(),
         "seed": np.full(n, inputs.seed, dtype=np.int64),
+        "carried": (attacked.carried.numpy() if attacked.carried is not None else np.zeros(n, dtype=bool)),
         "fingerprint": [""] * n,
     }
     rows = pd.DataFrame(data, columns=list(ROW_COLUMNS))
@@ -211,33 +245,44 @@ class ModelCaches:
 
 def run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch.device, train_split,
              caches: ModelCaches, progress: CellProgress | None = None,
-             fingerprint: str = "") -> tuple[pd.DataFrame, torch.Tensor, float]:
+             carry: Carry | None = None) -> tuple[pd.DataFrame, torch.Tensor, float]:
     """Attack (or reuse the unbounded run of a minimum-norm attack), then judge at the cell's eps.
+
+    On a CUDA out-of-memory error the whole cell runs again from its start with half the batch (the
+    session keeps the smaller size for its later cells), so its rows are those of a run with that size.
 
     Args:
         spec: the attack's :class:`~advbench.specs.AttackSpec` (what the core knows about it).
         session: the model's :class:`~advbench.engine.session.ModelSession`.
         train_split: ``() -> (x [N, ...], y [N])`` the dataset's train split, for attacks that fit.
-        fingerprint: the cell's fingerprint, written into every row.
+        carry: what the next smaller eps of this (attack, norm) broke (:mod:`advbench.engine.carry`).
     Returns:
         (rows, projected adversarials [n, C, H, W] on the CPU, the attack's wall seconds).
     """
-    with Isolation(device) if config.isolate else nullcontext() as isolation:
-        # the clock starts once the isolated child is up (starting an interpreter is not the attack's time)
-        deadline = Deadline(config.cell_timeout) if config.cell_timeout is not None else None
-        if isolation is not None:
-            isolation.deadline = deadline
-        rows, x_adv, wall = _run_cell(cell, attack, spec, session, config=config, device=device,
-                                      train_split=train_split, caches=caches, progress=progress, deadline=deadline,
-                                      isolation=isolation)
-    rows["fingerprint"] = fingerprint
+    kept = (dict(caches.unbounded), dict(caches.fits))
+
+    def attempt(batch_size: int):
+        # a retry starts from scratch: nothing the failed try cached (a fit that drew from the generator)
+        caches.unbounded, caches.fits = dict(kept[0]), dict(kept[1])
+        with Isolation(device) if config.isolate else nullcontext() as isolation:
+            # the clock starts once the isolated child is up (starting an interpreter is not the attack's time)
+            deadline = Deadline(config.cell_timeout) if config.cell_timeout is not None else None
+            if isolation is not None:
+                isolation.deadline = deadline
+            return _run_cell(cell, attack, spec, session, config=config, device=device, train_split=train_split,
+                             caches=caches, progress=progress, deadline=deadline, isolation=isolation,
+                             batch_size=batch_size, carry=carry)
+
+    (rows, x_adv, wall), session.accel.batch_size = halving(attempt, session.accel.batch_size,
+                                                            session.accel.backoffs.append)
     return rows, x_adv, wall
 
 
 def _run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch.device, train_split,
-              caches: ModelCaches, progress, deadline: Deadline | None, isolation: Isolation | None):
+              caches: ModelCaches, progress, deadline: Deadline | None, isolation: Isolation | None,
+              batch_size: int, carry: Carry | None):
     harness, inputs = session.harness, session.inputs
-    common = dict(batch_size=config.batch_size, device=device, deadline=deadline, isolation=isolation)
+    common = dict(batch_size=batch_size, device=device, deadline=deadline, isolation=isolation)
     threat = ThreatModel(cell.norm, cell.eps)
     if spec.minimum_norm:
         key = (cell.attack, cell.norm.value)
@@ -249,12 +294,16 @@ def _run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torc
                                            progress=progress, **common)
             caches.unbounded[key] = (unbounded, minimum_norms(inputs, unbounded, cell.norm))
         unbounded, min_norm = caches.unbounded[key]
-        judged = rejudge(harness, inputs, unbounded, threat, batch_size=config.batch_size, device=device)
+        judged = rejudge(harness, inputs, unbounded, threat, batch_size=batch_size, device=device)
         return cell_rows(cell, inputs, judged, min_norm), judged.x_adv, unbounded.wall
     gen = torch.Generator(device=device).manual_seed(cell_seed(config.seed, cell))
     with global_rng(cell_seed(config.seed, cell), device):
         fit_queries = _fit_once(cell, attack, spec, session, threat, gen, train_split, caches, device, deadline)
-        attacked = attack_samples(harness, attack, inputs, threat, generator=gen, progress=progress, **common)
+        if carry is None:
+            attacked = attack_samples(harness, attack, inputs, threat, generator=gen, progress=progress, **common)
+        else:
+            attacked = attack_with_carry(harness, attack, inputs, threat, carry, generator=gen, progress=progress,
+                                         **common)
     if fit_queries is not None:
         # queries spent learning from the train split count against the target too (one total per cell)
         attacked.extras["fit_queries"] = [fit_queries] * inputs.x.shape[0]

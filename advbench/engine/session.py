@@ -15,6 +15,7 @@ import torch
 from ..attacks.context import LoadedModel
 from ..errors import ConfigError, ModelRefused
 from ..specs import ModelSpec
+from .accel import Acceleration, compiled, halving, wants_channels_last
 from .harness import Harness, attacked_mask
 
 
@@ -181,30 +182,51 @@ class ModelInputs:
 
 @dataclass
 class ModelSession:
-    """A loaded model of the run: its harness, the inputs every one of its cells shares, and its flags
-    (``batch_dependent``: rows of the run's flags, see :func:`vet_outputs`)."""
+    """A loaded model of the run: its harness, the inputs every one of its cells shares, its flags
+    (``batch_dependent``: rows of the run's flags, see :func:`vet_outputs`) and what was done to run it
+    faster (``accel``: channels-last, compile, precision, and the batch size in use, which a CUDA
+    out-of-memory error halves for this and every later cell of the model)."""
 
     name: str
     model: LoadedModel
     harness: Harness
     inputs: ModelInputs
     flags: list[dict[str, Any]] = field(default_factory=list)
+    accel: Acceleration = field(default_factory=Acceleration)
 
 
 def open_session(spec: ModelSpec, options: Mapping[str, Any] | None, sample_ids: torch.Tensor, x: torch.Tensor,
                  y: torch.Tensor, *, config, dataset, device: torch.device) -> ModelSession:
     """Load ``spec``, preprocess the samples x [n, C, H, W] once (eps is measured on the pixels the model
-    sees), compute clean logits and targets."""
+    sees), apply the run's speed settings (:mod:`advbench.engine.accel`), compute clean logits (halving the
+    batch on CUDA out-of-memory) and targets."""
     loaded = load_model(spec, options, device, dataset.num_classes)
     x_model = loaded.preprocess(x) if loaded.preprocess is not None else x
-    clean_logits = clean_model_logits(spec.name, loaded.module, x_model, config.batch_size, device)
-    flags = vet_outputs(spec.name, loaded.module, x_model, clean_logits, classes=(loaded.num_classes, dataset),
-                        batch_size=config.batch_size, device=device)
+    module, accel = accelerate(loaded.module, config, device, x_model[:2].to(device))
+    clean_logits, accel.batch_size = halving(lambda b: clean_model_logits(spec.name, module, x_model, b, device),
+                                             config.batch_size, accel.backoffs.append)
+    flags = vet_outputs(spec.name, module, x_model, clean_logits, classes=(loaded.num_classes, dataset),
+                        batch_size=accel.batch_size, device=device)
     inputs = ModelInputs(
         sample_ids=sample_ids, x=x_model, y=y, clean_logits=clean_logits,
         targets=choose_targets(config.targeted, y, clean_logits, config.seed),
         min_confidence=config.min_confidence, num_classes=loaded.num_classes,
         dataset=dataset.name, split=config.split, seed=config.seed,
     )
-    harness = Harness(loaded.module, loaded.num_classes, queries=config.queries)
-    return ModelSession(spec.name, loaded, harness, inputs, flags)
+    harness = Harness(module, loaded.num_classes, queries=config.queries, precision=config.precision)
+    return ModelSession(spec.name, loaded, harness, inputs, flags, accel)
+
+
+def accelerate(module: torch.nn.Module, config, device: torch.device,
+               probe: torch.Tensor) -> tuple[torch.nn.Module, Acceleration]:
+    """(the module the harness runs, what was applied): channels-last and ``torch.compile`` as ``config`` asks
+    (a compile that fails is recorded in ``compile_error`` and the plain module is used). ``probe``: two inputs
+    [2, C, H, W] to compile with."""
+    accel = Acceleration(precision=config.precision, batch_size=config.batch_size)
+    if wants_channels_last(config.channels_last, module, torch.device(device)):
+        module = module.to(memory_format=torch.channels_last)
+        accel.channels_last = True
+    if config.compile:
+        module, accel.compile_error = compiled(module, probe)
+        accel.compiled = accel.compile_error is None
+    return module, accel

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ..errors import AdvbenchError, ConfigError
+from .carry import Carry
 from .config import RunConfig
 from .fingerprint import ModelDigests, model_digests
 from .interrupts import CellTimeout, InterruptWatch, describe
@@ -33,6 +34,8 @@ class Opened:
         digests: for its cells' fingerprints. clean_pred: int64 [n] clean top-1 predictions (CPU).
         input_shape: (C, H, W) of its inputs after its preprocessing. n_attacked: samples its attacks run on.
         flags: the session's flags (``batch_dependent``) and, with sanity checks on, the probes' flags.
+        acceleration: what :mod:`~.accel` applied (``Acceleration.to_json``; its batch size after any
+            out-of-memory back-off on the clean logits).
     """
 
     digests: ModelDigests
@@ -40,6 +43,7 @@ class Opened:
     input_shape: tuple[int, ...]
     n_attacked: int
     flags: list[dict[str, Any]] = field(default_factory=list)
+    acceleration: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,11 +88,12 @@ class UnitWorker:
         if self.config.sanity_checks:
             flags.extend(probe(session, self.config, self.device))
         return Opened(model_digests(session.model.module, inputs.x, inputs.targets), inputs.clean_pred,
-                      tuple(inputs.x.shape[1:]), int(inputs.attacked.sum()), flags)
+                      tuple(inputs.x.shape[1:]), int(inputs.attacked.sum()), flags, session.accel.to_json())
 
-    def run_cell(self, cell: Cell, fingerprint: str, progress: CellProgress | None = None) -> CellResult | Failed:
-        """Run one cell of the open model; its rows carry ``fingerprint``. A failing cell (often a plugin's
-        bug, even ``sys.exit``) is returned as :class:`Failed`; a real Ctrl-C is raised."""
+    def run_cell(self, cell: Cell, carry: Carry | None = None, progress: CellProgress | None = None) -> CellResult | Failed:
+        """Run one cell of the open model, carrying over what the next smaller eps broke (``carry``,
+        :mod:`~.carry`); its rows' fingerprint is left for the driver to fill. A failing cell (often a
+        plugin's bug, even ``sys.exit``) is returned as :class:`Failed`; a real Ctrl-C is raised."""
         assert self.session is not None and self.session.name == cell.model, "open the cell's model first"
         dataset = self.resolved.dataset
         with InterruptWatch() as watch:
@@ -96,14 +101,14 @@ class UnitWorker:
                 rows, x_adv, seconds = run_cell(
                     cell, self.resolved.attacks[cell.attack], self.resolved.attack_specs[cell.attack], self.session,
                     config=self.config, device=self.device, train_split=lambda: train_split(dataset),
-                    caches=self.caches, progress=progress, fingerprint=fingerprint,
+                    caches=self.caches, progress=progress, carry=carry,
                 )
             except BaseException as exc:  # noqa: BLE001 - one failing cell must not stop the run; a real Ctrl-C does
                 if watch.is_real(exc):
                     raise
                 message = f"cell {cell} {'' if isinstance(exc, CellTimeout) else 'failed: '}{one_line(exc)}"
                 return Failed(message, traceback.format_exc())
-        return CellResult(rows, x_adv, seconds)
+        return CellResult(rows, x_adv, seconds, batch_size=self.session.accel.batch_size)
 
     def close(self) -> None:
         """Let the open model go (its memory, on the device too, is freed with it)."""

@@ -1,0 +1,132 @@
+"""The one-device settings of issue 14, each measured side by side in one process (ratios, not seconds).
+
+    python benchmarks/engine_effects.py [--n-samples 500] [--repeats 2] [--only compaction,carry,bf16,layout]
+
+* compaction: early stop's dropping of broken rows (:mod:`advbench.attacks.active`) against the same attack with
+  it off (``COMPACT_EVERY`` huge: BIM and MI-FGSM as before this change, APGD compacting at its checkpoints only);
+  wall time and forward queries, and whether the outputs are bit-identical;
+* carry: eps carry-over on and off, on the embedded default's attacks and eps (fgsm, pgd; 0.1, 0.2, 0.3);
+  wall time, queries actually spent (rows not carried) and robust accuracy per cell;
+* bf16: ``--precision bf16`` against fp32 on the shipped zoo (pgd, eps 0.1, 0.2, 0.3): robust accuracy,
+  successes refused by float32 re-judging, wall time;
+* layout: channels-last and ``torch.compile`` against the plain module (pgd, eps 0.1) on this device.
+
+Every run uses one intra-op thread unless ``--threads`` says otherwise (a shared machine thrashes with more).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import advbench
+import advbench.attacks.active as active
+from advbench.testing import build_attack, run_batch
+
+MODELS = ("cnn.mnist5k_std", "cnn.mnist5k_pgdat")
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def compaction(n: int, repeats: int, threads: int) -> None:
+    x, y = advbench.load_dataset("mnist-5k", "test")
+    x, y = x[:n], y[:n]
+    model = advbench.load_model("cnn.mnist5k_std")
+    print(f"\n## compaction (cnn.mnist5k_std, {n} samples, linf 0.1)\n")
+    print("| attack | queries on/off | time on/off | outputs identical |\n|---|---|---|---|")
+    for name, opts in (("bim", {}), ("mifgsm", {}), ("apgd_ce", {}), ("pgd", {"steps": 40})):
+        attack = build_attack(name, **opts)
+        times = {True: [], False: []}
+        outs = {}
+        for r in range(repeats):
+            for on in ((True, False) if r % 2 == 0 else (False, True)):
+                active.COMPACT_EVERY = 4 if on else 10**9
+                outs[on], t = timed(lambda: run_batch(attack, model, x, y, "linf", 0.1))
+                times[on].append(t)
+        active.COMPACT_EVERY = 4
+        q_on, q_off = int(outs[True].n_forward.sum()), int(outs[False].n_forward.sum())
+        same = torch.equal(outs[True].x_adv, outs[False].x_adv)
+        ratio = statistics.median(times[True]) / statistics.median(times[False])
+        print(f"| {name} | {q_on}/{q_off} = {q_on / q_off:.2f} | {ratio:.2f} | {same} |")
+
+
+def _robust(rows):
+    return rows.groupby(["model", "attack", "eps"])["robust"].mean()
+
+
+def carry(n: int, repeats: int, threads: int) -> None:
+    print(f"\n## carry-over (shipped mnist-5k zoo, fgsm + pgd, eps 0.1, 0.2, 0.3, {n} samples)\n")
+    runs = {True: [], False: []}
+    for r in range(repeats):
+        for on in ((True, False) if r % 2 == 0 else (False, True)):
+            res, t = timed(lambda: advbench.evaluate(list(MODELS), "fgsm,pgd", "0.1,0.2,0.3", n_samples=n,
+                                                     carry=on, threads=threads))
+            runs[on].append((res, t))
+    on, off = runs[True][0][0].rows, runs[False][0][0].rows
+    spent_on = int(on.loc[~on["carried"], "n_forward"].sum())
+    spent_off = int(off["n_forward"].sum())
+    ratio = statistics.median(t for _, t in runs[True]) / statistics.median(t for _, t in runs[False])
+    print(f"queries spent on/off: {spent_on}/{spent_off} = {spent_on / spent_off:.2f}; wall on/off: {ratio:.2f}; "
+          f"carried rows: {int(on['carried'].sum())}")
+    diff = (_robust(on) - _robust(off)) * 100
+    print("robust accuracy, carry on minus off (pp):")
+    print(diff.round(1).to_string())
+
+
+def bf16(n: int, repeats: int, threads: int) -> None:
+    print(f"\n## bf16 vs fp32 (pgd, eps 0.1, 0.2, 0.3, {n} samples)\n")
+    runs = {"fp32": [], "bf16": []}
+    for r in range(repeats):
+        for p in (("fp32", "bf16") if r % 2 == 0 else ("bf16", "fp32")):
+            res, t = timed(lambda: advbench.evaluate(list(MODELS), "pgd", "0.1,0.2,0.3", n_samples=n, precision=p,
+                                                     threads=threads))
+            runs[p].append((res, t))
+    a, b = runs["fp32"][0][0], runs["bf16"][0][0]
+    diff = (_robust(b.rows) - _robust(a.rows)) * 100
+    ratio = statistics.median(t for _, t in runs["bf16"]) / statistics.median(t for _, t in runs["fp32"])
+    print(f"bf16/fp32 wall: {ratio:.2f}; successes refused by fp32 re-judging: {b.manifest['bf16_rejected']}")
+    print("robust accuracy bf16 minus fp32 (pp):")
+    print(diff.round(1).to_string())
+
+
+def layout(n: int, repeats: int, threads: int) -> None:
+    print(f"\n## channels-last and torch.compile (cnn.mnist5k_std, pgd, eps 0.1, {n} samples)\n")
+    kinds = {"plain": {}, "channels_last": {"channels_last": True}, "compile": {"compile": True}}
+    times: dict[str, list[float]] = {k: [] for k in kinds}
+    results = {}
+    for _ in range(repeats):
+        for kind, kw in kinds.items():
+            torch._dynamo.reset()  # each compile run pays its compilation, as a fresh process would
+            results[kind], t = timed(lambda: advbench.evaluate("cnn.mnist5k_std", "pgd", "0.1", n_samples=n,
+                                                               threads=threads, **kw))
+            times[kind].append(t)
+    base = statistics.median(times["plain"])
+    for kind in kinds:
+        info = results[kind].manifest["acceleration"]["cnn.mnist5k_std"]
+        robust = results[kind].rows["robust"].mean() * 100
+        print(f"{kind}: wall / plain = {statistics.median(times[kind]) / base:.2f}, robust {robust:.1f}%, "
+              f"compiled={info['compiled']} error={info['compile_error']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-samples", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--only", default="compaction,carry,bf16,layout")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    steps = {"compaction": compaction, "carry": carry, "bf16": bf16, "layout": layout}
+    for name in args.only.split(","):
+        steps[name](args.n_samples, args.repeats, args.threads)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Speed settings that must never change a verdict: bf16 attacks re-judged in float32, torch.compile's fallback,
+channels-last, the batch halved on CUDA out-of-memory, and the intra-op thread count."""
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import advbench
+from advbench.attacks import PGD
+from advbench.engine import accel, threads
+from advbench.engine.accel import Acceleration, wants_channels_last
+from advbench.engine.config import RunConfig
+from advbench.engine.fingerprint import module_digest
+from advbench.engine.harness import Harness
+from advbench.engine.session import accelerate
+from advbench.errors import ConfigError
+from advbench.threat import Norm, ThreatModel
+
+
+# -- bf16 -------------------------------------------------------------------------------------------------
+
+def test_bf16_attacks_run_under_autocast_and_every_success_passes_float32(cnn, mnist_test):
+    x, y = mnist_test[0][:64], mnist_test[1][:64]
+    seen = []
+    handle = cnn.register_forward_pre_hook(lambda m, a: seen.append(torch.is_autocast_enabled("cpu")))
+    try:
+        verdict = Harness(cnn, 10, precision="bf16").attack(
+            PGD(steps=5), x, y, ThreatModel(Norm.LINF, 0.1), torch.Generator().manual_seed(0))
+    finally:
+        handle.remove()
+    assert any(seen) and not all(seen)  # the attack's passes in bf16, the harness's judging not
+    with torch.no_grad():
+        fp32 = cnn(verdict.x_adv).argmax(dim=1)
+    assert verdict.success.any()
+    assert (fp32[verdict.success] != y[verdict.success]).all()  # every recorded success holds in float32
+    rejected = torch.tensor(verdict.extras["bf16_rejected"])
+    assert not (rejected & verdict.success).any()
+
+
+def test_bf16_is_part_of_the_fingerprint_and_counted_in_the_manifest():
+    kw = dict(attack_options={"pgd": {"steps": 3}}, n_samples=30)
+    fp32 = advbench.evaluate("cnn.mnist5k_std", "pgd", "0.1", **kw)
+    bf16 = advbench.evaluate("cnn.mnist5k_std", "pgd", "0.1", precision="bf16", **kw)
+    assert set(fp32.rows["fingerprint"]) != set(bf16.rows["fingerprint"])
+    assert "bf16_rejected" in bf16.rows.columns and "bf16_rejected" not in fp32.rows.columns
+    assert bf16.manifest["bf16_rejected"] == int(bf16.rows["bf16_rejected"].sum())
+    with pytest.raises(ConfigError, match="precision"):
+        advbench.evaluate("cnn.mnist5k_std", "pgd", "0.1", precision="fp16", **kw)
+
+
+# -- compile and channels-last ------------------------------------------------------------------------------
+
+def test_a_failing_compile_falls_back_with_one_warning(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler here\nsecond line")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    kw = dict(attack_options={"pgd": {"steps": 2}}, n_samples=20)
+    with pytest.warns(RuntimeWarning, match=r"torch.compile failed .* \(RuntimeError: no compiler here\)$"):
+        run = advbench.evaluate("cnn.mnist5k_std", "pgd", "0.1", compile=True, **kw)
+    plain = advbench.evaluate("cnn.mnist5k_std", "pgd", "0.1", **kw)
+    info = run.manifest["acceleration"]["cnn.mnist5k_std"]
+    assert not info["compiled"] and info["compile_error"].startswith("RuntimeError")
+    cols = ["sample_id", "adv_pred", "robust", "perturbation_norm"]
+    pd.testing.assert_frame_equal(run.rows[cols], plain.rows[cols])
+
+
+def test_channels_last_only_where_it_pays_and_never_changes_the_weights(cnn):
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    assert wants_channels_last(None, cnn, torch.device("cuda")) and not wants_channels_last(None, cnn, torch.device("cpu"))
+    assert not wants_channels_last(None, linear, torch.device("cuda")) and not wants_channels_last(True, linear, torch.device("cpu"))
+    import copy
+
+    model = copy.deepcopy(cnn)
+    before = module_digest(model)
+    fast, info = accelerate(model, RunConfig(models=("m",), channels_last=True), torch.device("cpu"), torch.zeros(2, 1, 28, 28))
+    conv = next(m for m in fast.modules() if isinstance(m, nn.Conv2d))
+    assert info.channels_last and conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert module_digest(fast) == before  # same values: the cell fingerprint's weight digest is unchanged
+
+
+# -- out-of-memory back-off ---------------------------------------------------------------------------------
+
+class Tight(nn.Module):
+    """A model that runs out of (simulated) CUDA memory on batches above ``limit`` (with gradients only, or always)."""
+
+    def __init__(self, inner: nn.Module, limit: int, grad_only: bool) -> None:
+        super().__init__()
+        self.inner, self.limit, self.grad_only = inner, limit, grad_only
+
+    def forward(self, x):
+        if x.shape[0] > self.limit and (torch.is_grad_enabled() or not self.grad_only):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("grad_only", [True, False], ids=["in-attack", "at-clean-logits"])
+def test_out_of_memory_halves_the_batch_and_gives_that_batch_sizes_rows(cnn, grad_only):
+    kw = dict(dataset="mnist-5k", n_samples=40, attack_options={"pgd": {"steps": 3}}, sanity_checks=False)
+    tight = advbench.evaluate({"m": Tight(cnn, 10, grad_only)}, "pgd", "0.1,0.2", batch_size=32, **kw)
+    small = advbench.evaluate({"m": Tight(cnn, 10**9, grad_only)}, "pgd", "0.1,0.2", batch_size=8, **kw)
+    info = tight.manifest["acceleration"]["m"]
+    assert info["batch_size"] == 8 and info["oom_backoffs"] == [16, 8]
+    cols = [c for c in small.rows.columns if c not in ("seconds", "fingerprint")]
+    pd.testing.assert_frame_equal(tight.rows[cols], small.rows[cols])
+    assert set(tight.rows["fingerprint"]).isdisjoint(small.rows["fingerprint"])  # the cell names its size
+
+
+def test_out_of_memory_at_batch_one_is_raised():
+    def step(size):
+        raise torch.cuda.OutOfMemoryError("simulated")
+
+    seen = []
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        accel.halving(step, 4, seen.append)
+    assert seen == [2, 1]
+    assert Acceleration().to_json()["oom_backoffs"] == []
+
+
+# -- threads ------------------------------------------------------------------------------------------------
+
+def test_thread_choice_respects_the_user_then_the_free_cores(monkeypatch):
+    assert threads.choose_threads(environ={"OMP_NUM_THREADS": "1"}).threads == 1
+    assert threads.choose_threads(3, environ={"OMP_NUM_THREADS": "1"}).source == "--threads"
+    with pytest.raises(ConfigError, match="OMP_NUM_THREADS"):
+        threads.choose_threads(environ={"OMP_NUM_THREADS": "two"})
+    monkeypatch.setattr(threads, "affinity_cores", lambda: 4)
+    monkeypatch.setattr(threads, "cgroup_quota", lambda: None)
+    for idle, want in ((0.2, 1), (1.1, 1), (1.6, 2), (3.9, 4)):
+        monkeypatch.setattr(threads, "idle_cores", lambda idle=idle: idle)
+        choice = threads.choose_threads(environ={})
+        assert (choice.threads, choice.source) == (want, "auto")
+    monkeypatch.setattr(threads, "cgroup_quota", lambda: 1.5)  # a quota of 1.5 cores: at most 2 threads
+    assert threads.choose_threads(environ={}).threads == 2
+
+
+def test_cgroup_quota_and_proc_stat_parsing(tmp_path):
+    (tmp_path / "max").write_text("max 100000\n")
+    (tmp_path / "q").write_text("150000 100000\n")
+    assert threads.cgroup_quota(tmp_path / "max") is None and threads.cgroup_quota(tmp_path / "q") == 1.5
+    assert threads.cgroup_quota(tmp_path / "missing") is None
+    idle = threads.idle_cores(0.01)
+    assert idle is None or 0 <= idle <= threads.affinity_cores() + 0.01
+
+
+def test_a_run_records_its_threads_and_gives_torch_its_count_back(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", lambda n, real=torch.set_num_threads: (seen.append(n), real(n)))
+    run = advbench.evaluate("cnn.mnist5k_std", "fgsm", "0.1", n_samples=10, threads=2)
+    assert run.manifest["threads"]["threads"] == 2 and run.manifest["threads"]["source"] == "--threads"
+    assert seen == [2, before] and torch.get_num_threads() == before

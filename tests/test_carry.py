@@ -1,0 +1,63 @@
+"""Eps carry-over (:mod:`advbench.engine.carry`): a sample broken at a smaller eps is carried, re-judged and
+counted broken at every larger eps of its (attack, norm), and a resumed run gives an uninterrupted run's rows."""
+
+import pandas as pd
+import pytest
+
+import advbench
+from advbench.results import load_manifest
+
+OPTS = {"pgd": {"steps": 4}}
+EPS = "0.05,0.1,0.2"
+
+
+def _run(**kw):
+    kw.setdefault("attack_options", OPTS)
+    return advbench.evaluate("cnn.mnist5k_std", kw.pop("attacks", "fgsm,pgd"), kw.pop("eps", EPS), n_samples=40,
+                             **kw)
+
+
+def _comparable(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows without the wall-clock column, in a fixed order."""
+    return rows.drop(columns=["seconds"]).sort_values(["attack", "eps", "sample_id"]).reset_index(drop=True)
+
+
+def test_carried_samples_are_broken_inside_the_larger_ball():
+    rows = _run().rows
+    carried = rows[rows["carried"]]
+    assert len(carried) > 0
+    assert carried["success"].all() and not carried["robust"].any()
+    assert (carried["perturbation_norm"] <= carried["eps"] + 1e-6).all()
+    for (attack, eps), group in carried.groupby(["attack", "eps"]):
+        smaller = rows[(rows["attack"] == attack) & (rows["eps"] < eps)]
+        broken_before = set(smaller.loc[smaller["success"], "sample_id"])
+        assert set(group["sample_id"]) <= broken_before  # carried only what a smaller eps broke
+    # per sample, a break at eps1 stays a break at every larger eps
+    for _, group in rows.groupby(["attack", "sample_id"]):
+        success = group.sort_values("eps")["success"].tolist()
+        assert success == sorted(success)
+    assert not rows.loc[rows["eps"] == 0.05, "carried"].any()
+
+
+def test_carry_is_in_the_fingerprint_and_can_be_turned_off():
+    on, off = _run(attacks="fgsm", attack_options={}).rows, _run(attacks="fgsm", attack_options={}, carry=False).rows
+    assert not off["carried"].any()
+    fp_on, fp_off = (r.groupby("eps")["fingerprint"].first() for r in (on, off))
+    assert fp_on[0.05] == fp_off[0.05]  # the smallest eps carries nothing: same cell
+    assert fp_on[0.1] != fp_off[0.1] and fp_on[0.2] != fp_off[0.2]
+    # fgsm alone at 0.2 may miss what it found at 0.1; with carry-over it never does
+    assert on.loc[on["eps"] == 0.2, "robust"].sum() <= off.loc[off["eps"] == 0.2, "robust"].sum()
+
+
+@pytest.mark.parametrize("save", [True, False])
+def test_resume_after_the_smaller_eps_gives_the_uninterrupted_rows(tmp_path, save):
+    whole = _run(out=tmp_path / "whole", save_adversarials=save).rows
+    _run(out=tmp_path / "part", eps="0.05", save_adversarials=save)  # interrupted after the smallest eps
+    resumed = _run(out=tmp_path / "part", resume=True, save_adversarials=save)
+    log = load_manifest(tmp_path / "part")["resume"]
+    if save:  # the carry comes from the stored cell's adversarials
+        assert len(log["reused"]) == 2 and not log["recomputed"]
+    else:  # not saved: the smaller cells are recomputed to carry from them
+        assert not log["reused"] and all("carry" in r["reason"] or "adversarials" in r["reason"]
+                                         for r in log["recomputed"])
+    pd.testing.assert_frame_equal(_comparable(resumed.rows), _comparable(whole))
