@@ -207,7 +207,7 @@ def _run_cells(run: _Run, session: ModelSession, pending: list[tuple[Cell, Finge
                 run.reporter.cell_failed(cell, message)
                 continue
         result = CellResult(rows, x_adv, seconds)
-        run.recorder.cell_finished(cell, result, run.sample_ids, fp)
+        run.recorder.cell_finished(cell, result, run.sample_ids, fp, inputs=session.inputs)
         _keep(run, cell, result)
         run.reporter.cell_finished(cell, rows, seconds, reused=False)
 

@@ -129,12 +129,21 @@ class Recorder:
         self.resume_log["reused"].append(str(cell))
         return found
 
-    def cell_finished(self, cell: Cell, result: CellResult, sample_ids: torch.Tensor, fp: Fingerprint) -> None:
+    def cell_finished(self, cell: Cell, result: CellResult, sample_ids: torch.Tensor, fp: Fingerprint,
+                      inputs=None) -> None:
+        """Write a finished cell; ``inputs`` (the model's :class:`~.session.ModelInputs`) lets the cell at the
+        run's largest eps keep its few gallery images (:mod:`advbench.engine.gallery`)."""
         if self.store is None:
             return
         x_adv = result.x_adv if self.config.save_adversarials else None
         record = {"cell": {"model": cell.model, "attack": cell.attack, "norm": cell.norm.value, "eps": cell.eps},
                   "n_rows": len(result.rows), **fp.to_json()}
+        if inputs is not None and cell.eps == max(self.config.eps):
+            from .gallery import gallery_tensors
+
+            # written before the cell record, like the adversarials (None: a recomputed cell drops a stale one)
+            self.store.write_gallery(cell.key, gallery_tensors(result.rows, inputs.x, result.x_adv,
+                                                               inputs.clean_logits))
         self.store.write_cell(cell.key, result.rows, x_adv, sample_ids, fingerprint=record)
         self.host.notify(
             "advbench_cell_finished",
