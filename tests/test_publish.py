@@ -138,3 +138,16 @@ def test_publish_without_matplotlib_says_how_to_install_it(site_runs, tmp_path, 
     with pytest.raises(AdvbenchError, match=r"pip install 'advbench\[publish\]'"):
         publish(list(site_runs), tmp_path / "site")
     assert not (tmp_path / "site").exists()
+
+
+def test_the_gan_page_shows_real_judged_fake_and_generated_judged_real(tmp_path):
+    pytest.importorskip("matplotlib")
+    import advbench
+    from advbench.publish import publish
+
+    advbench.evaluate(["dcgan_d.mnist5k"], dataset="mnist5k-gan", attacks="fgsm", eps=0.1, n_samples=24, device="cpu",
+                      out=tmp_path / "gan")
+    index = publish([tmp_path / "gan"], tmp_path / "site", saliency=False)
+    page = (index.parent / "gan.html").read_text()
+    assert "real images judged fake" in page and "generated images judged real" in page
+    assert "adversarial: fake" in page and "adversarial: real" in page
