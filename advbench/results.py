@@ -10,6 +10,7 @@ Layout::
       cells/<cell key>.json    the cell's fingerprint and what was hashed (written last: its presence
                                means the cell is complete)
       adversarials/<cell key>.safetensors   x_adv [n, C, H, W] float32 and sample_id [n]
+      gallery/<cell key>.safetensors        the few images a published gallery shows (advbench.engine.gallery)
       results.parquet          all rows, written at the end of the run
       flags.json               gradient-masking and sanity flags per (model, attack)
       transfer.parquet         transferability matrix: each source's white-box adversarials on every target
@@ -22,6 +23,7 @@ names that read alike never share a file and every file name stays under 120 cha
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 import json
 import os
 import platform
@@ -42,6 +44,7 @@ MANIFEST_FILE = "manifest.json"
 FLAGS_FILE = "flags.json"
 TRANSFER_FILE = "transfer.parquet"
 ADV_DIR = "adversarials"
+GALLERY_DIR = "gallery"
 
 
 def _version(dist: str) -> str | None:
@@ -129,6 +132,15 @@ class RunStore:
         if fingerprint is not None:
             self._write(self.fingerprint_path(key), _json_writer(fingerprint))
 
+    def write_gallery(self, key: str, tensors: dict | None) -> None:
+        """A cell's gallery images (see :mod:`advbench.engine.gallery`); ``None`` removes a stale one."""
+        from safetensors.torch import save_file
+
+        if tensors is None:
+            (self.run_dir / GALLERY_DIR / f"{key}.safetensors").unlink(missing_ok=True)
+            return
+        self._write(self.run_dir / GALLERY_DIR / f"{key}.safetensors", lambda tmp: save_file(tensors, str(tmp)))
+
     def write_results(self, rows: pd.DataFrame) -> Path:
         path = self.run_dir / RESULTS_FILE
         self._write(path, _parquet_writer(rows))
@@ -203,6 +215,48 @@ def load_rows(run_dir: str | Path, *, check: bool = True) -> pd.DataFrame:
     return rows
 
 
+@dataclass
+class Runs:
+    """Several run directories read together (:func:`load_runs`).
+
+    Attributes:
+        rows: the merged per-sample rows; a ``run`` column names each row's run.
+        flags: every run's flags. transfer: the runs' transferability matrices, concatenated (a matrix pairs
+            models of one run only), or ``None``. manifests: run name -> its manifest. names: run name -> path.
+    """
+
+    rows: pd.DataFrame
+    flags: list[dict[str, Any]]
+    transfer: pd.DataFrame | None
+    manifests: dict[str, dict[str, Any]]
+    names: dict[str, Path]
+
+
+def load_runs(run_dirs: list[str | Path]) -> Runs:
+    """Read and merge several runs (each checked as by :func:`load_rows`, then together by
+    :func:`advbench.runcheck.check_merged`): different models on the same samples and settings merge; a cell
+    whose samples or settings differ between runs is refused, named.
+
+    Raises:
+        AdvbenchError: no run directories, or what :func:`load_rows` and ``check_merged`` refuse.
+    """
+    from .runcheck import cell_records, check_merged
+
+    if not run_dirs:
+        raise AdvbenchError("no run directory given: pass one or more --out directories of `advbench run`")
+    paths = [Path(d) for d in run_dirs]
+    short = [p.name or str(p) for p in paths]
+    names = {(s if short.count(s) == 1 else str(p)): p for s, p in zip(short, paths)}
+    if len(names) < len(paths):
+        raise AdvbenchError("the same run directory is given twice: pass each run once")
+    parts = [(name, load_rows(path), cell_records(path)) for name, path in names.items()]
+    rows = check_merged(parts)
+    flags = [dict(f, run=name) for name, path in names.items() for f in load_flags(path)]
+    matrices = [m.assign(run=name) for name, path in names.items() if (m := load_transfer(path)) is not None]
+    transfer = pd.concat(matrices, ignore_index=True) if matrices else None
+    return Runs(rows, flags, transfer, {name: load_manifest(path) for name, path in names.items()}, names)
+
+
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
@@ -217,6 +271,19 @@ def load_adversarials(run_dir: str | Path, key: str):
 
     data = load_file(str(Path(run_dir) / ADV_DIR / f"{key}.safetensors"))
     return data["x_adv"], data["sample_id"]
+
+
+def load_gallery(run_dir: str | Path) -> list[tuple[dict[str, Any], dict]]:
+    """(cell identity ``{model, attack, norm, eps}``, its gallery tensors) per stored gallery, sorted by cell;
+    a gallery whose cell record is missing is skipped (the cell was being recomputed)."""
+    from safetensors.torch import load_file
+
+    out = []
+    for path in sorted((Path(run_dir) / GALLERY_DIR).glob("*.safetensors")):
+        record = _read_json(Path(run_dir) / CELLS_DIR / f"{path.stem}.json", None)
+        if isinstance(record, dict) and isinstance(record.get("cell"), dict):
+            out.append((record["cell"], load_file(str(path))))
+    return sorted(out, key=lambda item: (str(item[0]["model"]), str(item[0]["attack"]), str(item[0]["norm"])))
 
 
 def load_transfer(run_dir: str | Path) -> pd.DataFrame | None:

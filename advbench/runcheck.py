@@ -76,6 +76,54 @@ def check_rows(rows: pd.DataFrame, run_dir: Path, source: str) -> str | None:
     return None
 
 
+def check_merged(runs: list[tuple[str, pd.DataFrame, dict[str, dict[str, Any]]]]) -> pd.DataFrame:
+    """Merge the rows of several runs, each already checked by :func:`check_rows`, or refuse.
+
+    A cell present in several runs with one fingerprint is the same result: the first run's rows are kept. A
+    cell whose fingerprints differ between runs (other samples, seed, weights, attack options ...) is refused,
+    all such cells named on one line. Cells of different runs must also share one run part (dataset, samples,
+    seed, budget, versions), one model part per model and one attack part per attack, exactly as within a run:
+    so a model added by a later run on the same samples and settings merges, anything else is refused.
+
+    Args:
+        runs: (run name, its rows, its :func:`cell_records`) per run, in the order given.
+    Returns:
+        The merged rows (a ``run`` column names each row's run).
+    Raises:
+        MixedRunError: one line naming the cells (or the run without fingerprints) that cannot be merged.
+    """
+    kept: list[pd.DataFrame] = []
+    seen: dict[tuple, tuple[str, str]] = {}
+    used: dict[tuple, dict[str, Any]] = {}
+    clashes: list[str] = []
+    for name, rows, records in runs:
+        if not len(rows):
+            continue
+        if "fingerprint" not in rows.columns or (rows["fingerprint"].astype(str) == "").all():
+            raise MixedRunError(f"{name}: rows without fingerprints (written before advbench kept cell fingerprints) "
+                                "cannot be merged with other runs: rerun it with this advbench")
+        fresh = []
+        for cell, fp in rows.groupby(list(CELL_KEYS), observed=True)["fingerprint"].first().items():
+            key = _identity_of(cell)
+            if key not in seen:
+                seen[key] = (name, str(fp))
+                fresh.append(key)
+                if str(fp) in records:
+                    used[cell] = records[str(fp)]
+            elif seen[key][1] != str(fp):
+                clashes.append(f"{_name(cell)} ({seen[key][0]} vs {name})")
+        ids = list(zip(rows["model"].astype(str), rows["attack"].astype(str), rows["norm"].astype(str),
+                       rows["eps"].astype(float)))
+        fresh_set = set(fresh)
+        keep = pd.Series([i in fresh_set for i in ids], index=rows.index)
+        kept.append(rows[keep].assign(run=name))
+    if clashes:
+        raise MixedRunError(f"cannot merge: {len(clashes)} cell(s) were run with different samples or settings: "
+                            + "; ".join(clashes) + ". Rerun them with the same settings, or publish them apart")
+    _check_parts(used, "the merged runs")
+    return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame()
+
+
 def _check_parts(used: dict[tuple, dict[str, Any]], source: str) -> None:
     """One run part for all cells, one model part per model, one attack part per attack."""
     for part, group in (("run", lambda c: ""), ("model", lambda c: c[0]), ("attack", lambda c: c[1])):
@@ -142,4 +190,4 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-__all__ = ["explain", "MixedRunError", "cell_records", "check_rows"]
+__all__ = ["explain", "MixedRunError", "cell_records", "check_merged", "check_rows"]

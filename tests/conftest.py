@@ -46,3 +46,32 @@ def cnn():
     import advbench
 
     return advbench.load_model("cnn.mnist5k_std")
+
+
+#: The two hostile model names the published site must show as text (tests/test_publish.py, test_site_browser.py).
+HOSTILE = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")
+
+
+@pytest.fixture(scope="session")
+def site_runs(tmp_path_factory):
+    """Two tiny runs on the same 48 samples and settings, built once per session: ``a`` with two shipped models,
+    ``b`` with the shipped standard CNN registered under two hostile names (HTML in the name). fgsm and 3-step
+    pgd at linf 0.1 and 0.3. Returns (run a, run b)."""
+    import advbench
+
+    root = tmp_path_factory.mktemp("site-runs")
+    settings = dict(attacks="fgsm,pgd", eps=(0.1, 0.3), n_samples=48, device="cpu", sanity_checks=True,
+                    attack_options={"pgd": {"steps": 3}})
+    advbench.evaluate(["cnn.mnist5k_std", "cnn.mnist5k_pgdat"], out=root / "a", **settings)
+    module = advbench.load_model("cnn.mnist5k_std")
+    advbench.evaluate({name: module for name in HOSTILE}, out=root / "b", **settings)
+    return root / "a", root / "b"
+
+
+@pytest.fixture(scope="session")
+def published_site(site_runs, tmp_path_factory):
+    """The site of both ``site_runs`` merged (matplotlib required): the path of its index.html."""
+    pytest.importorskip("matplotlib", reason="advbench publish needs the publish extra: pip install 'advbench[publish]'")
+    from advbench.publish import publish
+
+    return publish(list(site_runs), tmp_path_factory.mktemp("site") / "site", command="advbench publish a b")

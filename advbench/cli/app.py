@@ -11,6 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from .._version import __version__
+from .hosts import host as _host
+from .publishing import publish_cmd
 from .errors import AdvbenchGroup
 
 app = typer.Typer(
@@ -53,25 +55,6 @@ def _root(
         current = [n for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()]
         os.environ[DISABLE_ENV] = ",".join(dict.fromkeys([*current, *names]))  # read when the host is built
         set_host(None)
-
-
-def _host(zoo: list[Path] | None = None):
-    """The plugin host of this command: the process-wide one, or with ``--zoo`` a new host that also registers
-    those directories (before the ``$ADVBENCH_ZOO`` ones). Warns once about plugins that failed to load."""
-    from ..plugins import env_zoo_dirs, get_host, make_host, warn_failed
-    from .render import note
-
-    if zoo:
-        for d in zoo:
-            if not d.is_dir():
-                from ..errors import ConfigError
-
-                raise ConfigError(f"--zoo {d}: no such directory")
-        host = make_host(zoo_dirs=[*zoo, *env_zoo_dirs()])
-    else:
-        host = get_host()
-    warn_failed(host, note)
-    return host
 
 
 @app.command()
@@ -311,15 +294,15 @@ def plugins(
 
 @app.command("leaderboard")
 def leaderboard_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory (--out of `advbench run`).")],
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories (--out of `advbench run`); several are merged.")],
     fmt: Fmt = "table",
     view: Annotated[Optional[str], typer.Option("--view", help="robust, success, transfer, min-norm, flags or implementations.")] = None,
     compare_implementations: Annotated[bool, typer.Option("--compare-implementations", help="Set each algorithm's implementations (advbench's own and the adapter plugins' ta., fb., art., al.) side by side: the same as --view implementations.")] = False,
     verbose: Verbose = False,
 ) -> None:
-    """Rebuild the leaderboard of a run from its rows on disk."""
-    from ..results import load_flags, load_manifest, load_rows, load_transfer
-    from .render import check_view, show_results
+    """Rebuild the leaderboard of one run, or of several merged (refused, naming the cells, when their samples
+    or settings differ), from the rows on disk."""
+    from .publishing import show_runs
 
     _check_format(fmt)
     if compare_implementations:
@@ -328,9 +311,10 @@ def leaderboard_cmd(
         if view not in (None, "implementations"):
             raise ConfigError(f"--compare-implementations is --view implementations; drop --view {view}")
         view = "implementations"
-    check_view(view)
-    show_results(load_rows(run_dir), load_flags(run_dir), load_transfer(run_dir), fmt, str(run_dir), view=view,
-                 manifest=load_manifest(run_dir))
+    show_runs(run_dirs, fmt, view)
+
+
+app.command("publish")(publish_cmd)
 
 
 @app.command()

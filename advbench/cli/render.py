@@ -242,9 +242,15 @@ def _print_breakdowns(rows, frames: dict, console: Console, show, transfer, mani
     if (show("min-norm") if show else len(norms)):
         console.print(listing_table(
             "minimum-norm attacks: median smallest adversarial (inf = not found for half the samples)",
-            ["model", "attack", "norm", "median norm", "found %"],
-            ([r.model, r.attack, r.norm, f"{r.median_min_norm:.4g}", f"{100 * r.found:.1f}"] for r in norms.itertuples()),
+            ["model", "attack", "norm", "median norm", "95% interval", "found %"],
+            ([r.model, r.attack, r.norm, f"{r.median_min_norm:.4g}", _interval(r.median_low, r.median_high),
+              f"{100 * r.found:.1f}"] for r in norms.itertuples()),
         ))
+
+
+def _interval(low: float, high: float) -> str:
+    """``[0.81, 1.2]``; ``-`` when too few samples give no 95% interval."""
+    return "-" if low != low else f"[{low:.4g}, {high:.4g}]"
 
 
 def _has_discriminator(manifest: dict | None) -> bool:

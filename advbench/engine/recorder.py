@@ -40,13 +40,15 @@ class Failure:
 @dataclass
 class CellResult:
     """A finished cell: its rows, its projected adversarials [n, C, H, W] (CPU), the attack's wall seconds, and
-    the batch size it ran with (``None`` where not known: reused)."""
+    the batch size it ran with (``None`` where not known: reused), and the few images a published gallery shows
+    (:func:`~advbench.engine.gallery.gallery_tensors`; only at the run's largest eps, when the run is stored)."""
 
     rows: pd.DataFrame
     x_adv: torch.Tensor | None
     seconds: float
     reused: bool = False
     batch_size: int | None = None
+    gallery: dict[str, torch.Tensor] | None = None
 
 
 @dataclass
@@ -136,11 +138,16 @@ class Recorder:
         return found
 
     def cell_finished(self, cell: Cell, result: CellResult, sample_ids: torch.Tensor, fp: Fingerprint) -> None:
+        """Write a finished cell, and at the run's largest eps its few gallery images (``result.gallery``,
+        chosen where the model ran: :mod:`advbench.engine.gallery`)."""
         if self.store is None:
             return
         x_adv = result.x_adv if self.config.save_adversarials else None
         record = {"cell": {"model": cell.model, "attack": cell.attack, "norm": cell.norm.value, "eps": cell.eps},
                   "n_rows": len(result.rows), **fp.to_json()}
+        if cell.eps == max(self.config.eps):
+            # written before the cell record, like the adversarials (None: a recomputed cell drops a stale one)
+            self.store.write_gallery(cell.key, result.gallery)
         self.store.write_cell(cell.key, result.rows, x_adv, sample_ids, fingerprint=record)
         self.host.notify(
             "advbench_cell_finished",

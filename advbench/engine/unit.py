@@ -108,7 +108,13 @@ class UnitWorker:
                     raise
                 message = f"cell {cell} {'' if isinstance(exc, CellTimeout) else 'failed: '}{one_line(exc)}"
                 return Failed(message, traceback.format_exc())
-        return CellResult(rows, x_adv, seconds, batch_size=self.session.accel.batch_size)
+        gallery = None
+        if self.config.out is not None and cell.eps == max(self.config.eps):  # the recorder keeps it
+            from .gallery import gallery_tensors
+
+            inputs = self.session.inputs
+            gallery = gallery_tensors(rows, inputs.x, x_adv, inputs.clean_logits)
+        return CellResult(rows, x_adv, seconds, batch_size=self.session.accel.batch_size, gallery=gallery)
 
     def close(self) -> None:
         """Let the open model go (its memory, on the device too, is freed with it)."""

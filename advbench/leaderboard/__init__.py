@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .render import FORMATS, format_percent, print_leaderboard, render, render_table, to_csv, to_json, to_markdown
+from .tables import eps_curves, main_tables, minimum_norms, tie_ranks
 from .views import (
     CLEAN,
     REQUIRED_COLUMNS,
@@ -12,7 +13,6 @@ from .views import (
     eps_curve,
     eps_labels,
     leaderboard,
-    minimum_norms,
     query_stats,
     robust_accuracy,
     success_by_label,
@@ -31,9 +31,11 @@ __all__ = [
     "clean_accuracy",
     "column_name",
     "eps_curve",
+    "eps_curves",
     "eps_labels",
     "format_percent",
     "leaderboard",
+    "main_tables",
     "minimum_norms",
     "query_stats",
     "success_by_label",
@@ -44,6 +46,7 @@ __all__ = [
     "render_table",
     "robust_accuracy",
     "split_column",
+    "tie_ranks",
     "to_csv",
     "to_json",
     "to_markdown",

@@ -27,4 +27,30 @@ def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tup
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-__all__ = ["wilson_interval"]
+
+def median_interval(values, confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval for the median of ``values``: the binomial order-statistic interval.
+
+    With x_(1) <= ... <= x_(n) sorted, [x_(l), x_(n+1-l)] covers the population median with probability
+    ``1 - 2 P(B <= l - 1)``, B ~ Binomial(n, 1/2); ``l`` is the largest index keeping that at least
+    ``confidence``. No assumption on the distribution, so infinite values (a minimum-norm attack that found
+    nothing) are fine: an upper end of ``inf`` says the median may be "not found".
+
+    Returns:
+        (low, high); ``(nan, nan)`` when n is too small to reach ``confidence`` (n < 6 at 95%).
+    """
+    xs = sorted(float(v) for v in values)
+    n = len(xs)
+    alpha = 1.0 - confidence
+    tail, best = 0.0, 0
+    for k in range(n // 2 + 1):  # tail = P(B <= k); l = k + 1 is allowed while 2 * P(B <= k) <= alpha
+        tail += math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) - n * math.log(2.0))
+        if 2.0 * tail > alpha:
+            break
+        best = k + 1
+    if best == 0:
+        return (math.nan, math.nan)
+    return (xs[best - 1], xs[n - best])
+
+
+__all__ = ["median_interval", "wilson_interval"]

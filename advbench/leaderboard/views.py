@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
 import pandas as pd
 
 from advbench.errors import AdvbenchError
@@ -318,23 +317,6 @@ def success_rates(rows: pd.DataFrame) -> pd.DataFrame:
     wide = wide.reindex(columns=order).astype("float64")
     wide.index.name = "model"
     return wide
-
-
-def minimum_norms(rows: pd.DataFrame) -> pd.DataFrame:
-    """For minimum-norm attacks (rows with a finite or infinite ``min_norm``): per (model, attack, norm) the
-    median smallest adversarial norm over attacked samples (a sample the attack never broke counts as
-    infinitely far, so the median is honest), the fraction found, and the number of samples."""
-    rows = validate_rows(rows)
-    if rows.empty or "min_norm" not in rows.columns:
-        return pd.DataFrame(columns=["model", "attack", "norm", "median_min_norm", "found", "n_samples"])
-    sel = rows[rows["min_norm"].notna() & _attacked(rows)].drop_duplicates(["model", "attack", "norm", "sample_id"])
-    grouped = sel.groupby(["model", "attack", "norm"], observed=True)["min_norm"]
-    out = pd.DataFrame({
-        "median_min_norm": grouped.median(),
-        "found": grouped.apply(lambda s: float(np.isfinite(s).mean())),
-        "n_samples": grouped.size(),
-    })
-    return out.reset_index()
 
 
 def query_stats(rows: pd.DataFrame) -> pd.DataFrame:
