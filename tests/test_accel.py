@@ -34,8 +34,41 @@ def test_bf16_attacks_run_under_autocast_and_every_success_passes_float32(cnn, m
         fp32 = cnn(verdict.x_adv).argmax(dim=1)
     assert verdict.success.any()
     assert (fp32[verdict.success] != y[verdict.success]).all()  # every recorded success holds in float32
-    rejected = torch.tensor(verdict.extras["bf16_rejected"])
-    assert not (rejected & verdict.success).any()
+    assert len(verdict.extras["bf16_rejected"]) == 64
+
+
+class _LiesUnderAutocast(torch.nn.Module):
+    """The model in float32; under autocast "class 0" whatever the input (a tiny input gradient that brightens
+    every pixel), so a bf16 attack reports successes that float32 mostly refuses."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_autocast_enabled("cpu"):
+            zero = torch.nn.functional.one_hot(torch.zeros(x.shape[0], dtype=torch.long), 10).float()
+            return zero * (10 + 1e-3 * x.flatten(1).sum(1, keepdim=True))
+        return self.model(x)
+
+
+def test_a_bf16_success_float32_refuses_is_attacked_again_in_float32(cnn, mnist_test):
+    from advbench.attacks.fgsm import FGSM
+
+    keep = (mnist_test[1] != 0).nonzero().squeeze(1)  # class 0 is the lie's answer: not adversarial for those
+    x, y = mnist_test[0][keep], mnist_test[1][keep]
+    model = _LiesUnderAutocast(cnn)
+    threat = ThreatModel(Norm.LINF, 0.2)
+    low = Harness(model, 10, precision="bf16").attack(FGSM(), x, y, threat, torch.Generator().manual_seed(0))
+    ref = Harness(model, 10).attack(FGSM(), x, y, threat, torch.Generator().manual_seed(0))
+    rejected = torch.tensor(low.extras["bf16_rejected"])
+    kept = low.attacked & ~rejected
+    assert rejected.any()
+    # refused samples: attacked again in float32, so their verdict is float32 FGSM's, both tries counted
+    assert torch.allclose(low.x_adv[rejected], ref.x_adv[rejected]) and low.success[rejected].equal(ref.success[rejected])
+    assert (low.n_backward[rejected] == 2 * ref.n_backward[rejected]).all()
+    # the others: the bf16 step's success, which float32 confirmed, one try
+    assert low.success[kept].all() and (low.n_backward[kept] == ref.n_backward[kept]).all()
 
 
 def test_bf16_is_part_of_the_fingerprint_and_counted_in_the_manifest():

@@ -90,7 +90,8 @@ class Harness:
         precision: ``fp32``, or ``bf16``: attacks' oracles run the model under bf16 autocast (logits cast back
             to float32, see :func:`~advbench.engine.accel.autocast_forward`), while the harness judges in
             float32; a batch's extra column ``bf16_rejected`` marks the samples that bf16 judges adversarial
-            and float32 does not (recorded as not broken).
+            and float32 does not. Those are attacked once more in float32 (their queries added to their
+            rows; not under a ``queries`` budget, where they stay recorded as not broken).
     """
 
     def __init__(self, model: torch.nn.Module, num_classes: int, *, queries: int | None = None,
@@ -168,10 +169,27 @@ class Harness:
         judged = self.judge(x_adv, x, goal, threat, clean_logits, attacked)
         if self.queries is not None:
             extras["budget_exhausted"] = [stopped] * x.shape[0]
+        n_forward, n_backward = n_forward.clone(), n_backward.clone()
         if self.precision != "fp32":
-            extras["bf16_rejected"] = self._rejected(judged, x, goal, attacked).tolist()
-        return BatchVerdict(judged.x_adv, judged.logits, judged.success, attacked, n_forward.clone(),
-                            n_backward.clone(), extras, stopped)
+            rejected = self._rejected(judged, x, goal, attacked)
+            extras["bf16_rejected"] = rejected.tolist()
+            if rejected.any() and self.queries is None and not stopped:
+                # bf16 stopped these at an iterate float32 does not call adversarial (early stop on a rounded
+                # margin): attack them again in float32, so that bf16 can cost a sample queries, never a success
+                again = Harness(self._model, self.num_classes).attack(
+                    attack, x[rejected], labels[rejected], threat, generator, clean_logits=clean_logits[rejected],
+                    targets=None if targets is None else targets[rejected], min_confidence=min_confidence,
+                    deadline=deadline, isolation=isolation, on_query=on_query)
+                judged = _merged(judged, rejected, again)
+                n_forward[rejected] += again.n_forward
+                n_backward[rejected] += again.n_backward
+                rows = rejected.nonzero().squeeze(1).tolist()
+                for key, values in again.extras.items():
+                    if key in extras:
+                        for row, value in zip(rows, values):
+                            extras[key][row] = value
+        return BatchVerdict(judged.x_adv, judged.logits, judged.success, attacked, n_forward, n_backward, extras,
+                            stopped)
 
     def judge(self, x_adv: torch.Tensor, x: torch.Tensor, goal: Goal, threat: ThreatModel,
               clean_logits: torch.Tensor, attacked: torch.Tensor) -> Judgement:
@@ -215,6 +233,13 @@ class Harness:
             attack.fit(oracle, x, Goal(labels=labels, min_confidence=min_confidence), threat, generator)
         tap.verify(attack.name, n_forward, None)
         return int(n_forward.sum())
+
+
+def _merged(judged: Judgement, rows: torch.Tensor, again: "BatchVerdict") -> Judgement:
+    """``judged`` with the samples of the bool mask ``rows`` [B] replaced by ``again``'s verdict on them."""
+    x_adv, logits, success = judged.x_adv.clone(), judged.logits.clone(), judged.success.clone()
+    x_adv[rows], logits[rows], success[rows] = again.x_adv, again.logits, again.success
+    return Judgement(x_adv, logits, success)
 
 
 class ModelTap:
