@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from advbench.data import builtin_datasets
-from advbench.errors import WeightsError
+from advbench.errors import ConfigError, WeightsError
 from advbench.models.zoo import ZOO_DIR, zoo_specs
 from advbench.train import accuracy
 
@@ -108,3 +108,13 @@ def test_a_broken_card_is_reported_under_its_name(tmp_path, monkeypatch):
     set_host(make_host(autoload=False))
     with pytest.raises(WeightsError, match="no weights file"):
         advbench.load_model("linear.mnist5k_std")
+
+
+@pytest.mark.parametrize("option", ["weights", "card", "depth"])
+def test_a_zoo_model_refuses_every_load_option_by_name(option):
+    # `weights` once collided with the loader's own positional argument ("got multiple values")
+    from advbench.plugins import make_host
+
+    spec = make_host().registry.models.get("linear.mnist5k_std")
+    with pytest.raises(ConfigError, match=rf"takes no load options \(got {option}\)"):
+        spec.load(device="cpu", **{option: "x"})

@@ -122,7 +122,7 @@ def _describe(card: dict[str, Any]) -> str:
     return line
 
 
-def load_zoo_model(card: dict[str, Any], weights: Path, device: str = "cpu", **options: Any) -> nn.Module:
+def load_zoo_model(card: dict[str, Any], weights: Path, /, device: str = "cpu", **options: Any) -> nn.Module:
     """Load one zoo model from its card and weights file.
 
     Args:
