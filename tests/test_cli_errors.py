@@ -48,7 +48,7 @@ def no_compute(monkeypatch):
     (["--eps", "300"], "linf eps 300 is above 1: pixel space is [0, 1]"),
     (["--seed", "99999999999999999999"], "--seed must be between 0 and 2**63 - 1 (the generators' range), got 99999999999999999999"),
     (["--seed", "-1"], "--seed must be between 0 and 2**63 - 1 (the generators' range), got -1"),
-    (["--view", "bogus"], "unknown --view 'bogus': use one of robust, success, by-class, transfer, min-norm, queries, query-curve, flags"),
+    (["--view", "bogus"], "unknown --view 'bogus': use one of robust, success, by-class, transfer, min-norm, queries, query-curve, flags, implementations"),
     (["--targeted", "10"], "--targeted 10: dataset 'mnist-5k' has classes 0..9"),
     (["--targeted", "²"], "invalid --targeted '²': use least-likely, random or a class index"),
     (["--queries", "99999999999999999999"], "--queries must be at most 2**53, got 99999999999999999999 (omit it for no budget)"),

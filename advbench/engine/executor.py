@@ -268,10 +268,8 @@ def accept_cell(run: _Run, cells: UnitCells, task: Task, outcome: CellResult | F
     outcome.rows["fingerprint"] = fp.value
     if cell in cells.sources.values():
         cells.finished[cell] = outcome
-    accel = run.recorder.manifest.setdefault("acceleration", {}).setdefault(cell.model, {})
-    if outcome.batch_size is not None and outcome.batch_size != accel.get("batch_size"):
-        accel.setdefault("oom_backoffs", []).append(outcome.batch_size)  # a back-off inside the cell
-        accel["batch_size"] = outcome.batch_size
+    if outcome.acceleration is not None:  # the batch size and back-offs as they stand after this cell
+        run.recorder.manifest.setdefault("acceleration", {})[cell.model] = dict(outcome.acceleration)
     run.recorder.cell_finished(cell, outcome, run.sample_ids, fp)
     _keep(run, cell, outcome)
     run.reporter.cell_finished(cell, outcome.rows, outcome.seconds, reused=False)

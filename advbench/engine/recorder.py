@@ -40,8 +40,9 @@ class Failure:
 @dataclass
 class CellResult:
     """A finished cell: its rows, its projected adversarials [n, C, H, W] (CPU), the attack's wall seconds, and
-    the batch size it ran with (``None`` where not known: reused), and the few images a published gallery shows
-    (:func:`~advbench.engine.gallery.gallery_tensors`; only at the run's largest eps, when the run is stored)."""
+    the batch size it ran with (``None`` where not known: reused), the few images a published gallery shows
+    (:func:`~advbench.engine.gallery.gallery_tensors`; only at the run's largest eps, when the run is stored),
+    and what :mod:`~advbench.engine.accel` applied to its model once it finished (``Acceleration.to_json``)."""
 
     rows: pd.DataFrame
     x_adv: torch.Tensor | None
@@ -49,6 +50,7 @@ class CellResult:
     reused: bool = False
     batch_size: int | None = None
     gallery: dict[str, torch.Tensor] | None = None
+    acceleration: dict[str, Any] | None = None
 
 
 @dataclass

@@ -114,7 +114,9 @@ class UnitWorker:
 
             inputs = self.session.inputs
             gallery = gallery_tensors(rows, inputs.x, x_adv, inputs.clean_logits)
-        return CellResult(rows, x_adv, seconds, batch_size=self.session.accel.batch_size, gallery=gallery)
+        accel = self.session.accel
+        return CellResult(rows, x_adv, seconds, batch_size=accel.batch_size, gallery=gallery,
+                          acceleration=accel.to_json())
 
     def close(self) -> None:
         """Let the open model go (its memory, on the device too, is freed with it)."""
