@@ -69,3 +69,17 @@ def test_cost_is_affine_in_calls_and_rows():
     # 3 batches of 10 rows, each sample 4 forward passes of which 3 with a backward pass
     seconds = _cost(Passes(4, 3), Passes(4, 3), n=30, n_batches=3, fwd=fwd, fwd_bwd=both)
     assert seconds == pytest.approx(2.0 * 9 + 1.0 * 90 + 1.0 * 3 + 0.5 * 30)
+
+
+def test_cells_that_cannot_be_estimated_are_counted_and_the_rest_still_adds_up():
+    """A surrogate's attack is not piloted; the total is still printed for the cells that could be."""
+    args = ["run", "--dry-run", "--models", "linear.mnist5k_std", "--n-samples", "24", "--device", "cpu",
+            "--eps", "0.1", "--no-sanity-checks", "--batch-size", "10", "--attacks", "fgsm,transfer",
+            "--surrogates", "cnn.mnist5k_std"]
+    printed = CliRunner().invoke(app, args)
+    assert printed.exit_code == 0, printed.output
+    total = next(line for line in printed.stdout.splitlines() if line.startswith("estimated wall time"))
+    assert "?" not in total and "plus 1 cell(s) that cannot be estimated before they run" in total
+    plan = json.loads(CliRunner().invoke(app, [*args, "--format", "json"]).stdout)
+    assert plan["expected_s"] is None  # the JSON total stays unknown; its cells say which
+    assert [c["expected_s"] is None for c in plan["cells"]] == [False, True]

@@ -40,6 +40,9 @@ def print_estimate(estimate, fmt: str, config) -> None:
         note(f"left out: {reason}")
     for what, seconds in estimate.fixed.items():
         console.print(f"  {what}: {_seconds(seconds)}", markup=False, highlight=False)
-    console.print(f"estimated wall time: {_seconds(estimate.expected_s)} (from a pilot of each attack on ~5% of the "
-                  f"samples; at most {_seconds(estimate.upper_s)} if no sample stopped early). Nothing was written.",
+    expected, upper, unknown = estimate.known_s
+    more = "" if not unknown else (f" for the cells it can estimate, plus {unknown} cell(s) that cannot be estimated "
+                                   f"before they run (see note)")
+    console.print(f"estimated wall time: {_seconds(expected)}{more} (from a pilot of each attack on ~5% of the "
+                  f"samples; at most {_seconds(upper)} if no sample stopped early). Nothing was written.",
                   markup=False, highlight=False)

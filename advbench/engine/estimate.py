@@ -98,6 +98,15 @@ class RunEstimate:
         parts = [c.expected_s for c in self.cells]
         return None if any(p is None for p in parts) else sum(parts) + sum(self.fixed.values())  # type: ignore[arg-type]
 
+    @property
+    def known_s(self) -> tuple[float, float, int]:
+        """(expected, at most, cells left out): the totals over the cells that could be estimated (an attack
+        that learns first or uses a surrogate cannot be, before it runs), fixed costs included."""
+        known = [c for c in self.cells if c.expected_s is not None and c.upper_s is not None]
+        fixed = sum(self.fixed.values())
+        return (sum(c.expected_s for c in known) + fixed, sum(c.upper_s for c in known) + fixed,  # type: ignore[misc]
+                len(self.cells) - len(known))
+
     def record(self) -> dict[str, Any]:
         """Plain data (``--format json``)."""
         return {
