@@ -40,13 +40,21 @@ def test_carried_samples_are_broken_inside_the_larger_ball():
 
 
 def test_carry_is_in_the_fingerprint_and_can_be_turned_off():
-    on, off = _run(attacks="fgsm", attack_options={}).rows, _run(attacks="fgsm", attack_options={}, carry=False).rows
-    assert not off["carried"].any()
+    opts = {"bim": {"steps": 2}}
+    on, off = _run(attacks="bim", attack_options=opts).rows, _run(attacks="bim", attack_options=opts, carry=False).rows
+    assert on["carried"].any() and not off["carried"].any()
     fp_on, fp_off = (r.groupby("eps")["fingerprint"].first() for r in (on, off))
     assert fp_on[0.05] == fp_off[0.05]  # the smallest eps carries nothing: same cell
     assert fp_on[0.1] != fp_off[0.1] and fp_on[0.2] != fp_off[0.2]
-    # fgsm alone at 0.2 may miss what it found at 0.1; with carry-over it never does
+    # bim alone at 0.2 may miss what it found at 0.1; with carry-over it never does
     assert on.loc[on["eps"] == 0.2, "robust"].sum() <= off.loc[off["eps"] == 0.2, "robust"].sum()
+
+
+def test_a_single_step_attack_runs_afresh_at_every_eps():
+    """FGSM's robust accuracy rising with eps is the gradient-masking probe: carry-over must not hide it."""
+    on, off = _run(attacks="fgsm", attack_options={}).rows, _run(attacks="fgsm", attack_options={}, carry=False).rows
+    assert not on["carried"].any()
+    pd.testing.assert_frame_equal(_comparable(on), _comparable(off))
 
 
 @pytest.mark.parametrize("save", [True, False])
@@ -57,7 +65,8 @@ def test_resume_after_the_smaller_eps_gives_the_uninterrupted_rows(tmp_path, sav
     log = load_manifest(tmp_path / "part")["resume"]
     if save:  # the carry comes from the stored cell's adversarials
         assert len(log["reused"]) == 2 and not log["recomputed"]
-    else:  # not saved: the smaller cells are recomputed to carry from them
-        assert not log["reused"] and all("carry" in r["reason"] or "adversarials" in r["reason"]
+    else:  # not saved: pgd's smaller cell is recomputed to carry from it; fgsm carries nothing and is reused
+        assert log["reused"] == ["cnn.mnist5k_std / fgsm / linf eps=0.05"]
+        assert log["recomputed"] and all("carry" in r["reason"] or "adversarials" in r["reason"]
                                          for r in log["recomputed"])
     pd.testing.assert_frame_equal(_comparable(resumed.rows), _comparable(whole))

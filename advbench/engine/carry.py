@@ -13,8 +13,9 @@ from the run store (float32 safetensors, the same tensor bit for bit), so a resu
 uninterrupted one. A cell's fingerprint names the cell it carries from (``carry_from``), so a change below it
 (an eps added, the smaller cell's options) recomputes it.
 
-Minimum-norm attacks already run once per (model, norm) and attacks judged by their fooling rate (one
-universal perturbation per eps) are left out (:func:`carries`).
+Minimum-norm attacks already run once per (model, norm), attacks judged by their fooling rate (one universal
+perturbation per eps) and single-step attacks (FGSM: one pass to save, and their per-eps results are the
+gradient-masking probe) are left out (:func:`carries`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pandas as pd
 import torch
 
 from ..schema import ROW_COLUMNS
+from ..threat import ThreatModel
 from .plan import Cell
 
 
@@ -56,23 +58,32 @@ class Carry:
                    column("n_backward", torch.int64), column("seconds", torch.float64), extras)
 
 
-def carries(spec) -> bool:
-    """Whether cells of the attack ``spec`` (an :class:`~advbench.specs.AttackSpec`) carry broken samples over
-    to larger eps: fixed-budget attacks judged per sample."""
-    return not spec.minimum_norm and not spec.reports_fooling_rate
+def carries(spec, attack=None, threat: ThreatModel | None = None) -> bool:
+    """Whether cells of the attack ``spec`` (an :class:`~advbench.specs.AttackSpec`; ``attack`` the built attack,
+    at ``threat``) carry broken samples over to larger eps: fixed-budget attacks judged per sample, except
+    single-step ones (one query: FGSM). Carrying saves those one pass per sample, while their robust accuracy
+    rising with eps is the classic sign of gradient masking (Carlini et al. 2019, "On Evaluating Adversarial
+    Robustness"), which carry-over would hide: the ``robust_rises_with_eps`` and ``transfer_beats_white_box``
+    flags of a single-step-trained model come from exactly those cells."""
+    if spec.minimum_norm or spec.reports_fooling_rate:
+        return False
+    return attack is None or threat is None or attack.expected_queries(threat) != 1
 
 
-def carry_sources(cells: tuple[Cell, ...] | list[Cell], specs: dict, enabled: bool) -> dict[Cell, Cell]:
+def carry_sources(cells: tuple[Cell, ...] | list[Cell], specs: dict, enabled: bool,
+                  attacks: dict | None = None) -> dict[Cell, Cell]:
     """cell -> the cell it carries from: the next smaller eps of its (model, attack, norm) among ``cells``.
 
     Args:
         cells: one model's cells. specs: attack name -> AttackSpec. enabled: the run's ``carry`` setting.
+        attacks: attack name -> built Attack (single-step attacks do not carry; see :func:`carries`).
     """
     if not enabled:
         return {}
     groups: dict[tuple[str, str, str], list[Cell]] = {}
     for cell in cells:
-        if carries(specs[cell.attack]):
+        attack = (attacks or {}).get(cell.attack)
+        if carries(specs[cell.attack], attack, ThreatModel(cell.norm, cell.eps)):
             groups.setdefault((cell.model, cell.attack, cell.norm.value), []).append(cell)
     out: dict[Cell, Cell] = {}
     for group in groups.values():
