@@ -180,7 +180,11 @@ def build_advbench(spec, options: dict[str, Any]) -> tuple[Any, dict[str, Any], 
     accepted = set(cls.option_names()) if cls is not None and hasattr(cls, "option_names") else None
     used = {k: v for k, v in options.items() if accepted is None or k in accepted}
     dropped = sorted(set(options) - set(used))
-    return spec.build(**used), used, dropped
+    # built through a context (what a run does): composite attacks such as the ensemble build their members there
+    from advbench.plugins import get_host
+    from advbench.testing import build_attack
+
+    return build_attack(spec.name, get_host(), **used), used, dropped
 
 
 def advbench_pass(attack, model, x, y, clean_logits, threat, batch_size, device, seed, num_classes):
