@@ -70,3 +70,17 @@ def test_resume_after_the_smaller_eps_gives_the_uninterrupted_rows(tmp_path, sav
         assert log["recomputed"] and all("carry" in r["reason"] or "adversarials" in r["reason"]
                                          for r in log["recomputed"])
     pd.testing.assert_frame_equal(_comparable(resumed.rows), _comparable(whole))
+
+
+def test_the_attack_that_feeds_the_transferability_matrix_runs_afresh_at_every_eps():
+    """Its adversarials at eps 0.2 must be crafted at 0.2: a carried one is the smaller eps's."""
+    kw = dict(attack_options={"pgd": {"steps": 4}, "bim": {"steps": 2}}, n_samples=30)
+    both = advbench.evaluate("cnn.mnist5k_std,linear.mnist5k_std", "bim,pgd", EPS, transfer_attack="pgd", **kw)
+    rows = both.rows
+    assert not rows.loc[rows["attack"] == "pgd", "carried"].any()
+    assert rows.loc[rows["attack"] == "bim", "carried"].any()
+    alone = advbench.evaluate("cnn.mnist5k_std,linear.mnist5k_std", "bim,pgd", EPS, transfer_attack="pgd",
+                              carry=False, **kw).rows
+    pgd = lambda r: _comparable(r[r["attack"] == "pgd"])  # noqa: E731
+    pd.testing.assert_frame_equal(pgd(rows), pgd(alone))
+    assert set(both.transfer["eps"]) == {0.05, 0.1, 0.2}

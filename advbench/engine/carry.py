@@ -71,19 +71,22 @@ def carries(spec, attack=None, threat: ThreatModel | None = None) -> bool:
 
 
 def carry_sources(cells: tuple[Cell, ...] | list[Cell], specs: dict, enabled: bool,
-                  attacks: dict | None = None) -> dict[Cell, Cell]:
+                  attacks: dict | None = None, fresh: str | None = None) -> dict[Cell, Cell]:
     """cell -> the cell it carries from: the next smaller eps of its (model, attack, norm) among ``cells``.
 
     Args:
         cells: one model's cells. specs: attack name -> AttackSpec. enabled: the run's ``carry`` setting.
         attacks: attack name -> built Attack (single-step attacks do not carry; see :func:`carries`).
+        fresh: an attack that runs afresh at every eps: the one whose adversarials feed the transferability
+            matrix, which must be crafted at each eps (a carried adversarial is the smaller eps's, and would
+            make the matrix's larger eps a copy of the smaller one's).
     """
     if not enabled:
         return {}
     groups: dict[tuple[str, str, str], list[Cell]] = {}
     for cell in cells:
         attack = (attacks or {}).get(cell.attack)
-        if carries(specs[cell.attack], attack, ThreatModel(cell.norm, cell.eps)):
+        if cell.attack != fresh and carries(specs[cell.attack], attack, ThreatModel(cell.norm, cell.eps)):
             groups.setdefault((cell.model, cell.attack, cell.norm.value), []).append(cell)
     out: dict[Cell, Cell] = {}
     for group in groups.values():

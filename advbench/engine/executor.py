@@ -243,7 +243,7 @@ def pending_cells(run: _Run, unit: ModelUnit, opened: Opened) -> UnitCells:
     reported) instead (:func:`~.carry.reuse_plan`: a reused cell that feeds a recomputed one brings its
     adversarials)."""
     specs, attacks = run.resolved.attack_specs, run.resolved.attacks
-    sources = carry_sources(unit.cells, specs, run.config.carry, attacks)
+    sources = carry_sources(unit.cells, specs, run.config.carry, attacks, fresh=run.transfer_attack)
     reused = reuse_plan(run.recorder, opened.digests, opened.acceleration.get("batch_size", run.config.batch_size),
                         unit.cells, specs, attacks, sources, run.transfer_attack)
     feeding = set(sources.values())
