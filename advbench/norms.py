@@ -107,11 +107,13 @@ def _l2_noise(shape: tuple, like: torch.Tensor, generator: torch.Generator | Non
     return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
-def _l2_start(like: torch.Tensor, eps: float, generator: torch.Generator | None) -> torch.Tensor:
+def _l2_start(like: torch.Tensor, eps: float, generator: torch.Generator | None, uniform_radius: bool = False
+              ) -> torch.Tensor:
     # A Gaussian direction and a radius eps * u^(1/d): uniform in the ball, not concentrated at the centre.
+    # uniform_radius: radius eps * u instead (torchattacks' PGDL2), from the same two draws.
     direction = _l2_ascent(_l2_noise(like.shape, like, generator))
     u = torch.rand(like.shape[0], generator=generator, device=like.device, dtype=like.dtype)
-    return direction * per_sample(eps * u.pow(1.0 / like[0].numel()), like)
+    return direction * per_sample(eps * (u if uniform_radius else u.pow(1.0 / like[0].numel())), like)
 
 
 _GEOMETRY: dict[Norm, _Geometry] = {
@@ -207,7 +209,8 @@ def random_noise(
 
 
 def random_start(
-    x: torch.Tensor, norm: Norm, eps: float, generator: torch.Generator | None, *, l2_sphere: bool = False
+    x: torch.Tensor, norm: Norm, eps: float, generator: torch.Generator | None, *, l2_sphere: bool = False,
+    l2_uniform_radius: bool = False,
 ) -> torch.Tensor:
     """A random point in the ``norm`` ball of radius ``eps`` around ``x`` [B, ...], clipped to [0, 1].
 
@@ -218,12 +221,17 @@ def random_start(
         generator: ``None`` draws from the global RNG (the training recipes, seeded by the trainer).
         l2_sphere: l2 only: start on the sphere of radius eps (a uniformly random direction) instead of
             inside the ball, the start APGD takes from AutoAttack. linf starts are uniform in the box either way.
+        l2_uniform_radius: l2 only: a radius uniform in [0, eps] (torchattacks' PGDL2) instead of uniform in
+            the ball's volume, whose radius in d dimensions is ``eps * u^(1/d)``, almost always ~eps (PGD's
+            start: see :class:`advbench.attacks.pgd.PGD`).
     Returns:
         [B, ...] in [0, 1].
     """
     if l2_sphere and Norm(norm) is Norm.L2:
         noise = random_noise(x, norm, generator)
         delta = eps * noise / per_sample(flat_norm(noise, Norm.L2), x).clamp_min(TINY)
+    elif l2_uniform_radius and Norm(norm) is Norm.L2:
+        delta = _l2_start(x, eps, generator, uniform_radius=True)
     else:
         delta = _geometry(norm).start(x, eps, generator)
     return (x + delta).clamp(*BOUNDS)

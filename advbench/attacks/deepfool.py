@@ -12,6 +12,14 @@ overshoot scales the whole accumulated perturbation, as in the paper and the aut
 scales each step instead). Clipping every iterate, as Foolbox does, linearises at points the model will
 actually be evaluated at, so the loop stops on a point that is adversarial after the harness's clipping.
 
+With ``clip_accumulated`` (the default) ``r_tot`` then keeps only what survived the clipping,
+``r_tot = (x_{i+1} - x) / (1 + overshoot)``, as adv-lib's ``df`` does (it steps from the clipped iterate): the
+paper's and Foolbox's unclipped ``r_tot`` carries the part of each step that [0, 1] cut off (on MNIST, the
+background pixels a linf ``sign(w)`` step pushes below 0), and a later step must first undo that hidden part
+before it moves those pixels at all. On ``cnn.mnist5k_std`` at linf eps 0.1 that leaves 6 of 500 samples more
+robust than adv-lib, and none fewer; with ``clip_accumulated`` the two give the same adversarials there.
+``clip_accumulated=false`` is the paper's and Foolbox's update (Foolbox's DeepFool then gives the same results).
+
 The first adversarial iterate of each sample is returned (DeepFool's minimum-norm estimate); samples never
 fooled within ``steps`` return their last iterate.
 """
@@ -47,6 +55,8 @@ class DeepFool(Attack, EOTOptions):
     Options:
         steps: maximum iterations.
         overshoot: the final perturbation is ``(1 + overshoot)`` times the accumulated one.
+        clip_accumulated: carry only the part of the accumulated perturbation that survived clipping to
+            [0, 1] (adv-lib; default), else the unclipped sum (the paper, Foolbox).
         candidates: the classes considered: the ``candidates`` classes with the highest clean logits
             (the true class and ``candidates - 1`` others; at least 2, capped at the number of classes).
     """
@@ -64,6 +74,8 @@ class DeepFool(Attack, EOTOptions):
     steps: int = option(50, ge=1, help="maximum iterations")
     overshoot: float = option(0.02, ge=0, help="final perturbation is (1 + overshoot) times the accumulated one")
     candidates: int = option(10, ge=2, help="classes considered: the true one and the top others by clean logit")
+    clip_accumulated: bool = option(True, help="carry only what survived clipping to [0, 1] (adv-lib), else the "
+                                               "unclipped sum (the paper, Foolbox)")
 
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         """DeepFool adversarials for one batch.
@@ -112,6 +124,8 @@ class DeepFool(Attack, EOTOptions):
 
             r_tot = r_tot + self._step(logits, x_cur, ref, others, norm)
             x_cur = (x[idx] + (1 + self.overshoot) * r_tot).clamp(0.0, 1.0).detach()
+            if self.clip_accumulated:
+                r_tot = (x_cur - x[idx]) / (1 + self.overshoot)
         return result
 
     @staticmethod

@@ -92,3 +92,28 @@ def test_hopskipjump_charges_each_sample_its_own_queries_and_holds_a_budget(host
 ])
 def test_contract_kit(host, name, options):
     assert check_attack(name, host, options=options, n=4).ok
+
+
+def test_geoda_keeps_its_dct_basis_in_the_cache_never_in_the_working_directory(host, data, tmp_path, monkeypatch):
+    from advbench_art.blackbox import cache_dir
+
+    cwd, cache = tmp_path / "cwd", tmp_path / "cache"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    model, x, y = data
+    attack = build_attack("art.geoda", host, max_queries=300)
+    first = run_batch(attack, model, x[:2], y[:2], "l2", float("inf"))
+    assert list(cwd.iterdir()) == []  # ART 1.20.1 alone writes 2d_dct_basis_10_28.npy here
+    basis = cache_dir() / "2d_dct_basis_10_28.npy"
+    assert basis.parent == cache / "advbench" / "art" and basis.is_file()
+    assert [p.name for p in basis.parent.iterdir()] == [basis.name]  # no half-written file left behind
+    written = basis.stat().st_mtime_ns
+    again = run_batch(attack, model, x[:2], y[:2], "l2", float("inf"))  # reads the cached basis
+    assert basis.stat().st_mtime_ns == written and list(cwd.iterdir()) == []
+    assert torch.equal(first.x_adv, again.x_adv)  # same seed, same basis: the same adversarials
+    import os as real_os
+
+    import numpy as real_np
+    from art.attacks.evasion import geometric_decision_based_attack as geoda
+    assert geoda.os is real_os and geoda.np is real_np  # ART's module is itself again

@@ -9,9 +9,11 @@ Options take advbench's names where advbench has the hyperparameter, with ART's 
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar, Iterator
+from pathlib import Path
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 
@@ -224,6 +226,56 @@ def numpy_mat() -> Iterator[None]:
             del np.mat
 
 
+def cache_dir() -> Path:
+    """Where this plugin keeps files ART would write into the working directory: ``$XDG_CACHE_HOME/advbench/art``
+    (``~/.cache/advbench/art``), the convention of advbench's user zoo and data directories."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "advbench" / "art"
+
+
+class _Under:
+    """A module (``os``, ``os.path`` or ``numpy``) whose file functions see relative paths under ``root``:
+    ``exists``, ``load`` and ``save``; every other attribute is the module's own."""
+
+    def __init__(self, module: Any, root: Path) -> None:
+        self._module, self._root = module, root
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "path":  # os.path, itself redirected
+            return _Under(self._module.path, self._root)
+        return getattr(self._module, name)
+
+    def exists(self, path: str) -> bool:
+        return self._module.exists(self._root / path)
+
+    def load(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        return self._module.load(self._root / path, *args, **kwargs)
+
+    def save(self, path: str, array: Any, *args: Any, **kwargs: Any) -> None:
+        # Written aside, then renamed: another process loading the basis never reads half a file.
+        final = self._root / path
+        part = final.with_name(f"{final.name}.{os.getpid()}.part")
+        with open(part, "wb") as f:
+            self._module.save(f, array, *args, **kwargs)
+        os.replace(part, final)
+
+
+@contextmanager
+def geoda_files_in_cache() -> Iterator[None]:
+    """While ART's GeoDA runs, its DCT basis file (``2d_dct_basis_<sub_dim>_<size>.npy``, which ART 1.20.1 reads
+    and writes relative to the working directory) lives in :func:`cache_dir` instead: ART's module sees ``os`` and
+    ``np`` through :class:`_Under` (only that module; restored afterwards), never the user's cwd."""
+    module = art_module("attacks.evasion.geometric_decision_based_attack")
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    real = module.os, module.np
+    module.os, module.np = _Under(real[0], root), _Under(real[1], root)
+    try:
+        yield
+    finally:
+        module.os, module.np = real
+
+
 #: ART's GeoDA splits max_iter into round(max_iter / 500) iterations and fails with none.
 GEODA_MIN_QUERIES = 300
 
@@ -255,10 +307,10 @@ class GeoDA(ArtAttack):
                                    sub_dim=self.sub_dim, max_iter=self.max_queries,
                                    bin_search_tol=self.bin_search_tol, lambda_param=self.lambda_param,
                                    sigma=self.sigma, verbose=False)
-            with numpy_mat():
+            with numpy_mat(), geoda_files_in_cache():
                 return attack.generate(x_i, y_i)
 
         return self.per_sample(model, x, goal, generate)
 
 
-__all__ = ["Boundary", "GeoDA", "HopSkipJump", "SignOPT", "SimBA", "Square", "VirtualAdversarial", "ZOO"]
+__all__ = ["Boundary", "GeoDA", "cache_dir", "HopSkipJump", "SignOPT", "SimBA", "Square", "VirtualAdversarial", "ZOO"]
