@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 out=runs/leaderboards
 mkdir -p "$out"
 
-# The whole shipped mnist-5k zoo under FGSM and PGD (20 steps, random start), linf 0.1 / 0.2 / 0.3.
+# The whole shipped mnist-5k zoo under FGSM and PGD (40 steps, random start), linf 0.1 / 0.2 / 0.3.
 advbench run --models '*.mnist5k_*' --attacks fgsm,pgd --eps 0.1,0.2,0.3 --out "$out/mnist-5k-zoo" --overwrite --quiet \
     --no-save-adversarials --format md > leaderboards/mnist-5k-zoo.md
 advbench leaderboard "$out/mnist-5k-zoo" --view flags --format md > leaderboards/mnist-5k-zoo-flags.md
