@@ -174,6 +174,22 @@ def test_train_command_writes_weights_and_card(cli, tmp_path):
     assert run.exit_code == 0, run.output
 
 
+def test_train_arch_options_reach_the_network_the_card_and_the_loader(cli, tmp_path):
+    result = cli("train", "--name", "cnn.digits_wide", "--arch", "cnn", "--arch-opt", "width=4", "--arch-opt", "hidden=24",
+                 "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path), "--quiet", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "cnn.digits_wide.json").read_text())
+    assert card["arch_options"] == {"width": 4, "hidden": 24}
+    assert "--arch-opt width=4 --arch-opt hidden=24" in card["command"]  # the command reproduces this network
+    from safetensors.torch import load_file
+
+    shapes = {k: tuple(v.shape) for k, v in load_file(str(tmp_path / "cnn.digits_wide.safetensors")).items()}
+    assert (4, 1, 5, 5) in shapes.values() and (24,) in shapes.values()  # conv1 has 4 filters, fc1 24 units
+    run = cli("run", "--zoo", str(tmp_path), "--models", "cnn.digits_wide", "--dataset", "digits", "--attacks", "fgsm",
+              "--eps", "0.1", "--n-samples", "10", "--out", str(tmp_path / "run"), "--quiet", "--device", "cpu")
+    assert run.exit_code == 0, run.output  # the zoo loader builds the same network from the card
+
+
 @pytest.mark.parametrize("args,fragments", [
     (["--targeted", "most-likely"], ["invalid --targeted 'most-likely'"]),
     (["--min-confidence", "2"], ["--min-confidence must be in (0, 1]"]),

@@ -200,6 +200,7 @@ def test_resume_command_quotes_and_keeps_the_given_out():
 @pytest.mark.parametrize("args,expected", [
     (["--seed", "99999999999999999999"], "--seed must be between 0 and 2**63 - 1 (the generators' range), got 99999999999999999999"),
     (["--out", "{file}"], "--out {file} is a file, not a directory: pass a directory path"),
+    (["--arch-opt", "width"], "invalid --arch-opt 'width': no '='; write KEY=VALUE (e.g. width=32)"),
 ])
 def test_train_checks_its_seed_and_out_before_training(tmp_path, monkeypatch, args, expected):
     import advbench.train

@@ -115,3 +115,15 @@ def test_shape_mismatch_is_reported():
     with pytest.raises(WeightsError) as info:
         load_into(build_arch("cnn", (1, 8, 8), 10), narrow, source="narrow.safetensors")
     assert "shape mismatch" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("options,fragment", [
+    ({"width": 0}, "cnn option width=0 must be a positive integer"),
+    ({"hidden": "wide"}, "cnn option hidden='wide' must be a positive integer"),
+    ({"depth": 3}, "bad options for arch 'cnn'"),
+])
+def test_cnn_options_are_checked(options, fragment):
+    from advbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=fragment):
+        build_arch("cnn", (1, 8, 8), 10, **options)

@@ -96,7 +96,7 @@ def run(
     carry: Annotated[bool, typer.Option("--carry/--no-carry", help="Eps carry-over: a sample a fixed-budget attack broke at a smaller eps is not attacked again at a larger one (its adversarial is re-judged there; rows say carried).")] = True,
     precision: Annotated[str, typer.Option("--precision", help="fp32, or bf16: autocast for the attacks' passes; every success is re-judged in fp32.")] = "fp32",
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model's forward (falls back with a warning where it fails).")] = False,
-    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="Channels-last memory format for conv nets (default: on CUDA only).", show_default=False)] = None,
+    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="Channels-last memory format for conv nets (default: the whole net on CUDA; on the CPU only its max pools, which is exact and faster; --no-channels-last: neither).", show_default=False)] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help="torch's intra-op threads (default: OMP_NUM_THREADS, else the cores free now).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     verbose: Verbose = False,
@@ -321,6 +321,7 @@ app.command("publish")(publish_cmd)
 def train(
     name: Annotated[Optional[str], typer.Option("--name", help="Model name in arch.tag style, e.g. cnn.mnist5k_std (required unless --reproduce).")] = None,
     arch: Annotated[str, typer.Option("--arch", help="cnn, linear, or a timm architecture (e.g. test_resnet).")] = "cnn",
+    arch_opt: Annotated[Optional[list[str]], typer.Option("--arch-opt", help="Architecture option KEY=VALUE, repeatable (cnn: width=32, hidden=1024; timm: its create_model keywords).")] = None,
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset to train on (its train split).")] = "mnist-5k",
     recipe: Annotated[str, typer.Option("--recipe", help="std, fgsm-at, mixed-batch, pgd-at, vat, trades or gan.")] = "std",
     recipe_opt: Annotated[Optional[list[str]], typer.Option("--recipe-opt", help="Recipe option KEY=VALUE, repeatable (eps=0.3, steps=10, eval_eps=0.3, g_loss=minimax ...).")] = None,
@@ -341,7 +342,7 @@ def train(
     from ..engine.config import check_out_dir, check_seed, resolve_device
     from ..errors import ConfigError
     from ..models.zoo import user_zoo_dir
-    from ..train import parse_recipe_options, reproduce, train_classifier
+    from ..train import parse_arch_options, parse_recipe_options, reproduce, train_classifier
     from .render import note
 
     if epochs < 1:
@@ -364,6 +365,8 @@ def train(
         raise ConfigError("--name is required (e.g. --name cnn.mnist5k_mine), unless --reproduce NAME")
     spec = host.dataset_spec(dataset)
     if recipe == "gan":
+        if arch_opt:
+            raise ConfigError("--arch-opt is not for --recipe gan (its networks are sized by --recipe-opt width=...)")
         from ..gan.train import parse_gan_options, train_gan
 
         train_gan(dataset=spec, out_dir=out_dir, name=name.split(".", 1)[-1], epochs=epochs, batch_size=batch_size,
@@ -374,6 +377,7 @@ def train(
         dataset=spec, arch=arch, name=name, out_dir=out_dir, recipe=recipe, epochs=epochs, batch_size=batch_size,
         lr=lr, shift=shift, seed=seed, device=dev, progress=not quiet,
         recipe_options=parse_recipe_options(recipe, recipe_opt or []), train_split=train_split,
+        arch_options=parse_arch_options(arch_opt or []),
     )
     robust = card.get("robust_accuracy")
     note(f"{name}: clean accuracy {100 * card['clean_accuracy']:.2f}% on {dataset}/test"

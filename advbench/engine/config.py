@@ -65,7 +65,8 @@ class RunConfig:
         precision: ``fp32`` or ``bf16`` (autocast for the attacks' forward and backward passes; every
             success is re-judged in float32).
         compile: ``torch.compile`` the model's forward (falls back, with a warning, where it fails).
-        channels_last: channels-last memory format for conv nets (``None``: on CUDA only, where it pays).
+        channels_last: channels-last memory format for conv nets (``None``: the whole net on CUDA, where it pays,
+            and on the CPU its non-overlapping max pools alone, which is exact: :mod:`advbench.models.pooling`).
         threads: torch's intra-op threads (``None``: ``OMP_NUM_THREADS``, else the cores free now; see
             :mod:`advbench.engine.threads`).
         auto_batch: ``batch_size`` was chosen by ``--batch-size auto`` (recorded; out-of-memory back-off on

@@ -15,7 +15,8 @@ import torch
 from ..attacks.context import LoadedModel
 from ..errors import ConfigError, ModelRefused
 from ..specs import ModelSpec
-from .accel import Acceleration, compiled, halving, wants_channels_last
+from ..models.pooling import channels_last_pools
+from .accel import Acceleration, compiled, halving, wants_channels_last, wants_channels_last_pools
 from .harness import Harness, attacked_mask
 
 
@@ -219,13 +220,16 @@ def open_session(spec: ModelSpec, options: Mapping[str, Any] | None, sample_ids:
 
 def accelerate(module: torch.nn.Module, config, device: torch.device,
                probe: torch.Tensor) -> tuple[torch.nn.Module, Acceleration]:
-    """(the module the harness runs, what was applied): channels-last and ``torch.compile`` as ``config`` asks
+    """(the module the harness runs, what was applied): channels-last (the whole model, or on the CPU by default
+    its max pools alone) and ``torch.compile`` as ``config`` asks
     (a compile that fails is recorded in ``compile_error`` and the plain module is used). ``probe``: two inputs
     [2, C, H, W] to compile with."""
     accel = Acceleration(precision=config.precision, batch_size=config.batch_size)
     if wants_channels_last(config.channels_last, module, torch.device(device)):
         module = module.to(memory_format=torch.channels_last)
         accel.channels_last = True
+    elif wants_channels_last_pools(config.channels_last, torch.device(device)):
+        accel.channels_last_pools = channels_last_pools(module)  # in place: same numbers, faster pools
     if config.compile:
         module, accel.compile_error = compiled(module, probe)
         accel.compiled = accel.compile_error is None

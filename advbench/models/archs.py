@@ -25,6 +25,9 @@ def _cnn(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 16
     """
     from torch import nn
 
+    for key, value in (("width", width), ("hidden", hidden)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"cnn option {key}={value!r} must be a positive integer (e.g. {key}=32)")
     channels, height, width_px = input_shape
     pool = height >= 4 and width_px >= 4
     h, w = (height // 4, width_px // 4) if pool else (height, width_px)

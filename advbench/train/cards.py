@@ -23,11 +23,13 @@ from .loop import WEIGHT_DECAY
 def train_command(
     dataset: str, arch: str, name: str, recipe: str, epochs: int, batch_size: int, lr: float, shift: int, seed: int,
     train_split: str = "train", overrides: Mapping[str, Any] | None = None,
+    arch_options: Mapping[str, Any] | None = None,
 ) -> str:
     """The ``advbench train`` command line that reproduces a model."""
     opts = "".join(f" --recipe-opt {k}={v}" for k, v in (overrides or {}).items())
+    arch_opts = "".join(f" --arch-opt {k}={v}" for k, v in (arch_options or {}).items())
     return (
-        f"advbench train --dataset {dataset} --arch {arch} --name {name} --recipe {recipe} --epochs {epochs} "
+        f"advbench train --dataset {dataset} --arch {arch}{arch_opts} --name {name} --recipe {recipe} --epochs {epochs} "
         f"--batch-size {batch_size} --lr {lr:g}" + (f" --shift {shift}" if shift else "") + f" --seed {seed}"
         + (f" --train-split {train_split}" if train_split != "train" else "") + opts
     )
@@ -91,7 +93,8 @@ def classifier_card(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": device,
         "command": train_command(
-            dataset.name, arch, name, recipe.name, epochs, batch_size, lr, shift, seed, train_split, overrides
+            dataset.name, arch, name, recipe.name, epochs, batch_size, lr, shift, seed, train_split, overrides,
+            arch_options,
         ),
     }
 

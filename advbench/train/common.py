@@ -53,6 +53,18 @@ def parse_known_options(pairs: "list[str] | tuple[str, ...]", known: "Iterable[s
     return parsed
 
 
+def parse_arch_options(pairs: "list[str] | tuple[str, ...]") -> dict[str, Any]:
+    """``--arch-opt KEY=VALUE`` items -> ``{key: value}`` (values through :func:`parse_value`); the architecture
+    builder checks the keys (:func:`advbench.models.archs.build_arch`).
+
+    Raises:
+        ConfigError: not ``KEY=VALUE``, or a key given twice.
+    """
+    from ..options import parse_options
+
+    return {k: parse_value(v) for k, v in parse_options(list(pairs), what="--arch-opt", example="width=32").items()}
+
+
 def parse_value(text: str) -> Any:
     """A ``KEY=VALUE`` option's value: ``true``/``false``, ``none``, an int, a float, ``8/255``, else the text."""
     lowered = text.strip().lower()

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
+from ..models.pooling import channels_last_pools
 from .catalog import LossFn
 
 WEIGHT_DECAY = 1e-4
@@ -99,10 +100,13 @@ def fit(
     """Train ``model`` ([B, C, H, W] in [0, 1] -> logits) in place with AdamW and a per-step cosine schedule.
 
     Shuffling and augmentation draw from a generator seeded with ``seed``, independent of the global RNG.
-    ``x_train`` is [N, C, H, W] in [0, 1], ``y_train`` [N]. Leaves the model in eval mode.
+    ``x_train`` is [N, C, H, W] in [0, 1], ``y_train`` [N]. Leaves the model in eval mode. On the CPU its max
+    pools run channels-last (:mod:`advbench.models.pooling`: the same numbers, faster).
     """
     for param in model.parameters():
         param.requires_grad_(True)
+    if torch.device(device).type == "cpu":
+        channels_last_pools(model)  # bit-identical gradients, faster max pools (advbench.models.pooling)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
     batches = -(-len(y_train) // batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * batches)

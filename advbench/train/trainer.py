@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .cards import classifier_card, find_card, recipe_record, train_command, write_card
 from .catalog import EVAL_DEFAULTS, RECIPES, LossFn, Recipe, get_recipe, parse_recipe_options, recipe_options
+from .common import parse_arch_options
 from .classifier import DEFAULT_EPOCHS, DEFAULT_LR, train_classifier
 from .data import HALF_SPLIT_SEED, TRAIN_SPLITS, load_train_split, normalisation, split_halves
 from .evaluate import accuracy, card_robust_accuracy
@@ -41,6 +42,7 @@ __all__ = [
     "get_recipe",
     "load_train_split",
     "normalisation",
+    "parse_arch_options",
     "parse_recipe_options",
     "random_shift",
     "recipe_options",
