@@ -103,6 +103,20 @@ def spread_samples(n: int, device: torch.device | str) -> tuple[torch.Tensor, to
     return x_all[pick].to(device), y_all[pick].to(device)
 
 
+def as_advbench_runs_it(model: torch.nn.Module, device) -> tuple[torch.nn.Module, dict]:
+    """(a copy of ``model`` as ``advbench run`` runs it by default, what was applied): the engine's own
+    :func:`advbench.engine.session.accelerate` with the default settings (on the CPU: max pools on a
+    channels-last copy, bit-identical numbers). The other library keeps the plain module, as its users have it."""
+    import copy
+    from types import SimpleNamespace
+
+    from advbench.engine.session import accelerate
+
+    defaults = SimpleNamespace(channels_last=None, compile=False, precision="fp32", batch_size=0)
+    module, accel = accelerate(copy.deepcopy(model), defaults, torch.device(device), None)
+    return module, accel.to_json()
+
+
 def harness_attack(attack, model, x, y, clean_logits, threat, generator, num_classes) -> torch.Tensor:
     """Adversarial predictions [B] for one batch, through advbench's harness (see ``harness_outcome``)."""
     return harness_outcome(attack, model, x, y, clean_logits, threat, generator, num_classes)[1]

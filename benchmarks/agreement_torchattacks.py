@@ -34,7 +34,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    csv_list, harness_outcome, markdown_table, median, print_table, require_torchattacks, spread_samples, timed,
+    as_advbench_runs_it, csv_list, harness_outcome, markdown_table, median, print_table, require_torchattacks,
+    spread_samples, timed,
 )
 
 WEAKER_PP = 1.0  # acceptance: advbench robust accuracy <= torchattacks' + 1 percentage point
@@ -154,6 +155,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--slow-repeats", type=int, default=1, help="timed runs per side of the slow pairs (APGD, CW, DeepFool, FAB, AutoAttack)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plain-model", action="store_true",
+                   help="give advbench the plain module too (default: the module as `advbench run` runs it)")
     p.add_argument("--out", default=None, help="also write the tables (and settings) as markdown to this file")
     g = p.add_argument_group("attack settings (both sides get the same)")
     g.add_argument("--pgd-steps", type=int, default=20, help="PGD steps (step 2.5 eps / steps)")
@@ -288,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     options_seen: dict[str, str] = {}
     for model_name in models:
         model = advbench.load_model(model_name, device=device)
+        # advbench's side runs the model as `advbench run` does (--plain-model: exactly torchattacks' module)
+        adv_model, applied = (model, {}) if args.plain_model else as_advbench_runs_it(model, device)
+        if applied.get("channels_last_pools"):
+            notes.append(f"{model_name}: advbench runs it with {applied['channels_last_pools']} max pools on a "
+                         "channels-last copy (advbench.models.pooling; identical numbers), torchattacks the plain module")
         with torch.no_grad():
             clean_logits = torch.cat([model(x[i : i + args.batch_size]) for i in range(0, n, args.batch_size)]).float()
             clean_pred = clean_logits.argmax(1)
@@ -330,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                 for r in range(repeats):
                     for side in (("adv", "ta") if r % 2 == 0 else ("ta", "adv")):
                         if side == "adv":
-                            t, out = timed(lambda: advbench_pass(attack, model, xs, ys, cls, threat, args.batch_size,
+                            t, out = timed(lambda: advbench_pass(attack, adv_model, xs, ys, cls, threat, args.batch_size,
                                                                  device, args.seed, num_classes), device)
                             adv_times.append(t)
                             if adv_out is not None and not torch.equal(out[0], adv_out[0]):

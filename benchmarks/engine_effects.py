@@ -9,7 +9,8 @@
   wall time, queries actually spent (rows not carried) and robust accuracy per cell;
 * bf16: ``--precision bf16`` against fp32 on the shipped zoo (pgd, eps 0.1, 0.2, 0.3): robust accuracy,
   successes refused by float32 re-judging, wall time;
-* layout: channels-last and ``torch.compile`` against the plain module (pgd, eps 0.1) on this device.
+* layout: the CPU default (max pools on a channels-last copy), a channels-last model and ``torch.compile``
+  against the plain module (pgd and square, eps 0.1) on this device: wall-time ratios and identical rows.
 
 Every run uses one intra-op thread unless ``--threads`` says otherwise (a shared machine thrashes with more).
 """
@@ -124,22 +125,32 @@ def _fails_fp32(rows, run_dir: Path) -> int:
 
 
 def layout(n: int, repeats: int, threads: int) -> None:
-    print(f"\n## channels-last and torch.compile (cnn.mnist5k_std, pgd, eps 0.1, {n} samples)\n")
-    kinds = {"plain": {}, "channels_last": {"channels_last": True}, "compile": {"compile": True}}
-    times: dict[str, list[float]] = {k: [] for k in kinds}
-    results = {}
-    for _ in range(repeats):
-        for kind, kw in kinds.items():
-            torch._dynamo.reset()  # each compile run pays its compilation, as a fresh process would
-            results[kind], t = timed(lambda: advbench.evaluate("cnn.mnist5k_std", "pgd", "0.1", n_samples=n,
-                                                               threads=threads, **kw))
-            times[kind].append(t)
-    base = statistics.median(times["plain"])
-    for kind in kinds:
-        info = results[kind].manifest["acceleration"]["cnn.mnist5k_std"]
-        robust = results[kind].rows["robust"].mean() * 100
-        print(f"{kind}: wall / plain = {statistics.median(times[kind]) / base:.2f}, robust {robust:.1f}%, "
-              f"compiled={info['compiled']} error={info['compile_error']}")
+    print(f"\n## memory layout and torch.compile (cnn.mnist5k_std, eps 0.1, {n} samples)\n")
+    print("plain: --no-channels-last; pools: the CPU default (max pools on a channels-last copy); "
+          "channels_last: the whole model; compile: torch.compile of the default\n")
+    kinds = {"plain": {"channels_last": False}, "pools": {}, "channels_last": {"channels_last": True},
+             "compile": {"compile": True}}
+    for attack, options in (("pgd", {}), ("square", {"square": {"max_queries": 500}})):
+        times: dict[str, list[float]] = {k: [] for k in kinds}
+        results = {}
+        for r in range(repeats):
+            for kind in (list(kinds) if r % 2 == 0 else list(kinds)[::-1]):
+                torch._dynamo.reset()  # each compile run pays its compilation, as a fresh process would
+                results[kind], t = timed(lambda: advbench.evaluate("cnn.mnist5k_std", attack, "0.1", n_samples=n,
+                                                                   threads=threads, attack_options=options,
+                                                                   **kinds[kind]))
+                times[kind].append(t)
+        base = statistics.median(times["plain"])
+        plain_rows = results["plain"].rows.drop(columns=["seconds", "fingerprint"])
+        print(f"| {attack} | wall / plain | robust % | rows identical to plain | applied |\n|---|---|---|---|---|")
+        for kind in kinds:
+            info = results[kind].manifest["acceleration"]["cnn.mnist5k_std"]
+            same = results[kind].rows.drop(columns=["seconds", "fingerprint"]).equals(plain_rows)
+            applied = (f"pools={info.get('channels_last_pools', 0)} channels_last={info['channels_last']} "
+                       f"compiled={info['compiled']}" + (f" ({info['compile_error']})" if info["compile_error"] else ""))
+            print(f"| {kind} | {statistics.median(times[kind]) / base:.2f} | "
+                  f"{results[kind].rows['robust'].mean() * 100:.1f} | {same} | {applied} |")
+        print()
 
 
 def main() -> None:

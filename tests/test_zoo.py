@@ -30,7 +30,8 @@ def test_shipped_zoo_lists_cleanly():
         assert spec.dataset == "mnist-5k" and spec.input_shape == (1, 28, 28) and spec.num_classes == 10
         assert spec.description and "\n" not in spec.description and "clean acc" in spec.description
         assert spec.tags[0] == spec.card["recipe"]["name"] and spec.tags[1] == spec.card["arch"]
-        assert (ZOO_DIR / f"{spec.name}.safetensors").stat().st_size < 4 * 2**20  # small enough to ship
+        # small enough to ship: the largest is Madry et al.'s MNIST network (3.3 M parameters, 13 MB)
+        assert (ZOO_DIR / f"{spec.name}.safetensors").stat().st_size < 16 * 2**20
 
 
 def test_listing_imports_neither_timm_nor_torch():

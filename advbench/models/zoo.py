@@ -109,6 +109,9 @@ def _recipe_name(card: dict[str, Any]) -> str:
 def _describe(card: dict[str, Any]) -> str:
     """One line: ``small CNN, standard training on mnist-5k, clean acc 98.4%``."""
     arch = _ARCH_WORDS.get(card["arch"], f"timm {card['arch']}")
+    sizes = card.get("arch_options")
+    if card["arch"] == "cnn" and isinstance(sizes, dict) and sizes:  # a resized cnn: say how
+        arch = "CNN (" + ", ".join(f"{k} {v}" for k, v in sorted(sizes.items())) + ")"
     recipe = _recipe_name(card)
     line = f"{arch}, {_RECIPE_WORDS.get(recipe, recipe + ' training')} on {card['dataset']}"
     split = card.get("train_split")
