@@ -108,11 +108,11 @@ def as_advbench_runs_it(model: torch.nn.Module, device) -> tuple[torch.nn.Module
     :func:`advbench.engine.session.accelerate` with the default settings (on the CPU: max pools on a
     channels-last copy, bit-identical numbers). The other library keeps the plain module, as its users have it."""
     import copy
-    from types import SimpleNamespace
 
+    from advbench.engine.config import RunConfig
     from advbench.engine.session import accelerate
 
-    defaults = SimpleNamespace(channels_last=None, compile=False, precision="fp32", batch_size=0)
+    defaults = RunConfig(models=("benchmark",))  # the run's own defaults, not a copy of them
     module, accel = accelerate(copy.deepcopy(model), defaults, torch.device(device), None)
     return module, accel.to_json()
 
