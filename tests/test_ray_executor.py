@@ -17,8 +17,12 @@ from advbench.cli.app import app
 from advbench.results import load_manifest
 
 MODELS, ATTACKS, EPS = "cnn.mnist5k_std,linear.mnist5k_std", "fgsm,pgd", "0.1,0.3"
-SETTINGS = dict(n_samples=12, device="cpu", seed=3, attack_options={"pgd": {"steps": 3}})
+# One torch thread on both sides: each Ray worker here holds one CPU and so runs one thread, and CPU convolutions
+# reduce in a thread-count-dependent order (last-bit differences in confidences), so the local run is pinned to
+# one thread too; otherwise the comparison would depend on how many cores happen to be free.
+SETTINGS = dict(n_samples=12, device="cpu", seed=3, threads=1, attack_options={"pgd": {"steps": 3}})
 CLI = ["run", "--models", MODELS, "--attacks", ATTACKS, "--n-samples", "12", "--device", "cpu", "--seed", "3",
+       "--threads", "1",
        "--attack-opt", "pgd.steps=3", "--quiet", "--no-sanity-checks"]
 # wall time is the only column that may differ between two computations of one cell (the fingerprint column
 # is compared: it must not depend on the executor, or --resume could not reuse a cell across executors)
