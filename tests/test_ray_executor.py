@@ -115,7 +115,7 @@ def test_executor_options_are_checked_before_any_compute(args, message, tmp_path
 @needs_ray
 def test_a_model_that_fails_on_a_worker_fails_only_its_cells_as_it_does_locally(cluster):
     # linear's loader refuses a load option on the worker (zoo models take none); one worker then runs cnn too
-    settings = dict(n_samples=4, device="cpu", raise_on_failure=False,
+    settings = dict(n_samples=4, device="cpu", threads=1, raise_on_failure=False,
                     model_options={"linear.mnist5k_std": {"weights": "/nonexistent"}})
     local = advbench.evaluate("linear.mnist5k_std,cnn.mnist5k_std", "fgsm", 0.1, **settings)
     remote = advbench.evaluate("linear.mnist5k_std,cnn.mnist5k_std", "fgsm", 0.1, executor="ray", workers=1, **settings)
