@@ -153,11 +153,13 @@ class UnitActor:
     Args:
         recipe: the host's :attr:`~advbench.plugins.PluginHost.recipe`. config: the run's RunConfig.
         samples: (sample_ids [n], x [n, C, H, W], y [n]) (Ray resolves the object reference).
-        threads: torch's intra-op threads (the CPUs this worker holds).
+        threads: the CPUs this worker holds: torch's intra-op threads, or ``--threads`` where that is fewer.
     """
 
     def __init__(self, recipe, config, samples, threads: int) -> None:
-        torch.set_num_threads(threads)
+        # an explicit --threads caps each worker as it caps a local run (CPU convolutions reduce in a
+        # thread-count-dependent order, so matching a local run's rows bit for bit needs matching counts)
+        torch.set_num_threads(min(threads, config.threads) if config.threads else threads)
         if torch.device(config.device).type == "cuda":
             config = replace(config, device="cuda")  # the GPU Ray gave this worker (CUDA_VISIBLE_DEVICES)
         resolved = resolve_run(config, recipe())
