@@ -25,6 +25,16 @@ def test_ties_join_the_group_leader_only():
     assert tie_ranks(np.array([0.5, 0.5]), np.array([0.6, 0.6])) == [1, 1]
 
 
+def test_leaderboard_files_are_named_by_threat_model_safely_and_never_collide():
+    from advbench.publish.site import leaderboard_stem
+
+    taken: set[str] = set()
+    assert leaderboard_stem("mnist-5k", "linf", 8 / 255, taken) == "leaderboard-mnist-5k-linf-0.0313725"
+    assert leaderboard_stem("../<b>evil</b> set", "l2", 1.0, taken) == "leaderboard-b_evil_b_set-l2-1"
+    assert leaderboard_stem("<b>evil</b> set", "l2", 1.0, taken) == "leaderboard-b_evil_b_set-l2-1-2"
+    assert all("/" not in stem and "<" not in stem for stem in taken)
+
+
 def test_median_interval_covers_the_median_at_least_95_percent():
     rng = np.random.default_rng(0)
     hits = 0
@@ -91,18 +101,18 @@ def test_published_html_holds_hostile_names_only_escaped(published_site):
         assert re.findall(r"<script\b[^>]*>", text) == ['<script src="static/site.js" defer>'], name
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages["index.html"]
     assert "&lt;img src=x onerror=alert(1)&gt;" in pages["index.html"]
-    md = (site / "tables" / "leaderboard-1.md").read_text()
+    md = (site / "tables" / "leaderboard-mnist-5k-linf-0.3.md").read_text()
     assert "<img" not in md and "&lt;img src=x onerror=alert(1)&gt;" in md
 
 
 def test_published_tables_carry_provenance_and_agree_with_the_csv(published_site):
     tables = published_site.parent / "tables"
-    data = json.loads((tables / "leaderboard-1.json").read_text())
+    data = json.loads((tables / "leaderboard-mnist-5k-linf-0.3.json").read_text())
     prov = data["provenance"]
     assert prov["advbench"] and {r["name"] for r in prov["runs"]} == {"a", "b"}
     assert all(r["run_fingerprint"] and r["device"] == "cpu" and r["command"].startswith("advbench run")
                for r in prov["runs"])
-    csv = pd.read_csv(tables / "leaderboard-1.csv")
+    csv = pd.read_csv(tables / "leaderboard-mnist-5k-linf-0.3.csv")
     assert list(csv["model"]) == [r["model"] for r in data["rows"]]
     assert csv["robust"].tolist() == pytest.approx([r["robust"] for r in data["rows"]])
 

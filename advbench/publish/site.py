@@ -6,6 +6,7 @@ Each builder takes the merged :class:`~advbench.results.Runs`, writes its plots,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,22 @@ class Section:
     title: str
     body: str
     tables: list[Published] = field(default_factory=list)
+
+
+def _slug(text: str) -> str:
+    """A file-name-safe form of a dataset, norm or eps label: letters, digits, '.', '-' and '_' kept."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "x"
+
+
+def leaderboard_stem(dataset: str, norm: str, eps: float, taken: set[str]) -> str:
+    """The file stem of one leaderboard's page and tables, readable in a published tree
+    (``leaderboard-mnist-5k-linf-0.3``); a stem already ``taken`` (two names slugged alike) gets a number."""
+    stem = "leaderboard-" + "-".join(_slug(part) for part in (dataset, norm, f"{eps:g}"))
+    unique, n = stem, 2
+    while unique in taken:
+        unique, n = f"{stem}-{n}", n + 1
+    taken.add(unique)
+    return unique
 
 
 def _threat_title(dataset: str, norm: str, eps: float) -> str:
@@ -61,10 +78,10 @@ def main_table_html(frame: pd.DataFrame, ident: str) -> str:
 
 def leaderboards(runs: Runs) -> tuple[Section, list[Section]]:
     """The index (every leaderboard) and one page per leaderboard."""
-    pages, parts, tables = [], [], []
+    pages, parts, tables, stems = [], [], [], set()
     for i, ((dataset, norm, eps), frame) in enumerate(main_tables(runs.rows, runs.flags).items()):
         title = _threat_title(dataset, norm, eps)
-        stem = f"leaderboard-{i}"
+        stem = leaderboard_stem(dataset, norm, eps, stems)
         attacks = frozenset(c for c in frame.columns if c not in (*MAIN_COLUMNS, *MAIN_TAIL))
         published = Published(stem, f"robust accuracy, {title}", frame, attacks)
         tables.append(published)
