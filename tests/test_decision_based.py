@@ -61,13 +61,14 @@ def _attack(attack, model, x, y, norm, seed=0):
     return x_adv, oracle
 
 
-@pytest.mark.parametrize("cls", [HopSkipJump, Boundary])
-def test_label_only_valid_and_better_with_more_queries(cls, linear, linear_batch):
+@pytest.mark.parametrize("make", [HopSkipJump, Boundary, lambda **kw: Boundary(variant="foolbox", **kw)],
+                         ids=["hopskipjump", "boundary", "boundary-foolbox"])
+def test_label_only_valid_and_better_with_more_queries(make, linear, linear_batch):
     # the linear model keeps this fast: the cost is in the attack, not the forward passes
     x, y = linear_batch
     dists = []
     for budget in (300, 1000):
-        x_adv, oracle = _attack(cls(max_queries=budget), linear, x, y, Norm.L2)
+        x_adv, oracle = _attack(make(max_queries=budget), linear, x, y, Norm.L2)
         assert int(oracle.n_backward.sum()) == 0  # labels only: no gradient ever
         assert (oracle.n_forward <= budget).all() and (oracle.n_forward > 0).all()
         assert x_adv.shape == x.shape and x_adv.min() >= 0 and x_adv.max() <= 1
@@ -77,6 +78,63 @@ def test_label_only_valid_and_better_with_more_queries(cls, linear, linear_batch
         assert fooled[moved].all() and moved.float().mean() >= 0.9  # adversarial wherever something was found
         dists.append(flat_norm(x_adv - x, Norm.L2))
     assert (dists[1] <= dists[0] + 1e-4).all() and dists[1].mean() < dists[0].mean()
+
+
+class _NoiseIsEight(torch.nn.Module):
+    """Wraps a model so that any input far from natural images (uniform noise) is labelled 8, as some MNIST CNNs
+    do: noise can then never start an attack on an 8."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        logits = self.model(x)
+        noisy = (x - 0.5).abs().flatten(1).mean(1) < 0.35  # uniform noise: mean |x - 0.5| = 0.25; MNIST: ~0.45
+        eight = torch.full_like(logits, -10.0)
+        eight[:, 8] = 10.0
+        return torch.where(noisy[:, None], eight, logits)
+
+
+@pytest.mark.parametrize("cls", [HopSkipJump, Boundary])
+def test_samples_noise_cannot_start_start_from_the_nearest_other_image(cls, linear):
+    from advbench.attacks.decision_based import starting_points
+
+    model = _NoiseIsEight(linear).eval()
+    x, y = advbench.load_dataset("mnist-5k", "test")
+    x, y = x[::40], y[::40]  # the split is sorted by class: 25 images over all ten
+    with torch.no_grad():
+        ok = model(x).argmax(1) == y
+    x, y = x[ok], y[ok]
+    assert (y == 8).any() and (y != 8).any()
+    oracle = make_oracle("label", model, x.shape[0], 10, "cpu")
+    left = torch.full((x.shape[0],), 30, dtype=torch.int64)
+    start, found = starting_points(oracle, x, Goal(labels=y), left, torch.Generator().manual_seed(0), attempts=10)
+    assert found.all()  # the 8s too, from another image of the batch
+    eights = (y == 8).nonzero().squeeze(1)
+    for i in eights.tolist():
+        assert any(torch.equal(start[i], x[j]) for j in range(x.shape[0]) if j != i)
+        assert model(start[i:i + 1]).argmax(1).item() != 8
+    assert torch.equal(oracle.n_forward.long(), 30 - left)  # every draw and try counted
+    assert (oracle.n_forward[eights] == 10 + (30 - 10 - left[eights])).all()  # 10 noise draws, then the tries
+    # and the attack then walks the 8s towards x like the others
+    x_adv, oracle = _attack(cls(max_queries=400), model, x, y, Norm.L2)
+    with torch.no_grad():
+        assert (model(x_adv).argmax(1) != y).all()
+    assert (oracle.n_forward <= 400).all()
+
+
+def test_boundary_trust_region_gets_closer_than_foolbox_schedule_on_a_small_budget(cnn, batch):
+    # the point of the default schedule: several candidates and per-step adaptation make early progress
+    x, y = batch
+    medians = {}
+    for variant in ("trust-region", "foolbox"):
+        x_adv, oracle = _attack(Boundary(max_queries=1000, variant=variant), cnn, x, y, Norm.L2)
+        assert (oracle.n_forward <= 1000).all()
+        with torch.no_grad():
+            assert (cnn(x_adv).argmax(1) != y).all()
+        medians[variant] = flat_norm(x_adv - x, Norm.L2).median().item()
+    assert medians["trust-region"] < 0.8 * medians["foolbox"], medians
 
 
 def test_hopskipjump_linf_stays_within_max_queries(cnn, batch):

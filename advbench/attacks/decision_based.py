@@ -1,7 +1,8 @@
 """Decision-based (label-only) minimum-norm attacks: HopSkipJump and the Boundary attack.
 
 Both see nothing but the top-1 label of the points they query (a :class:`~advbench.oracles.LabelOracle`),
-start from an adversarial point found by random uniform noise, and walk along the decision boundary towards
+start from an adversarial point found by random uniform noise (or, where noise finds none, another image of
+the batch), and walk along the decision boundary towards
 the clean input. They are minimum-norm attacks: the harness runs them once per (model, norm) with an
 unbounded threat and derives every eps cell from the result.
 
@@ -23,6 +24,9 @@ from ..options import option
 from ..norms import Norm, flat_norm, per_sample, random_noise
 from .base import Attack, Goal
 
+#: Times the Boundary attack's trust-region schedule retries a source step none of whose candidates was
+#: adversarial, shrinking it each time, before drawing new spherical candidates (ART's ``num_trial``).
+SOURCE_TRIALS = 25
 #: Elements of one gradient-estimation chunk (samples x evaluations x pixels): bounds the memory of a step.
 CHUNK_ELEMENTS = 1 << 24
 
@@ -71,6 +75,48 @@ def uniform_noise_start(
         left[idx] -= 1
         start[idx[ok]] = noise[ok]
         found[idx[ok]] = True
+    return start, found
+
+
+def other_image_start(
+    oracle, x: torch.Tensor, goal: Goal, left: torch.Tensor, start: torch.Tensor, found: torch.Tensor, attempts: int
+) -> None:
+    """For samples noise could not start: the nearest (l2) other image of the batch that meets the goal.
+
+    A model can label almost all uniform noise as one class (an MNIST CNN often says "8"), and then no noise
+    draw starts a sample of that class, which the attack would leave unattacked. Other natural images are the
+    usual fallback (the Boundary paper starts targeted attacks from an image of the target class, Foolbox
+    takes ``starting_points``): each unstarted sample tries the batch's other images in order of distance, one
+    counted query each, up to ``attempts`` (no labels are read, only the oracle's answer).
+
+    Args:
+        x: [B, C, H, W] clean inputs. left: int64 [B] allowance, decremented in place.
+        start: [B, C, H, W], found: bool [B], as :func:`uniform_noise_start` returned them (updated in place).
+    """
+    todo = (~found & (left > 0)).nonzero().squeeze(1)
+    if todo.numel() == 0 or x.shape[0] < 2:
+        return
+    dist = torch.cdist(x[todo].flatten(1), x.flatten(1))  # [T, B]
+    dist[torch.arange(todo.numel(), device=x.device), todo] = math.inf  # never the sample itself
+    order = dist.argsort(dim=1)[:, : min(attempts, x.shape[0] - 1)]  # [T, k] nearest first
+    for rank in range(order.shape[1]):
+        pending = ~found[todo] & (left[todo] > 0)
+        if not pending.any():
+            break
+        rows, candidates = todo[pending], order[pending, rank]
+        ok = decide(oracle, x[candidates], rows, goal)
+        left[rows] -= 1
+        start[rows[ok]] = x[candidates[ok]]
+        found[rows[ok]] = True
+
+
+def starting_points(
+    oracle, x: torch.Tensor, goal: Goal, left: torch.Tensor, generator: torch.Generator, attempts: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adversarial starting points: :func:`uniform_noise_start`, then :func:`other_image_start` for the samples
+    noise did not start. Returns (start [B, C, H, W] -- x where nothing was found; found bool [B])."""
+    start, found = uniform_noise_start(oracle, x, goal, left, generator, attempts)
+    other_image_start(oracle, x, goal, left, start, found, attempts)
     return start, found
 
 
@@ -130,7 +176,8 @@ def _search_steps(theta: float) -> int:
 class HopSkipJump(Attack):
     """HopSkipJump (Chen, Jordan, Wainwright 2020): the boundary attack with estimated gradient directions.
 
-    Start from uniform noise the model misclassifies and binary-search to the boundary. Then, at iteration t:
+    Start from uniform noise the model misclassifies (else the nearest other image of the batch that it does)
+    and binary-search to the boundary. Then, at iteration t:
 
     1. estimate the gradient direction of the decision function at the boundary point from ``num_evals =
        min(init_evals * sqrt(t), max_evals)`` labelled random probes at radius ``delta`` (0.1 at t = 1, then
@@ -143,8 +190,8 @@ class HopSkipJump(Attack):
     This follows the authors' ``hsja.py`` (and Foolbox's / ART's ports), batched: each sample has its own
     deltas and step sizes; every sample runs the same iterations until its allowance of ``max_queries`` would
     not cover another one (a gradient estimate shrinks to what is left after reserving one binary search),
-    and is no longer queried after. The smallest boundary point found is returned (x where the noise start
-    found nothing).
+    and is no longer queried after. The smallest boundary point found is returned (x where no start was
+    found).
 
     Options:
         max_queries: label queries per sample, everything included (initialisation and searches).
@@ -152,7 +199,8 @@ class HopSkipJump(Attack):
         init_evals: gradient-estimation probes at iteration 1 (100).
         max_evals: cap on the probes of one estimate (10,000).
         stepsize_search: ``geometric_progression`` (the paper's default; the only one implemented).
-        init_attempts: uniform-noise draws per sample to find a starting point.
+        init_attempts: uniform-noise draws per sample to find a starting point; samples no draw starts then try
+            as many of the batch's other images, nearest first (:func:`other_image_start`).
     """
 
     name = "hopskipjump"
@@ -169,7 +217,7 @@ class HopSkipJump(Attack):
     max_evals: int = option(10000, ge=1, help="cap on the probes of one gradient estimate (>= init_evals)")
     stepsize_search: str = option("geometric_progression", choices=("geometric_progression",),
                                   help="step-size search (only the paper's default is implemented)")
-    init_attempts: int = option(100, ge=1, help="uniform-noise draws per sample to find a starting point")
+    init_attempts: int = option(100, ge=1, help="uniform-noise draws (then other batch images) per sample to find a start")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -182,7 +230,7 @@ class HopSkipJump(Attack):
         d = x[0].numel()
         theta = self.gamma / (d * math.sqrt(d)) if norm is Norm.L2 else self.gamma / d**2
         left = allowance(oracle, self.max_queries, x.shape[0], x.device)
-        adv, found = uniform_noise_start(oracle, x, goal, left, generator, self.init_attempts)
+        adv, found = starting_points(oracle, x, goal, left, generator, self.init_attempts)
         idx = found.nonzero().squeeze(1)
         if idx.numel() == 0:
             return x.clone()
@@ -314,27 +362,39 @@ class _History:
 class Boundary(Attack):
     """The Boundary attack (Brendel, Rauber, Bethge 2018): a random walk along the decision boundary, l2.
 
-    Start from uniform noise the model misclassifies, blended towards x by binary search. Each step draws a
-    Gaussian perturbation orthogonal to the direction to x, scales it to ``spherical_step`` times the
-    distance and projects it back onto the sphere around x (the spherical candidate), then moves
-    ``source_step`` times the distance towards x (the candidate); a candidate that is adversarial and closer
-    replaces the current point. Every ``update_stats_every_k`` steps the spherical candidate is queried too,
-    and both step sizes adapt by ``step_adaptation``: the spherical (and source) step grows when more than
-    half of the last 100 spherical candidates were adversarial and shrinks below 20%; the source step grows
-    when more than 25% of the last 30 candidates were adversarial and shrinks below 10%.
+    Start from uniform noise the model misclassifies (else the nearest other image of the batch that it
+    does), blended towards x by binary search. A step draws a Gaussian perturbation orthogonal to the
+    direction to x, scales it to ``spherical_step`` times the distance and projects it back onto the sphere
+    around x (a spherical candidate), then moves ``source_step`` times the distance towards x (a candidate);
+    an adversarial candidate closer than the current point replaces it. Two schedules (``variant``):
 
-    This follows Foolbox 3's ``BoundaryAttack`` (its statistics and defaults), batched with a Gaussian draw
-    per sample; a sample stops when its allowance of ``max_queries`` is spent or its source step falls
-    below ``source_step_convergence``.
+    * ``trust-region`` (default; the paper's sampling of several directions per step, as ART's
+      ``BoundaryAttack``): each step queries ``candidates`` spherical candidates per sample and adapts the
+      spherical step by ``step_adaptation`` from their success rate (grow above 50%, shrink below 20%); the
+      successful ones take the source step, are queried, and the source step adapts by the same rule from
+      theirs (retried with the shrunk step while none is adversarial, up to 25 times); the closest adversarial
+      one is kept. Steps adapt every iteration, so the walk speeds up within
+      a few hundred queries (the regime of small budgets).
+    * ``foolbox`` (Foolbox 3's ``BoundaryAttack``, its statistics and defaults): one candidate per step; every
+      ``update_stats_every_k`` steps the spherical candidate is queried too, and both step sizes adapt: the
+      spherical (and source) step grows when more than half of the last 100 spherical candidates were
+      adversarial and shrinks below 20%; the source step grows when more than 25% of the last 30 candidates
+      were adversarial and shrinks below 10%.
+
+    Both are batched with their own draws per sample; a sample stops when its allowance of ``max_queries``
+    is spent or its source step falls below ``source_step_convergence``.
 
     Options:
+        variant: ``trust-region`` or ``foolbox`` (above).
+        candidates: spherical candidates per sample and step (``trust-region``; ART's ``sample_size``, 20).
         max_queries: label queries per sample, initialisation included.
         spherical_step: initial relative size of the orthogonal step (0.01).
         source_step: initial relative size of the step towards x (0.01).
         step_adaptation: factor by which both step sizes adapt (1.5).
-        update_stats_every_k: steps between spherical checks and step-size updates (10).
+        update_stats_every_k: steps between spherical checks and step-size updates (10; ``foolbox``).
         source_step_convergence: a sample whose source step falls below this has converged.
-        init_attempts: uniform-noise draws per sample to find a starting point.
+        init_attempts: uniform-noise draws per sample to find a starting point; samples no draw starts then try
+            as many of the batch's other images, nearest first (:func:`other_image_start`).
     """
 
     name = "boundary"
@@ -345,26 +405,41 @@ class Boundary(Attack):
     reference = ("Brendel, Rauber, Bethge. Decision-Based Adversarial Attacks: Reliable Attacks Against "
                  "Black-Box Machine Learning Models. ICLR 2018")
 
+    variant: str = option("trust-region", choices=("trust-region", "foolbox"),
+                          help="step schedule: several candidates per step (the paper, ART) or Foolbox 3's")
+    candidates: int = option(20, ge=1, help="spherical candidates per sample and step (trust-region)")
     max_queries: int = option(5000, ge=1, help="label queries per sample, initialisation included")
     spherical_step: float = option(0.01, gt=0, help="initial relative size of the orthogonal step")
     source_step: float = option(0.01, gt=0, help="initial relative size of the step towards x")
     step_adaptation: float = option(1.5, gt=1, help="factor by which both step sizes adapt")
     update_stats_every_k: int = option(10, ge=1, help="steps between spherical checks and step-size updates")
     source_step_convergence: float = option(1e-7, help="a sample whose source step falls below this has converged")
-    init_attempts: int = option(100, ge=1, help="uniform-noise draws per sample to find a starting point")
+    init_attempts: int = option(100, ge=1, help="uniform-noise draws (then other batch images) per sample to find a start")
 
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
-        """Args: x [B, C, H, W] in [0, 1]. Returns: [B, C, H, W], the final point per sample (x where the noise
-        start found nothing)."""
-        b, shape = x.shape[0], x.shape[1:]
+        """Args: x [B, C, H, W] in [0, 1]. Returns: [B, C, H, W], the final point per sample (x where no start
+        was found)."""
+        b = x.shape[0]
         left = allowance(oracle, self.max_queries, b, x.device)
-        adv, found = uniform_noise_start(oracle, x, goal, left, generator, self.init_attempts)
+        adv, found = starting_points(oracle, x, goal, left, generator, self.init_attempts)
         idx = found.nonzero().squeeze(1)
         if idx.numel() == 0:
             return x.clone()
         adv[idx] = binary_search(oracle, x[idx], adv[idx], idx, goal, left, Norm.L2, 1e-3)
         spherical = torch.full((b,), self.spherical_step, device=x.device, dtype=x.dtype)
         source = torch.full((b,), self.source_step, device=x.device, dtype=x.dtype)
+        if self.variant == "trust-region":
+            self._trust_region(oracle, x, goal, adv, found, left, spherical, source, generator)
+        else:
+            self._foolbox(oracle, x, goal, adv, found, left, spherical, source, generator)
+        return torch.where(per_sample(found, x), adv, x)
+
+    def _foolbox(self, oracle, x: torch.Tensor, goal: Goal, adv: torch.Tensor, found: torch.Tensor,
+                 left: torch.Tensor, spherical: torch.Tensor, source: torch.Tensor,
+                 generator: torch.Generator) -> None:
+        """Foolbox 3's schedule: one candidate per step, step sizes from running statistics. Updates ``adv``
+        [B, C, H, W], ``left``, ``spherical`` and ``source`` [B] in place."""
+        b, shape = x.shape[0], x.shape[1:]
         stats_spherical = _History(b, 100, x.device)
         stats_step = _History(b, 30, x.device)
         xf = x.reshape(b, -1)
@@ -393,7 +468,78 @@ class Boundary(Attack):
             adv[take] = cand[is_adv & closer].view(-1, *shape)
             if check:
                 self._adapt(idx, stats_spherical, stats_step, spherical, source)
-        return torch.where(per_sample(found, x), adv, x)
+
+    def _trust_region(self, oracle, x: torch.Tensor, goal: Goal, adv: torch.Tensor, found: torch.Tensor,
+                      left: torch.Tensor, spherical: torch.Tensor, source: torch.Tensor,
+                      generator: torch.Generator) -> None:
+        """The trust-region schedule (ART's ``_attack``, batched): ``candidates`` spherical candidates per sample
+        and step, then the source step on the successful ones; both step sizes adapt every step from their
+        success rates. Updates ``adv`` [B, C, H, W], ``left``, ``spherical`` and ``source`` [B] in place."""
+        b, shape = x.shape[0], x.shape[1:]
+        d, a = x[0].numel(), self.step_adaptation
+        xf = x.reshape(b, -1)
+        rows_per_chunk = max(1, CHUNK_ELEMENTS // (self.candidates * d))
+        while True:
+            active = found & (source >= self.source_step_convergence) & (left >= 1)
+            todo = active.nonzero().squeeze(1)
+            if todo.numel() == 0:
+                break
+            for idx in todo.split(rows_per_chunk):
+                self._trust_region_step(oracle, xf[idx], adv, idx, goal, left, spherical, source, generator, shape, a)
+
+    def _trust_region_step(self, oracle, x: torch.Tensor, adv: torch.Tensor, idx: torch.Tensor, goal: Goal,
+                           left: torch.Tensor, spherical: torch.Tensor, source: torch.Tensor,
+                           generator: torch.Generator, shape: torch.Size, a: float) -> None:
+        """One step for rows ``idx`` [n] (flattened clean inputs ``x`` [n, D]); see :meth:`_trust_region`."""
+        n, k = idx.numel(), self.candidates
+        current = adv[idx].reshape(n, -1)
+        # spherical stage: k candidates per row, as many as its allowance covers
+        allowed = torch.clamp(left[idx], max=k)  # [n]
+        valid = torch.arange(k, device=x.device)[None, :] < allowed[:, None]  # [n, k]
+        rep = lambda t: t.repeat_interleave(k, dim=0)  # noqa: E731  [n, ...] -> [n * k, ...]
+        xr = rep(x)  # [n * k, D]
+        _, sph = self._proposals(xr, rep(current), rep(spherical[idx]), rep(source[idx]), generator)
+        flat = valid.flatten()
+        ok = torch.zeros(n * k, dtype=torch.bool, device=x.device)
+        ok[flat] = decide(oracle, sph[flat].view(-1, *shape), rep(idx)[flat], goal)
+        left[idx] -= allowed
+        ok = ok.view(n, k)
+        rate = ok.sum(1) / allowed.clamp_min(1)
+        spherical[idx] = torch.where(rate > 0.5, spherical[idx] * a,
+                                     torch.where(rate < 0.2, spherical[idx] / a, spherical[idx]))
+        # source stage: the successful spherical candidates step towards x; a row none of whose steps is
+        # adversarial retries them with its shrunk source step (ART's trials), up to SOURCE_TRIALS times
+        pending = ok.any(1)
+        for _ in range(SOURCE_TRIALS):
+            rank = ok.cumsum(1)
+            step = ok & pending[:, None] & (rank <= left[idx][:, None])  # [n, k]
+            tried = step.sum(1)
+            pick = step.flatten()
+            if not pick.any():
+                return
+            sph_ok = sph[pick]
+            cand = (sph_ok + rep(source[idx])[pick][:, None] * (xr[pick] - sph_ok)).clamp(0, 1)
+            hit = decide(oracle, cand.view(-1, *shape), rep(idx)[pick], goal)
+            left[idx] -= tried
+            hits = torch.zeros(n * k, dtype=torch.bool, device=x.device)
+            hits[pick] = hit
+            rate = hits.view(n, k).sum(1) / tried.clamp_min(1)
+            stepped = tried > 0
+            source[idx] = torch.where(stepped & (rate > 0.5), source[idx] * a,
+                                      torch.where(stepped & (rate < 0.2), source[idx] / a, source[idx]))
+            # the closest adversarial candidate of each row that hit, if closer than its current point
+            dist = torch.full((n * k,), math.inf, device=x.device, dtype=x.dtype)
+            dist[pick] = torch.where(hit, (cand - xr[pick]).norm(dim=1), torch.full_like(hit, math.inf, dtype=x.dtype))
+            best_dist, best = dist.view(n, k).min(1)
+            better = best_dist < (current - x).norm(dim=1)
+            if better.any():
+                full = torch.zeros(n * k, cand.shape[1], device=x.device, dtype=x.dtype)
+                full[pick] = cand
+                chosen = full.view(n, k, -1)[torch.arange(n, device=x.device), best]
+                adv[idx[better]] = chosen[better].view(-1, *shape)
+            pending = pending & (hits.view(n, k).sum(1) == 0) & (source[idx] >= self.source_step_convergence)
+            if not pending.any():
+                return
 
     def _adapt(self, idx: torch.Tensor, stats_spherical: _History, stats_step: _History, spherical: torch.Tensor,
                source: torch.Tensor) -> None:
@@ -436,4 +582,5 @@ class Boundary(Attack):
         return cand, sph
 
 
-__all__ = ["HopSkipJump", "Boundary", "decide", "allowance", "uniform_noise_start", "binary_search", "blend"]
+__all__ = ["HopSkipJump", "Boundary", "decide", "allowance", "uniform_noise_start", "other_image_start",
+           "starting_points", "binary_search", "blend"]
