@@ -81,9 +81,10 @@ def check_merged(runs: list[tuple[str, pd.DataFrame, dict[str, dict[str, Any]]]]
 
     A cell present in several runs with one fingerprint is the same result: the first run's rows are kept. A
     cell whose fingerprints differ between runs (other samples, seed, weights, attack options ...) is refused,
-    all such cells named on one line. Cells of different runs must also share one run part (dataset, samples,
-    seed, budget, versions), one model part per model and one attack part per attack, exactly as within a run:
-    so a model added by a later run on the same samples and settings merges, anything else is refused.
+    all such cells named on one line. Cells of different runs on one dataset must also share one run part
+    (samples, seed, budget, versions), one model part per model and one attack part per attack, exactly as
+    within a run: so a model added by a later run on the same samples and settings merges, anything else is
+    refused. Runs on different datasets never share a leaderboard (tables are per dataset), so they merge.
 
     Args:
         runs: (run name, its rows, its :func:`cell_records`) per run, in the order given.
@@ -103,16 +104,19 @@ def check_merged(runs: list[tuple[str, pd.DataFrame, dict[str, dict[str, Any]]]]
             raise MixedRunError(f"{name}: rows without fingerprints (written before advbench kept cell fingerprints) "
                                 "cannot be merged with other runs: rerun it with this advbench")
         fresh = []
-        for cell, fp in rows.groupby(list(CELL_KEYS), observed=True)["fingerprint"].first().items():
-            key = _identity_of(cell)
+        datasets = rows["dataset"].astype(str) if "dataset" in rows.columns else pd.Series("", index=rows.index)
+        for (dataset, *cell), fp in rows.assign(_dataset=datasets).groupby(
+                ["_dataset", *CELL_KEYS], observed=True)["fingerprint"].first().items():
+            cell = tuple(cell)
+            key = (dataset, *_identity_of(cell))
             if key not in seen:
                 seen[key] = (name, str(fp))
                 fresh.append(key)
                 if str(fp) in records:
-                    used[cell] = records[str(fp)]
+                    used[key[:1] + cell] = records[str(fp)]
             elif seen[key][1] != str(fp):
                 clashes.append(f"{_name(cell)} ({seen[key][0]} vs {name})")
-        ids = list(zip(rows["model"].astype(str), rows["attack"].astype(str), rows["norm"].astype(str),
+        ids = list(zip(datasets, rows["model"].astype(str), rows["attack"].astype(str), rows["norm"].astype(str),
                        rows["eps"].astype(float)))
         fresh_set = set(fresh)
         keep = pd.Series([i in fresh_set for i in ids], index=rows.index)
@@ -125,15 +129,24 @@ def check_merged(runs: list[tuple[str, pd.DataFrame, dict[str, dict[str, Any]]]]
 
 
 def _check_parts(used: dict[tuple, dict[str, Any]], source: str) -> None:
-    """One run part for all cells, one model part per model, one attack part per attack."""
-    for part, group in (("run", lambda c: ""), ("model", lambda c: c[0]), ("attack", lambda c: c[1])):
+    """One run part for all cells of a dataset, one model part per model, one attack part per attack.
+
+    ``used`` maps a cell (model, attack, norm, eps), or (dataset, model, attack, norm, eps) where several
+    datasets meet, to its cell record."""
+    for part, group in (("run", _dataset_of), ("model", lambda c: c[-4]), ("attack", lambda c: c[-3])):
         seen: dict[str, tuple[tuple, dict[str, Any]]] = {}
         for cell, record in used.items():
-            first = seen.setdefault(group(cell), (cell, record))
+            first = seen.setdefault(group(cell, record) if part == "run" else group(cell), (cell, record))
             if first[1][part] != record[part]:
                 why = explain(first[1]["components"][part], record["components"][part])
                 raise MixedRunError(f"{source}: cells {_name(first[0])} and {_name(cell)} come from different runs "
                                     f"({part} part differs: {why}); they cannot share a leaderboard")
+
+
+def _dataset_of(cell: tuple, record: dict[str, Any]) -> str:
+    """The dataset of a cell record (its run part's), which groups the run-part check."""
+    run = record.get("components", {}).get("run", {})
+    return str(run.get("dataset", "")) if isinstance(run, dict) else ""
 
 
 def _identity(cell: dict[str, Any]) -> tuple:
@@ -145,7 +158,7 @@ def _identity_of(cell: tuple) -> tuple:
 
 
 def _name(cell: tuple) -> str:
-    return f"{cell[0]} / {cell[1]} / {cell[2]} eps={cell[3]:g}"
+    return f"{cell[-4]} / {cell[-3]} / {cell[-2]} eps={cell[-1]:g}"
 
 
 # --------------------------------------------------------------------- differences, in words

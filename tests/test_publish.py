@@ -161,3 +161,20 @@ def test_the_gan_page_shows_real_judged_fake_and_generated_judged_real(tmp_path)
     page = (index.parent / "gan.html").read_text()
     assert "real images judged fake" in page and "generated images judged real" in page
     assert "adversarial: fake" in page and "adversarial: real" in page
+
+
+def test_runs_on_different_datasets_publish_together_one_leaderboard_per_dataset(site_runs, tmp_path):
+    pytest.importorskip("matplotlib")
+    import advbench
+    from advbench.publish import publish
+
+    # other samples, n_samples and dataset than site_runs: refused on one dataset, fine across two
+    advbench.evaluate(["dcgan_d.mnist5k"], dataset="mnist5k-gan", attacks="fgsm", eps=0.1, n_samples=24, device="cpu",
+                      out=tmp_path / "gan")
+    index = publish([site_runs[0], tmp_path / "gan"], tmp_path / "site", saliency=False)
+    tables = {p.name for p in (index.parent / "tables").glob("leaderboard-*.csv")}
+    assert {"leaderboard-mnist-5k-linf-0.1.csv", "leaderboard-mnist-5k-linf-0.3.csv",
+            "leaderboard-mnist5k-gan-linf-0.1.csv"} <= tables
+    gan = pd.read_csv(index.parent / "tables" / "leaderboard-mnist5k-gan-linf-0.1.csv")
+    assert list(gan["model"]) == ["dcgan_d.mnist5k"]
+    assert (index.parent / "gan.html").is_file()
