@@ -178,3 +178,4 @@ def test_runs_on_different_datasets_publish_together_one_leaderboard_per_dataset
     gan = pd.read_csv(index.parent / "tables" / "leaderboard-mnist5k-gan-linf-0.1.csv")
     assert list(gan["model"]) == ["dcgan_d.mnist5k"]
     assert (index.parent / "gan.html").is_file()
+    assert "mnist-5k: 2 model(s), 48 samples; mnist5k-gan: 1 model(s), 24 samples" in index.read_text()

@@ -50,6 +50,16 @@ def leaderboard_stem(dataset: str, norm: str, eps: float, taken: set[str]) -> st
     return unique
 
 
+def _counts(rows: pd.DataFrame) -> str:
+    """'N model(s), M samples', per dataset where the runs span several (sample ids are per dataset)."""
+    if not len(rows):
+        return "0 model(s), 0 samples,"
+    groups = rows.groupby("dataset", sort=True) if "dataset" in rows.columns else [("", rows)]
+    parts = [f"{name + ': ' if len(groups) > 1 else ''}{g['model'].nunique()} model(s), "
+             f"{g['sample_id'].nunique()} samples" for name, g in groups]
+    return "; ".join(parts) + ","
+
+
 def _threat_title(dataset: str, norm: str, eps: float) -> str:
     label = eps_labels([eps])[eps]
     return f"{dataset} {norm} eps={label}".strip()
@@ -88,11 +98,9 @@ def leaderboards(runs: Runs) -> tuple[Section, list[Section]]:
         body = main_table_html(frame, f"board-{i}")
         parts.append(f'{heading(2, title)}<p class="note"><a href="{stem}.html">own page</a> | {_links(stem)}</p>{body}')
         pages.append(Section(f"{stem}.html", f"Robust accuracy: {title}", paragraph(TIES) + body))
-    n_models = runs.rows["model"].nunique() if len(runs.rows) else 0
-    n_samples = runs.rows["sample_id"].nunique() if len(runs.rows) else 0
-    intro = paragraph(f"{n_models} model(s), {n_samples} samples, from {len(runs.names)} run(s): "
-                      + ", ".join(runs.names) + ". robust = per-sample worst case over every attack run; "
-                      "accuracies in %.", "lead") + paragraph(TIES)
+    intro = paragraph(_counts(runs.rows) + f" from {len(runs.names)} run(s): " + ", ".join(runs.names)
+                      + ". robust = per-sample worst case over every attack run; accuracies in %.", "lead")
+    intro += paragraph(TIES)
     return Section("index.html", "Leaderboards", intro + "\n".join(parts), tables), pages
 
 
