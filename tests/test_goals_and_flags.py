@@ -172,6 +172,22 @@ def test_targeted_flags_compare_success_not_robust_accuracy():
     assert [f["flag"] for f in row_flags(_flag_rows(True, falling), specs)] == ["success_falls_with_eps"]
 
 
+def test_a_transfer_attack_from_the_model_itself_is_white_box_for_the_black_box_flag():
+    """ATTACK@MODEL replayed on MODEL used MODEL's own gradients: beating PGD by a sample is seed noise between
+    two white-box attacks, not a black-box attack beating white-box (the zoo leaderboard raised that, wrongly)."""
+    from advbench.engine.sanity import row_flags
+    from advbench.plugins import get_host
+
+    host = get_host().registry.attacks
+    specs = {"pgd": host.get("pgd"), "pgd@m": host.get("transfer"), "pgd@other": host.get("transfer")}
+    pgd = [(False, True)] * 5 + [(True, False)] * 5
+    better = [(False, True)] * 7 + [(True, False)] * 3
+    flags = row_flags(_flag_rows(False, {("pgd", 0.1): pgd, ("pgd@m", 0.1): better}), specs)
+    assert not [f for f in flags if f["flag"] == "black_box_beats_white_box"]
+    flags = row_flags(_flag_rows(False, {("pgd", 0.1): pgd, ("pgd@other", 0.1): better}), specs)
+    assert [(f["flag"], f["attack"]) for f in flags] == [("black_box_beats_white_box", "pgd@other")]
+
+
 def test_views_appear_only_where_they_mean_something(capsys):
     """The by-label table is for GAN discriminators, not any two-class run; an unlabelled run (noise) has no
     transferability matrix (there is no accuracy to transfer)."""

@@ -21,7 +21,8 @@ an untargeted one robust accuracy):
 * ``weaker_beats_stronger``: an attack ranked weaker by its spec's ``strength`` (FGSM < BIM < PGD < APGD <
   ensemble for the built-ins; a plugin's attack declares its own) breaks more samples than a stronger one at
   the same eps;
-* ``black_box_beats_white_box``: a score- or label-based attack beats every white-box one.
+* ``black_box_beats_white_box``: a score- or label-based attack beats every white-box one (a transfer attack
+  whose surrogate is the model itself, ``ATTACK@MODEL`` on ``MODEL``, counts as white-box).
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ def row_flags(rows: pd.DataFrame, specs: Mapping[str, Any]) -> list[dict[str, An
                     flags.append(_flag(model, strong, "weaker_beats_stronger",
                                        f"{weak} ({measure} {shown(by_attack[weak])}) beats {strong} "
                                        f"({shown(by_attack[strong])}) at {norm} eps {eps:g}", float(eps)))
-        access = {a: specs[a].access for a in by_attack if a in specs}
+        # a transfer attack from the model itself (ATTACK@MODEL on MODEL) used this model's gradients: white-box
+        access = {a: "gradient" if a.partition("@")[2] == model else specs[a].access for a in by_attack if a in specs}
         white = [a for a in by_attack if access.get(a) == "gradient"]
         for black in (a for a in by_attack if access.get(a) in ("score", "label")):
             if white and by_attack[black] > max(by_attack[w] for w in white) + MARGIN:
