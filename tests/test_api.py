@@ -118,6 +118,8 @@ def test_wilson_interval_matches_its_closed_form():
     assert low == 0 and high == pytest.approx(0.2775, abs=1e-4)  # Wilson (1927); the normal interval gives (0, 0)
     assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
     assert all(math.isnan(v) for v in wilson_interval(0, 0))
+    for n in (7, 100, 200, 1000):  # the ends are exact: 0% and 100% lie inside their own intervals
+        assert wilson_interval(0, n)[0] == 0.0 and wilson_interval(n, n)[1] == 1.0
 
 
 def test_a_timm_models_pretrained_config_gives_the_normalisation(data):

@@ -98,3 +98,28 @@ def test_hostile_names_never_run_script(page):
         assert page.query_selector("main script") is None
         assert page.query_selector("main img[src=x]") is None
     assert not page.dialogs, f"a dialog fired: {page.dialogs}"
+
+
+ZOO_SITE = Path(__file__).resolve().parents[1] / "leaderboards" / "mnist-5k" / "index.html"
+
+
+def test_the_published_zoo_site_opens_with_tables_intervals_plots_and_galleries(browser, tmp_path):
+    """The committed leaderboard of the shipped zoo (leaderboards/make.sh), as a visitor opens it from a clone."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(ZOO_SITE.as_uri())
+    boards = page.query_selector_all("table.sortable[id^=board-]")
+    assert len(boards) == 9  # mnist-5k linf x3, l2 x3, and the GAN discriminator's linf x3
+    robust_board = next(b.get_attribute("id") for b in boards
+                        if "cnn.mnist5k_pgdat_large" in b.inner_text() and "ensemble" in b.inner_text())
+    assert all(" - " in ci for ci in _column(page, robust_board, 4))  # every robust accuracy has its interval
+    for name, selector in (("curves.html", "main img"), ("transfer.html", "main img"), ("gallery.html", "main img"),
+                           ("saliency.html", "main img"), ("gan.html", "main img")):
+        page.goto(ZOO_SITE.parent.joinpath(name).as_uri())
+        images = page.query_selector_all(selector)
+        assert images, name
+        assert min(page.evaluate("img => img.naturalWidth", img) for img in images) > 0, name
+    assert all(url.startswith("file://") for url in requests)
+    page.screenshot(path=str(tmp_path / "gan.png"))
+    page.close()
