@@ -133,17 +133,18 @@ def _check_parts(used: dict[tuple, dict[str, Any]], source: str) -> None:
 
     ``used`` maps a cell (model, attack, norm, eps), or (dataset, model, attack, norm, eps) where several
     datasets meet, to its cell record."""
-    for part, group in (("run", _dataset_of), ("model", lambda c: c[-4]), ("attack", lambda c: c[-3])):
+    for part, group in (("run", lambda c, r: _dataset_of(r)), ("model", lambda c, r: c[-4]),
+                        ("attack", lambda c, r: c[-3])):
         seen: dict[str, tuple[tuple, dict[str, Any]]] = {}
         for cell, record in used.items():
-            first = seen.setdefault(group(cell, record) if part == "run" else group(cell), (cell, record))
+            first = seen.setdefault(group(cell, record), (cell, record))
             if first[1][part] != record[part]:
                 why = explain(first[1]["components"][part], record["components"][part])
                 raise MixedRunError(f"{source}: cells {_name(first[0])} and {_name(cell)} come from different runs "
                                     f"({part} part differs: {why}); they cannot share a leaderboard")
 
 
-def _dataset_of(cell: tuple, record: dict[str, Any]) -> str:
+def _dataset_of(record: dict[str, Any]) -> str:
     """The dataset of a cell record (its run part's), which groups the run-part check."""
     run = record.get("components", {}).get("run", {})
     return str(run.get("dataset", "")) if isinstance(run, dict) else ""
