@@ -475,30 +475,29 @@ class Boundary(Attack):
         """The trust-region schedule (ART's ``_attack``, batched): ``candidates`` spherical candidates per sample
         and step, then the source step on the successful ones; both step sizes adapt every step from their
         success rates. Updates ``adv`` [B, C, H, W], ``left``, ``spherical`` and ``source`` [B] in place."""
-        b, shape = x.shape[0], x.shape[1:]
-        d, a = x[0].numel(), self.step_adaptation
+        b = x.shape[0]
         xf = x.reshape(b, -1)
-        rows_per_chunk = max(1, CHUNK_ELEMENTS // (self.candidates * d))
+        rows_per_chunk = max(1, CHUNK_ELEMENTS // (self.candidates * xf.shape[1]))
         while True:
             active = found & (source >= self.source_step_convergence) & (left >= 1)
             todo = active.nonzero().squeeze(1)
             if todo.numel() == 0:
                 break
             for idx in todo.split(rows_per_chunk):
-                self._trust_region_step(oracle, xf[idx], adv, idx, goal, left, spherical, source, generator, shape, a)
+                self._trust_region_step(oracle, xf[idx], adv, idx, goal, left, spherical, source, generator)
 
     def _trust_region_step(self, oracle, x: torch.Tensor, adv: torch.Tensor, idx: torch.Tensor, goal: Goal,
                            left: torch.Tensor, spherical: torch.Tensor, source: torch.Tensor,
-                           generator: torch.Generator, shape: torch.Size, a: float) -> None:
+                           generator: torch.Generator) -> None:
         """One step for rows ``idx`` [n] (flattened clean inputs ``x`` [n, D]); see :meth:`_trust_region`."""
-        n, k = idx.numel(), self.candidates
+        n, k, a, shape = idx.numel(), self.candidates, self.step_adaptation, adv.shape[1:]
         current = adv[idx].reshape(n, -1)
         # spherical stage: k candidates per row, as many as its allowance covers
         allowed = torch.clamp(left[idx], max=k)  # [n]
         valid = torch.arange(k, device=x.device)[None, :] < allowed[:, None]  # [n, k]
         rep = lambda t: t.repeat_interleave(k, dim=0)  # noqa: E731  [n, ...] -> [n * k, ...]
         xr = rep(x)  # [n * k, D]
-        _, sph = self._proposals(xr, rep(current), rep(spherical[idx]), rep(source[idx]), generator)
+        sph, _, _ = self._spherical(xr, rep(current), rep(spherical[idx]), generator)
         flat = valid.flatten()
         ok = torch.zeros(n * k, dtype=torch.bool, device=x.device)
         ok[flat] = decide(oracle, sph[flat].view(-1, *shape), rep(idx)[flat], goal)
@@ -560,12 +559,13 @@ class Boundary(Attack):
         stats_step.clear((up | down).nonzero().squeeze(1))
 
     @staticmethod
-    def _proposals(x: torch.Tensor, adv: torch.Tensor, spherical: torch.Tensor, source: torch.Tensor,
-                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Foolbox 3's ``draw_proposals`` on flattened rows x, adv [N, D] with step sizes [N].
+    def _spherical(x: torch.Tensor, adv: torch.Tensor, spherical: torch.Tensor,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Spherical candidates on flattened rows x, adv [N, D] with step sizes [N]: a Gaussian step orthogonal
+        to the direction to x, ``spherical`` times the distance, projected back onto the sphere around x.
 
         Returns:
-            (candidates [N, D], spherical candidates [N, D]), both clipped to [0, 1].
+            (spherical candidates [N, D] clipped to [0, 1], x - adv [N, D], its norms [N]).
         """
         unnormalized = x - adv
         source_norms = unnormalized.norm(dim=1).clamp_min(1e-12)
@@ -575,12 +575,23 @@ class Boundary(Attack):
         eta = eta * (spherical * source_norms / eta.norm(dim=1).clamp_min(1e-12))[:, None]
         # back onto the sphere around x (Pythagoras)
         sph = (x + (eta - unnormalized) / (spherical.square() + 1).sqrt()[:, None]).clamp(0, 1)
+        return sph, unnormalized, source_norms
+
+    @classmethod
+    def _proposals(cls, x: torch.Tensor, adv: torch.Tensor, spherical: torch.Tensor, source: torch.Tensor,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Foolbox 3's ``draw_proposals`` on flattened rows x, adv [N, D] with step sizes [N]: the spherical
+        candidate, then ``source`` times the distance towards x.
+
+        Returns:
+            (candidates [N, D], spherical candidates [N, D]), both clipped to [0, 1].
+        """
+        sph, _, source_norms = cls._spherical(x, adv, spherical, generator)
         new_dirs = x - sph
         new_norms = new_dirs.norm(dim=1).clamp_min(1e-12)
         lengths = (source * source_norms + new_norms - source_norms).clamp_min(0) / new_norms
         cand = (sph + lengths[:, None] * new_dirs).clamp(0, 1)
         return cand, sph
-
 
 __all__ = ["HopSkipJump", "Boundary", "decide", "allowance", "uniform_noise_start", "other_image_start",
            "starting_points", "binary_search", "blend"]
