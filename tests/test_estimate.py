@@ -83,3 +83,26 @@ def test_cells_that_cannot_be_estimated_are_counted_and_the_rest_still_adds_up()
     plan = json.loads(CliRunner().invoke(app, [*args, "--format", "json"]).stdout)
     assert plan["expected_s"] is None  # the JSON total stays unknown; its cells say which
     assert [c["expected_s"] is None for c in plan["cells"]] == [False, True]
+
+
+def test_pilot_size_is_five_percent_at_least_sixteen_and_fewer_for_a_costly_budget():
+    from advbench.engine.estimate import pilot_size
+
+    assert pilot_size(1000, 0.001) == 50 and pilot_size(100, 0.001) == 16 and pilot_size(3, None) == 3
+    # 3 s per sample at full budget (the ensemble on a robust model): 5% of the cell's bound buys 5 samples
+    assert pilot_size(100, 3.0) == 5
+    # 1 s per sample: the 10 s floor of the budget buys 10
+    assert pilot_size(100, 1.0) == 10
+    # never fewer than 4, however costly
+    assert pilot_size(40, 1000.0) == 4
+
+
+def test_a_costly_attack_is_piloted_on_fewer_samples_and_says_so(tmp_path, monkeypatch):
+    import advbench.engine.estimate as estimate
+
+    monkeypatch.setattr(estimate, "PILOT_SECONDS", 0.0)  # every attack is "costly": 5% of 24 rounds up to the floor
+    result = CliRunner().invoke(app, ["run", "--dry-run", "--format", "json", *TINY, "--attacks", "pgd",
+                                      "--attack-opt", "pgd.steps=3"])
+    assert result.exit_code == 0, result.output
+    notes = {c["note"] for c in json.loads(result.stdout)["cells"]}
+    assert notes == {"pilot on 4 samples (fewer: its full budget is costly)"}, notes

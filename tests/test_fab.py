@@ -141,6 +141,13 @@ def test_cnn_adversarials_are_valid_and_misclassified(cnn, mnist_test, attack, n
     assert oracle.n_forward[attacked].eq(1 + 2 * 8 * runs).all()
     assert oracle.n_backward[attacked].eq(back * 8 * runs).all()
     assert oracle.n_forward[~attacked].eq(1).all() and oracle.n_backward[~attacked].eq(0).all()
+    # the dry run's bound and the progress bar's calls: exact for an unbounded run (every run attacks every point)
+    threat = ThreatModel(norm, math.inf)
+    assert attack.expected_queries(threat) == 1 + 2 * 8 * runs
+    if isinstance(attack, FABT):
+        assert attack.expected_passes(threat) == (oracle.n_forward.max().item(), oracle.n_backward.max().item())
+    else:
+        assert attack.expected_passes(threat) is None  # K backward passes each step: K is the model's
 
 
 def test_fab_t_with_explicit_targets_reaches_them(cnn, mnist_test):

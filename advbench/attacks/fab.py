@@ -20,7 +20,7 @@ import torch
 
 from ..options import option
 from ..norms import Norm, dual_norm, flat_norm, normalize, per_sample, random_noise
-from .base import Attack, Goal
+from .base import Attack, Goal, Passes
 from .eot import EOTOptions
 
 #: Init radius of random restarts when neither the threat nor the ``eps`` option gives a finite budget
@@ -134,6 +134,20 @@ class FAB(Attack, EOTOptions):
         if goal.targets is not None:
             return [goal.targets]
         return [None]
+
+    def _families_at_most(self) -> int:
+        """Run families of :meth:`_target_plan` at most (one; FAB-T: its runner-up classes)."""
+        return 1
+
+    def expected_queries(self, threat) -> int:
+        """Oracle calls per batch at most: the clean logits, then per run family and restart ``steps`` x (the
+        linearisation, the judging forward of the new iterate)."""
+        return 1 + 2 * self._families_at_most() * self.restarts * self.steps
+
+    def expected_passes(self, threat) -> Passes | None:
+        """Unknown for untargeted FAB: each linearisation takes K backward passes (the full Jacobian), and the
+        number of classes K is the model's (FAB-T's are exact: one backward pass each)."""
+        return None
 
     def run(self, oracle, x: torch.Tensor, goal: Goal, threat, generator: torch.Generator) -> torch.Tensor:
         """Smallest adversarials found, per sample.
@@ -283,6 +297,16 @@ class FABT(FAB):
     description = "Targeted FAB over the top runner-up classes (AutoAttack's FAB-T), minimum norm, linf and l2"
 
     n_target_classes: int = option(9, ge=1, help="runner-up classes tried as targets (capped at K - 1)")
+
+    def _families_at_most(self) -> int:
+        return self.n_target_classes
+
+    def expected_passes(self, threat) -> Passes:
+        """Per sample at most: one forward pass for the clean logits, then per target and restart ``steps`` x
+        (a forward and one backward pass for ``f_target - f_label``, a judging forward pass); x ``eot``."""
+        eot = int(getattr(self, "eot", 1) or 1)
+        runs = self._families_at_most() * self.restarts * self.steps
+        return Passes(eot * (1 + 2 * runs), eot * runs)
 
     def _target_plan(self, clean: torch.Tensor, goal: Goal) -> list[torch.Tensor | None]:
         if goal.targets is not None:

@@ -11,8 +11,11 @@ Two figures per cell:
 * **at most**: every sample pays the attack's full :meth:`~advbench.attacks.base.Attack.expected_passes`
   (the bound when nothing stops early);
 * **expected**: the passes a **pilot** actually spent: the cell's attack run through the harness on a few
-  attacked samples spread over the split (``pilot`` of them, about 5%), whose mean per-sample forward and
-  backward counts scale to the cell and whose largest count gives the calls per batch. A fixed-budget
+  attacked samples spread over the split (about 5% of them, at least 16), whose mean per-sample forward and
+  backward counts scale to the cell and whose largest count gives the calls per batch. An expensive attack
+  (the AutoAttack ensemble on a robust model costs seconds per sample) is piloted on fewer samples, as many as
+  its full budget buys in :func:`pilot_budget_s` (never fewer than :data:`PILOT_FLOOR`), so that a dry run stays
+  a small fraction of the run it plans. A fixed-budget
   attack without early stop spends exactly its bound, so both figures agree; an attack that stops early is
   charged what the pilot shows, which is why the estimate is justified only as far as the pilot is
   representative (its samples are spread evenly over the attacked ones, so over the classes of a sorted split).
@@ -44,6 +47,10 @@ from .session import ModelSession, open_session
 #: Fraction of a model's attacked samples a pilot attacks (at least PILOT_MIN of them).
 PILOT_FRACTION = 0.05
 PILOT_MIN = 16
+#: A pilot attacks fewer samples when that many would cost more than max(PILOT_SECONDS, PILOT_FRACTION of the
+#: cell's bound) at the attack's full budget, but never fewer than PILOT_FLOOR.
+PILOT_SECONDS = 10.0
+PILOT_FLOOR = 4
 #: Timed calls per (pass kind, batch size) in the calibration; their median is used.
 CALIBRATION_REPEATS = 3
 
@@ -196,12 +203,31 @@ def _model_cells(session: ModelSession, resolved, config: RunConfig, device: tor
             note = "no pilot (the attack learns first or uses a surrogate)" if n else ""
             out.append(CellCost(cell, n, passes, None, upper, upper, note))
             continue
-        spent = pilot(session, attack, cell, threat, config.seed, device)
+        size = pilot_size(n, None if upper is None else (upper - judge) / n)
+        spent = pilot(session, attack, cell, threat, config.seed, device, size)
         mean = (float(spent[0].double().mean()), float(spent[1].double().mean()))
         most = Passes(int(spent[0].max()), int(spent[1].max()))
         expected = _cost(Passes(*mean), most, n, n_batches, fwd, fwd_bwd) + judge  # type: ignore[arg-type]
-        out.append(CellCost(cell, n, passes, mean, upper, expected, f"pilot on {spent[0].numel()} samples"))
+        capped = " (fewer: its full budget is costly)" if size < pilot_size(n, None) else ""
+        out.append(CellCost(cell, n, passes, mean, upper, expected, f"pilot on {spent[0].numel()} samples{capped}"))
     return out
+
+
+def pilot_budget_s(cell_upper_s: float) -> float:
+    """Seconds a cell's pilot may cost at the attack's full budget: :data:`PILOT_SECONDS`, or
+    :data:`PILOT_FRACTION` of the cell's own bound ``cell_upper_s`` where that is more."""
+    return max(PILOT_SECONDS, PILOT_FRACTION * cell_upper_s)
+
+
+def pilot_size(n_attacked: int, upper_per_sample_s: float | None) -> int:
+    """How many of ``n_attacked`` samples a pilot attacks: :data:`PILOT_FRACTION` of them, at least
+    :data:`PILOT_MIN`; fewer (down to :data:`PILOT_FLOOR`) when that many would cost more than
+    :func:`pilot_budget_s` with every sample paying the full budget (``upper_per_sample_s``; ``None``: unknown)."""
+    m = min(n_attacked, max(PILOT_MIN, math.ceil(PILOT_FRACTION * n_attacked)))
+    if upper_per_sample_s is not None and upper_per_sample_s > 0:
+        affordable = math.floor(pilot_budget_s(upper_per_sample_s * n_attacked) / upper_per_sample_s)
+        m = min(m, max(PILOT_FLOOR, affordable))
+    return m
 
 
 def _cost(per_sample: Passes, calls: Passes, n: int, n_batches: int, fwd: PassTime, fwd_bwd: PassTime) -> float:
@@ -215,12 +241,13 @@ def _cost(per_sample: Passes, calls: Passes, n: int, n_batches: int, fwd: PassTi
 
 
 def pilot(session: ModelSession, attack, cell: Cell, threat: ThreatModel, seed: int,
-          device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+          device: torch.device, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(forward [m], backward [m]) passes the attack spends on ``m`` attacked samples spread evenly over the
-    model's attacked ones (:data:`PILOT_FRACTION` of them, at least :data:`PILOT_MIN`), through the harness."""
+    model's attacked ones (``size`` of them, by default :func:`pilot_size` without a cost cap), through the
+    harness."""
     inputs = session.inputs
     todo = inputs.attacked.nonzero().squeeze(1)
-    m = min(int(todo.numel()), max(PILOT_MIN, math.ceil(PILOT_FRACTION * todo.numel())))
+    m = min(int(todo.numel()), pilot_size(int(todo.numel()), None) if size is None else size)
     pick = todo[torch.linspace(0, todo.numel() - 1, m).round().long()]
     gen = torch.Generator(device=device).manual_seed(cell_seed(seed, cell))
     verdict = session.harness.attack(
@@ -281,4 +308,5 @@ def _since_process_start() -> float | None:
         return None
 
 
-__all__ = ["CellCost", "PassTime", "RunEstimate", "calibrate", "estimate_run", "pilot"]
+__all__ = ["CellCost", "PassTime", "RunEstimate", "calibrate", "estimate_run", "pilot", "pilot_budget_s",
+           "pilot_size"]
