@@ -122,15 +122,17 @@ def harness_attack(attack, model, x, y, clean_logits, threat, generator, num_cla
     return harness_outcome(attack, model, x, y, clean_logits, threat, generator, num_classes)[1]
 
 
-def harness_outcome(attack, model, x, y, clean_logits, threat, generator, num_classes):
+def harness_outcome(attack, model, x, y, clean_logits, threat, generator, num_classes, precision: str = "fp32"):
     """(x_adv [B, C, H, W] projected, adversarial predictions [B], success [B]) for one batch, through
     advbench's production harness (``advbench.engine.harness.Harness``: the same code as ``advbench run``).
 
     ``clean_logits`` [B, K] are computed once per model by the caller, as ``advbench run`` does. Samples the
     model misclassifies are not attacked, so their prediction is the clean one and they never count as a
-    success.
+    success. ``precision``: the attack's passes (``bf16``: autocast, every success re-judged in float32, as
+    ``advbench run --precision bf16`` does).
     """
     from advbench.engine.harness import Harness
 
-    verdict = Harness(model, num_classes).attack(attack, x, y, threat, generator, clean_logits=clean_logits)
+    verdict = Harness(model, num_classes, precision=precision).attack(attack, x, y, threat, generator,
+                                                                      clean_logits=clean_logits)
     return verdict.x_adv, verdict.adv_pred, verdict.success

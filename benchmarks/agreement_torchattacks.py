@@ -155,6 +155,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--slow-repeats", type=int, default=1, help="timed runs per side of the slow pairs (APGD, CW, DeepFool, FAB, AutoAttack)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                   help="advbench's side: the attacks' passes in fp32, or under bf16 autocast with every success "
+                        "re-judged in float32 (as `advbench run --precision bf16`); torchattacks runs fp32")
     p.add_argument("--plain-model", action="store_true",
                    help="give advbench the plain module too (default: the module as `advbench run` runs it)")
     p.add_argument("--out", default=None, help="also write the tables (and settings) as markdown to this file")
@@ -190,13 +193,15 @@ def build_advbench(spec, options: dict[str, Any]) -> tuple[Any, dict[str, Any], 
     return build_attack(spec.name, get_host(), **used), used, dropped
 
 
-def advbench_pass(attack, model, x, y, clean_logits, threat, batch_size, device, seed, num_classes):
+def advbench_pass(attack, model, x, y, clean_logits, threat, batch_size, device, seed, num_classes,
+                  precision: str = "fp32"):
     """(x_adv [N] projected into ``threat``, success [N]) through the harness, batch by batch."""
     generator = torch.Generator(device=device).manual_seed(seed)
     advs, succ = [], []
     for i in range(0, x.shape[0], batch_size):
         x_adv, _, success = harness_outcome(attack, model, x[i : i + batch_size], y[i : i + batch_size],
-                                            clean_logits[i : i + batch_size], threat, generator, num_classes)
+                                            clean_logits[i : i + batch_size], threat, generator, num_classes,
+                                            precision)
         advs.append(x_adv)
         succ.append(success)
     return torch.cat(advs), torch.cat(succ).cpu()
@@ -339,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
                     for side in (("adv", "ta") if r % 2 == 0 else ("ta", "adv")):
                         if side == "adv":
                             t, out = timed(lambda: advbench_pass(attack, adv_model, xs, ys, cls, threat, args.batch_size,
-                                                                 device, args.seed, num_classes), device)
+                                                                 device, args.seed, num_classes, args.precision),
+                                      device)
                             adv_times.append(t)
                             if adv_out is not None and not torch.equal(out[0], adv_out[0]):
                                 notes.append(f"advbench {pair.label} {model_name}: not deterministic across repeats")
@@ -422,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         header = (f"# advbench vs torchattacks\n\nadvbench {advbench.__version__}, torchattacks {ta.__version__}, "
                   f"torch {torch.__version__}, Python {platform.python_version()}, device {device} "
                   f"({torch.get_num_threads()} threads), first {n} mnist-5k test samples, batch {args.batch_size}, "
-                  f"{args.repeats} repeats ({args.slow_repeats} for slow pairs; medians), seed {args.seed}.\n\n"
+                  f"{args.repeats} repeats ({args.slow_repeats} for slow pairs; medians), seed {args.seed}, "
+                  f"advbench's precision {args.precision}.\n\n"
                   f"Command: `python benchmarks/agreement_torchattacks.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n")
         body = markdown_table(headers, rows) + "\n\n"
         if norm_rows:

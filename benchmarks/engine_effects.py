@@ -1,6 +1,7 @@
 """The one-device settings of issue 14, each measured side by side in one process (ratios, not seconds).
 
     python benchmarks/engine_effects.py [--n-samples 500] [--repeats 2] [--only compaction,carry,bf16,layout]
+                                        [--models A,B | --models zoo]
 
 * compaction: early stop's dropping of broken rows (:mod:`advbench.attacks.active`) against the same attack with
   it off (``COMPACT_EVERY`` huge: BIM and MI-FGSM as before this change, APGD compacting at its checkpoints only);
@@ -23,13 +24,21 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 import advbench
 import advbench.attacks.active as active
 from advbench.testing import build_attack, run_batch
 
-MODELS = ("cnn.mnist5k_std", "cnn.mnist5k_pgdat")
+MODELS = ["cnn.mnist5k_std", "cnn.mnist5k_pgdat"]
+
+
+def zoo_classifiers() -> list[str]:
+    """Every shipped mnist-5k classifier (``--models zoo``; the GAN discriminator has its own dataset)."""
+    from advbench.models.zoo import zoo_specs
+
+    return sorted(s.name for s in zoo_specs() if s.card.get("dataset") == "mnist-5k")
 
 
 def timed(fn):
@@ -86,22 +95,46 @@ def carry(n: int, repeats: int, threads: int) -> None:
 def bf16(n: int, repeats: int, threads: int) -> None:
     print(f"\n## bf16 vs fp32 (pgd, eps 0.1, 0.2, 0.3, {n} samples)\n")
     runs = {"fp32": [], "bf16": []}
+
+    def run(precision: str, out: Path, seed: int = 0):
+        return timed(lambda: advbench.evaluate(list(MODELS), "pgd", "0.1,0.2,0.3", n_samples=n, precision=precision,
+                                               threads=threads, out=out, seed=seed))
+
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
             for p in (("fp32", "bf16") if r % 2 == 0 else ("bf16", "fp32")):
-                out = Path(tmp) / f"{p}-{r}"
-                res, t = timed(lambda: advbench.evaluate(list(MODELS), "pgd", "0.1,0.2,0.3", n_samples=n,
-                                                         precision=p, threads=threads, out=out))
-                runs[p].append((res, t))
+                runs[p].append(run(p, Path(tmp) / f"{p}-{r}"))
         a, b = runs["fp32"][0][0], runs["bf16"][0][0]
         wrong = _fails_fp32(b.rows, Path(tmp) / "bf16-0")
+        # The control: fp32 again with another seed (other random starts). bf16 changes PGD's trajectory the way
+        # another seed does; a bias of bf16 would show as differences beyond this spread, one-sided. (Below the
+        # split's size, --n-samples draws its samples by the seed too: compare at the whole split, 1,000.)
+        control = run("fp32", Path(tmp) / "fp32-seed1", seed=1)[0]
     diff = (_robust(b.rows) - _robust(a.rows)) * 100
+    reseed = (_robust(control.rows) - _robust(a.rows)) * 100
     ratio = statistics.median(t for _, t in runs["bf16"]) / statistics.median(t for _, t in runs["fp32"])
     print(f"bf16/fp32 wall: {ratio:.2f}; bf16 successes float32 refused (attacked again in float32): "
           f"{b.manifest['bf16_rejected']}; recorded successes that fail an independent float32 check: {wrong}")
-    print("robust accuracy bf16 minus fp32 (pp):")
-    print(diff.round(1).to_string())
-    print(f"largest |difference|: {diff.abs().max():.1f} pp (target <= 0.5)")
+    table = pd.DataFrame({"bf16 - fp32 (pp)": diff, "fp32 seed 1 - seed 0 (pp)": reseed,
+                          **_discordant(a.rows, b.rows)})
+    print(table.round(3).to_string())
+    print(f"bf16 - fp32: largest |difference| {diff.abs().max():.1f} pp (target <= 0.5), mean {diff.mean():+.2f} pp "
+          f"over {len(diff)} cells, smallest sign-test p {table['p'].min():.3f}; fp32 reseeded: largest "
+          f"|difference| {reseed.abs().max():.1f} pp, mean {reseed.mean():+.2f} pp")
+
+
+def _discordant(a, b) -> dict:
+    """Per cell: samples robust only under ``a`` (``only a``), only under ``b``, and the two-sided sign-test p of
+    those counts (McNemar's exact test: are the two runs' robust flags different beyond chance?)."""
+    from scipy.stats import binomtest
+
+    keys = ["model", "attack", "eps", "sample_id"]
+    both = a[keys + ["robust"]].merge(b[keys + ["robust"]], on=keys, suffixes=("_a", "_b"))
+    grouped = both.groupby(["model", "attack", "eps"])
+    only_a = grouped.apply(lambda g: int((g.robust_a & ~g.robust_b).sum()), include_groups=False)
+    only_b = grouped.apply(lambda g: int((g.robust_b & ~g.robust_a).sum()), include_groups=False)
+    p = [binomtest(x, x + y).pvalue if x + y else 1.0 for x, y in zip(only_a, only_b)]
+    return {"robust only fp32": only_a, "robust only bf16": only_b, "p": pd.Series(p, index=only_a.index)}
 
 
 def _fails_fp32(rows, run_dir: Path) -> int:
@@ -159,7 +192,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--only", default="compaction,carry,bf16,layout")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help="models of the carry and bf16 runs (comma-separated), or `zoo`: every shipped mnist-5k "
+                             "classifier")
     args = parser.parse_args()
+    MODELS[:] = zoo_classifiers() if args.models == "zoo" else [m for m in args.models.split(",") if m]
     torch.set_num_threads(args.threads)
     steps = {"compaction": compaction, "carry": carry, "bf16": bf16, "layout": layout}
     for name in args.only.split(","):
