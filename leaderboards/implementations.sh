@@ -3,7 +3,9 @@
 # and the adapter plugins' ta.*, fb.*, art.*, al.*), run at MATCHED hyperparameters on the shipped mnist-5k models,
 # then `advbench leaderboard --compare-implementations` per run.
 #   bash leaderboards/implementations.sh                 # every group, both models
-#   bash leaderboards/implementations.sh grad500 score   # only these groups (grad500, grad100, cw, score, label)
+#   bash leaderboards/implementations.sh grad500 score   # only these groups (grad500, grad100, cw, score, label,
+#                                                        # ensemble, uap)
+#   JOBS=2 bash leaderboards/implementations.sh          # both models at once, one process each (2 cores)
 #   ONLY_EXISTING=1 bash leaderboards/implementations.sh grad500 score   # rebuild the tables of the finished runs
 #                                                        # only (recomputing just cells whose settings changed)
 # Needs the four adapter plugins and their libraries installed (see plugins/advbench-*/README.md).
@@ -28,13 +30,19 @@
 #     spsa (32 directions, delta 0.01, lr 0.01; torchattacks: 15 iterations of 32 samples, linf only);
 #     simba (pixel basis, step eps under linf, 0.2 under l2).
 #   label (100 samples, --queries 1000): hopskipjump, boundary, every implementation stopped by the same budget.
+#   uap (100 samples, linf): one universal perturbation learnt on the 4,000-image train split, one pass over it,
+#     DeepFool inside (Moosavi-Dezfooli et al.'s algorithm): advbench's uap (method=deepfool: mini-batches of 250,
+#     mean DeepFool step) vs ART's UniversalPerturbation (attacker deepfool, image by image). One pass because ART's
+#     image-by-image loop costs ~10 min per pass on one core.
+#   ensemble (100 samples): AutoAttack standard (APGD-CE, APGD-T 9 targets, FAB-T 9 targets, Square 5000 queries),
+#     advbench's `ensemble` at its defaults vs torchattacks' AutoAttack (version standard).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=runs/implementations
 mkdir -p "$out"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(grad500 score grad100 label cw)
+[ ${#groups[@]} -eq 0 ] && groups=(grad500 score grad100 label cw ensemble uap)
 
 # run MODEL NORM EPS GROUP N_SAMPLES ATTACKS [extra advbench run args...]: one run dir, its comparison as markdown.
 run() {
@@ -132,16 +140,31 @@ group_runs() {
             --queries 1000 "${o[@]}"
         run "$model" linf "$linf" label 100 hopskipjump,fb.hopskipjump,art.hopskipjump --queries 1000 "${o[@]}"
         ;;
-    *) echo "unknown group $group (grad500, grad100, cw, score, label)" >&2; exit 2 ;;
+    uap)
+        mapfile -t o < <(opts uap.method=deepfool uap.max_passes=1 art.uap.max_passes=1)
+        run "$model" linf "$linf" uap 100 uap,art.uap "${o[@]}"
+        ;;
+    ensemble)
+        run "$model" linf "$linf" ensemble 100 ensemble,ta.ensemble
+        run "$model" l2 "$l2" ensemble 100 ensemble,ta.ensemble
+        ;;
+    *) echo "unknown group $group (grad500, grad100, cw, score, label, ensemble, uap)" >&2; exit 2 ;;
     esac
 }
 
 for m in std pgdat; do rm -f "leaderboards/implementations-cnn.mnist5k_${m}.md.part"; done
-# Group by group (both models each), so an interrupted run has every model's cheaper groups.
-for group in "${groups[@]}"; do
-    group_runs cnn.mnist5k_std 0.1 "$group"
-    group_runs cnn.mnist5k_pgdat 0.3 "$group"
-done
+# model_runs MODEL LINF_EPS: every chosen group on one model, cheaper groups first (an interrupted run has them).
+model_runs() { local group; for group in "${groups[@]}"; do group_runs "$1" "$2" "$group"; done; }
+if [ "${JOBS:-1}" -ge 2 ]; then
+    # One process per model; each appends only to its own model's .md.part. Fail if either fails.
+    model_runs cnn.mnist5k_std 0.1 & std_pid=$!
+    model_runs cnn.mnist5k_pgdat 0.3 & pgdat_pid=$!
+    rc=0; wait "$std_pid" || rc=1; wait "$pgdat_pid" || rc=1
+    [ "$rc" -eq 0 ] || { echo "error: a model's runs failed (see above); finished cells are kept: rerun to resume" >&2; exit 1; }
+else
+    model_runs cnn.mnist5k_std 0.1
+    model_runs cnn.mnist5k_pgdat 0.3
+fi
 
 # Header: exact settings (the lines above), versions, date; then each run's table.
 for model in cnn.mnist5k_std cnn.mnist5k_pgdat; do
