@@ -124,8 +124,9 @@ def bf16(n: int, repeats: int, threads: int) -> None:
 
 
 def _discordant(a, b) -> dict:
-    """Per cell: samples robust only under ``a`` (``only a``), only under ``b``, and the two-sided sign-test p of
-    those counts (McNemar's exact test: are the two runs' robust flags different beyond chance?)."""
+    """Per cell of the fp32 rows ``a`` and the bf16 rows ``b``: the samples robust only under fp32, only under
+    bf16, and the two-sided sign-test p of those counts (McNemar's exact test: do the two runs' robust flags differ
+    beyond chance?)."""
     from scipy.stats import binomtest
 
     keys = ["model", "attack", "eps", "sample_id"]

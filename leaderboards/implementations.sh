@@ -33,9 +33,10 @@
 #   uap (100 samples, linf): one universal perturbation learnt on the 4,000-image train split, one pass over it,
 #     DeepFool inside (Moosavi-Dezfooli et al.'s algorithm): advbench's uap (method=deepfool: mini-batches of 250,
 #     mean DeepFool step) vs ART's UniversalPerturbation (attacker deepfool, image by image). One pass because ART's
-#     image-by-image loop costs ~10 min per pass on one core.
+#     image-by-image loop costs about 25 min of one core per pass (measured on std; advbench's: about 1 min).
 #   ensemble (100 samples): AutoAttack standard (APGD-CE, APGD-T 9 targets, FAB-T 9 targets, Square 5000 queries),
-#     advbench's `ensemble` at its defaults vs torchattacks' AutoAttack (version standard).
+#     advbench's `ensemble` at its defaults vs torchattacks' AutoAttack (version standard) as it ships: torchattacks
+#     builds its members at its own defaults (APGD, APGD-T, FAB 10 steps) and exposes no option to change them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=runs/implementations
