@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import json
 import os
 import platform
+import shutil
 import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
@@ -108,9 +109,12 @@ class RunStore:
         path = self.fingerprint_path(key)
         return json.loads(path.read_text()) if path.is_file() else None
 
+    def adversarials_path(self, key: str) -> Path:
+        return self.run_dir / ADV_DIR / f"{key}.safetensors"
+
     def read_adversarials(self, key: str):
         """x_adv [n, C, H, W] of a finished cell, or ``None`` if it was not saved."""
-        path = self.run_dir / ADV_DIR / f"{key}.safetensors"
+        path = self.adversarials_path(key)
         if not path.is_file():
             return None
         from safetensors.torch import load_file
@@ -120,13 +124,20 @@ class RunStore:
     def write_cell(self, key: str, rows: pd.DataFrame, x_adv=None, sample_ids=None,
                    fingerprint: dict[str, Any] | None = None) -> None:
         """Write a finished cell: its adversarials, its rows, then (last) its fingerprint record, so a crash
-        half-way leaves a cell without a record, which ``--resume`` recomputes."""
+        half-way leaves a cell without a record, which ``--resume`` recomputes.
+
+        Args:
+            x_adv: [n, C, H, W] float32 with ``sample_ids`` [n], or the path of a file that already holds both
+                in this store's layout (a spill file); ``None``: not saved.
+        """
         self.fingerprint_path(key).unlink(missing_ok=True)  # until the new rows are in place, no record
-        if x_adv is not None:
+        if isinstance(x_adv, Path):
+            # a spill file (advbench.engine.spill): already this file, byte for byte; link it (or copy)
+            self._write(self.adversarials_path(key), lambda tmp: _link_or_copy(x_adv, tmp))
+        elif x_adv is not None:
             from safetensors.torch import save_file
 
-            adv_dir = self.run_dir / ADV_DIR
-            self._write(adv_dir / f"{key}.safetensors", lambda tmp: save_file(
+            self._write(self.adversarials_path(key), lambda tmp: save_file(
                 {"x_adv": x_adv.contiguous(), "sample_id": sample_ids.contiguous()}, str(tmp)))
         self._write(self.cell_path(key), _parquet_writer(rows))
         if fingerprint is not None:
@@ -174,6 +185,15 @@ class RunStore:
         finally:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
+
+
+def _link_or_copy(source: Path, tmp: Path) -> None:
+    """Make ``tmp`` the file ``source`` (a hard link: no bytes copied; a copy across file systems)."""
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
 
 
 def _parquet_writer(frame: pd.DataFrame) -> Callable[[Path], Any]:

@@ -28,6 +28,7 @@ from .runner import ModelCaches, run_cell
 from .samples import select_samples
 from .scheduler import ModelUnit, schedule
 from .session import load_model, open_session
+from .spill import Spill, discard
 from .threads import choose_threads
 from .transfer import AdversarialStore, matrix_frame, transfer_rows
 from .unit import Failed, Opened, UnitWorker, one_line, train_split
@@ -83,6 +84,7 @@ class _Run:
     adversarials: AdversarialStore = field(default_factory=lambda: AdversarialStore({}))
     clean_preds: dict[str, torch.Tensor] = field(default_factory=dict)
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    spill: Spill | None = None
 
 
 #: An executor runs the units (each a model and its cells) and hands what each gives to :func:`accept_open`,
@@ -99,6 +101,8 @@ def execute(config: RunConfig, host, reporter: Reporter | None = None, executor:
     sample_ids, x, y = select_samples(resolved.dataset, config.split, config.n_samples, config.seed,
                                       config.dataset_options)
     recorder = Recorder.open(config, host, resolved, (sample_ids, x, y), device)
+    # adversarials on disk a batch at a time: memory does not grow with the sample count (:mod:`.spill`)
+    spill = Spill(recorder.run_dir)
     threads = choose_threads(config.threads)
     recorder.manifest["threads"] = threads.to_json()
     previous_threads = torch.get_num_threads()
@@ -109,7 +113,7 @@ def execute(config: RunConfig, host, reporter: Reporter | None = None, executor:
         keep = (config.transfer_matrix and transfer_attack is not None and bool((y >= 0).any())
                 and len({c.model for c in resolved.plan.cells}) > 1)
         run = _Run(config, host, resolved, recorder, reporter, device, sample_ids, x, y,
-                   transfer_attack if keep else None)
+                   transfer_attack if keep else None, spill=spill)
         reporter.run_started(resolved.plan, int(sample_ids.numel()))
         units = schedule(resolved.plan)
         (executor or run_locally)(run, units)
@@ -130,6 +134,7 @@ def execute(config: RunConfig, host, reporter: Reporter | None = None, executor:
         raise
     finally:
         torch.set_num_threads(previous_threads)
+        spill.close()
         recorder.close()
     reporter.run_finished()
     return RunOutcome(rows, resolved.plan, recorder.failures, recorder.run_dir, recorder.manifest, run.flags, transfer,
@@ -161,7 +166,7 @@ def evaluate_module(module: torch.nn.Module, name: str, dataset, attack, spec, n
 
 def run_locally(run: _Run, units: list[ModelUnit]) -> None:
     """The local executor: each unit in turn, in this process, on ``run.device``."""
-    worker = UnitWorker(run.config, run.resolved, (run.sample_ids, run.x, run.y), run.device)
+    worker = UnitWorker(run.config, run.resolved, (run.sample_ids, run.x, run.y), run.device, spill=run.spill)
     for unit in units:
         name, reporter = unit.model, run.reporter
         reporter.model_started(name, len(unit.cells))
@@ -273,6 +278,12 @@ def accept_cell(run: _Run, cells: UnitCells, task: Task, outcome: CellResult | F
     run.recorder.cell_finished(cell, outcome, run.sample_ids, fp)
     _keep(run, cell, outcome)
     run.reporter.cell_finished(cell, outcome.rows, outcome.seconds, reused=False)
+    # adversarials nobody reads any more leave the spill now: the carry this cell used (a carrying attack
+    # never feeds the transferability matrix), and this cell's own unless a larger eps or the matrix needs them
+    if task.carry is not None:
+        discard(task.carry.x_adv)
+    if cell not in cells.finished and cell.attack != run.transfer_attack:
+        discard(outcome.x_adv)
 
 
 def _in_schedule_order(run: _Run, units: list[ModelUnit]) -> list[pd.DataFrame]:

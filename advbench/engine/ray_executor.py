@@ -34,6 +34,7 @@ from .executor import Task, UnitCells, accept_cell, accept_open, pending_cells
 from .plan import Cell
 from .resolve import resolve_run
 from .scheduler import ModelUnit
+from .spill import materialise
 from .unit import Failed, UnitWorker
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -240,6 +241,8 @@ class _Driver:
         task = live.cells.next() if live.cells is not None else None  # a dead worker fails each cell at once
         if task is None:
             return False
+        if task.carry is not None:  # a reused cell's carry is a file of the run store, which a worker may not see
+            task.carry.x_adv = materialise(task.carry.x_adv)
         self.calls[live.actor.run_cell.remote(task.cell, task.carry)] = (live, task)
         return True
 

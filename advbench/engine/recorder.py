@@ -26,6 +26,7 @@ from .fingerprint import (
 )
 from .plan import Cell
 from .rundir import RunDirLock, claim_run_dir
+from .spill import AdversarialFile, Adversarials
 
 
 @dataclass
@@ -39,13 +40,14 @@ class Failure:
 
 @dataclass
 class CellResult:
-    """A finished cell: its rows, its projected adversarials [n, C, H, W] (CPU), the attack's wall seconds, and
+    """A finished cell: its rows, its projected adversarials [n, C, H, W] (CPU: a tensor, or a spill file of
+    :mod:`~advbench.engine.spill`), the attack's wall seconds, and
     the batch size it ran with (``None`` where not known: reused), the few images a published gallery shows
     (:func:`~advbench.engine.gallery.gallery_tensors`; only at the run's largest eps, when the run is stored),
     and what :mod:`~advbench.engine.accel` applied to its model once it finished (``Acceleration.to_json``)."""
 
     rows: pd.DataFrame
-    x_adv: torch.Tensor | None
+    x_adv: Adversarials | None
     seconds: float
     reused: bool = False
     batch_size: int | None = None
@@ -145,6 +147,8 @@ class Recorder:
         if self.store is None:
             return
         x_adv = result.x_adv if self.config.save_adversarials else None
+        if isinstance(x_adv, AdversarialFile):
+            x_adv = x_adv.path  # already the store's file, byte for byte: linked, not rewritten
         record = {"cell": {"model": cell.model, "attack": cell.attack, "norm": cell.norm.value, "eps": cell.eps},
                   "n_rows": len(result.rows), **fp.to_json()}
         if cell.eps == max(self.config.eps):
@@ -270,13 +274,25 @@ def _stored_cell(store: RunStore, key: str, fp: Fingerprint, want_adversarials: 
         rows = store.read_cell(key)
         if "fingerprint" not in rows.columns or set(rows["fingerprint"].astype(str)) != {fp.value}:
             return None, "its rows do not carry its fingerprint (the file was replaced)"
-        x_adv = store.read_adversarials(key) if want_adversarials else None
+        x_adv = _open_adversarials(store, key) if want_adversarials else None
     except Exception as exc:  # noqa: BLE001 - a corrupt file is recomputed, never trusted
         return None, f"its files are unreadable ({type(exc).__name__})"
     if want_adversarials and x_adv is None:
         return None, ("its adversarials, needed for the transferability matrix or for eps carry-over to the next "
                       "eps, were not saved")
     return CellResult(rows, x_adv, 0.0, reused=True), ""
+
+
+def _open_adversarials(store: RunStore, key: str) -> AdversarialFile | None:
+    """A stored cell's adversarials, read a batch at a time where they are used (``None``: not saved); a file
+    whose size does not match its header raises (it is recomputed, never trusted)."""
+    path = store.adversarials_path(key)
+    if not path.is_file():
+        return None
+    found = AdversarialFile.open(path)
+    if path.stat().st_size < found.offset + found.shape[0] * found.row_bytes:
+        raise OSError(f"{path} is shorter than its header says")
+    return found
 
 
 def _device_name(device: torch.device) -> str:

@@ -35,8 +35,10 @@ from .carry import Carry
 from .harness import Harness, attack_goal, scatter_extras
 from .interrupts import Deadline
 from .isolate import Isolation
+from .memory import return_freed_memory
 from .plan import Cell
 from .session import ModelInputs
+from .spill import Adversarials, Spill, discard, row_chunks, spill_or_clone
 
 
 def cell_seed(seed: int, cell: Cell) -> int:
@@ -50,13 +52,14 @@ class Attacked:
     """The harness's verdicts for every sample of a cell (CPU).
 
     Attributes:
-        x_adv: [n, C, H, W] projected adversarials (x for samples not attacked).
+        x_adv: [n, C, H, W] projected adversarials (x for samples not attacked): a tensor, or with a run's
+            :class:`~advbench.engine.spill.Spill` a file read and written a batch at a time.
         logits: [n, K] at x_adv. success: bool [n]. n_forward, n_backward: int64 [n]. seconds: [n].
         extras: column -> list of n values. wall: seconds the attack took in all.
         carried: bool [n], the sample's adversarial was carried over from a smaller eps (``None``: none was).
     """
 
-    x_adv: torch.Tensor
+    x_adv: Adversarials
     logits: torch.Tensor
     success: torch.Tensor
     n_forward: torch.Tensor
@@ -78,15 +81,18 @@ class CellProgress(Protocol):
 def attack_samples(harness: Harness, attack: Attack, inputs: ModelInputs, threat: ThreatModel, *, batch_size: int,
                    device: torch.device, generator: torch.Generator, progress: CellProgress | None = None,
                    deadline: Deadline | None = None, isolation: Isolation | None = None,
-                   skip: torch.Tensor | None = None) -> Attacked:
+                   skip: torch.Tensor | None = None, spill: Spill | None = None,
+                   into: Adversarials | None = None) -> Attacked:
     """Run ``attack`` on the attacked samples of ``inputs`` in batches of ``batch_size``, each through
     :meth:`Harness.attack` (``deadline``: the cell's ``--cell-timeout``, checked per query and per batch;
     ``isolation``: the cell's child process under ``--isolate``; ``progress``: told the expected oracle calls
     (:meth:`Attack.expected_queries` per batch), each call, and each finished batch; ``skip``: bool [n],
-    samples not to attack, such as those carried over from a smaller eps)."""
+    samples not to attack, such as those carried over from a smaller eps). The adversarials go into ``into``
+    (only the attacked rows are written), else a new file of ``spill``, else a copy of x in memory."""
     n = inputs.x.shape[0]
     out = Attacked(
-        x_adv=inputs.x.clone(), logits=inputs.clean_logits.clone(), success=torch.zeros(n, dtype=torch.bool),
+        x_adv=into if into is not None else spill_or_clone(spill, inputs.x, inputs.sample_ids),
+        logits=inputs.clean_logits.clone(), success=torch.zeros(n, dtype=torch.bool),
         n_forward=torch.zeros(n, dtype=torch.int64), n_backward=torch.zeros(n, dtype=torch.int64),
         seconds=torch.zeros(n, dtype=torch.float64),
     )
@@ -115,6 +121,8 @@ def attack_samples(harness: Harness, attack: Attack, inputs: ModelInputs, threat
         out.n_backward[idx] = verdict.n_backward.cpu()
         out.seconds[idx] = (time.perf_counter() - t0) / idx.numel()
         scatter_extras(verdict.extras, idx.tolist(), n, into=out.extras)
+        del verdict
+        return_freed_memory()  # memory follows the batch, not the number of batches (:mod:`.memory`)
         if progress is not None:
             progress.batch_done(idx.numel())
     out.wall = time.perf_counter() - start
@@ -122,16 +130,21 @@ def attack_samples(harness: Harness, attack: Attack, inputs: ModelInputs, threat
 
 
 def rejudge(harness: Harness, inputs: ModelInputs, unbounded: Attacked, threat: ThreatModel, *, batch_size: int,
-            device: torch.device) -> Attacked:
-    """A minimum-norm attack's unbounded adversarials, projected into ``threat`` and judged again (in batches)."""
+            device: torch.device, spill: Spill | None = None, only: torch.Tensor | None = None) -> Attacked:
+    """A minimum-norm attack's unbounded adversarials, projected into ``threat`` and judged again (in batches;
+    ``only``: bool [n], the rows whose adversarial is judged, x standing in for the others)."""
     n = inputs.x.shape[0]
-    x_adv, logits, success = inputs.x.clone(), inputs.clean_logits.clone(), torch.zeros(n, dtype=torch.bool)
+    x_adv = spill_or_clone(spill, inputs.x, inputs.sample_ids)
+    logits, success = inputs.clean_logits.clone(), torch.zeros(n, dtype=torch.bool)
     attacked = inputs.attacked
     for begin in range(0, n, batch_size):
         sl = slice(begin, begin + batch_size)
         goal = attack_goal(inputs.y[sl].to(device), inputs.clean_pred[sl].to(device),
                            None if inputs.targets is None else inputs.targets[sl].to(device), inputs.min_confidence)
-        judged = harness.judge(unbounded.x_adv[sl].to(device), inputs.x[sl].to(device), goal, threat,
+        source = unbounded.x_adv[sl]
+        if only is not None:
+            source = torch.where(per_sample(only[sl], source), source, inputs.x[sl])
+        judged = harness.judge(source.to(device), inputs.x[sl].to(device), goal, threat,
                                inputs.clean_logits[sl].to(device), attacked[sl].to(device))
         x_adv[sl], logits[sl], success[sl] = judged.x_adv.cpu(), judged.logits.cpu(), judged.success.cpu()
     return Attacked(x_adv, logits, success, unbounded.n_forward, unbounded.n_backward, unbounded.seconds,
@@ -144,17 +157,22 @@ def attack_with_carry(harness: Harness, attack: Attack, inputs: ModelInputs, thr
     re-judged at ``threat`` instead (projected, the model run again) and keep their source row's costs and
     extras. A carried adversarial the re-judging does not confirm is attacked like any other sample.
 
+    The re-judged adversarials (x where nothing was carried) are what the attack writes its own rows into, so
+    a carried row is never copied.
+
     Args:
         kwargs: the other arguments of :func:`attack_samples`.
     """
     n = inputs.x.shape[0]
-    source = Attacked(torch.where(per_sample(carry.success, inputs.x), carry.x_adv, inputs.x), inputs.clean_logits,
-                      carry.success, carry.n_forward, carry.n_backward, carry.seconds)
-    judged = rejudge(harness, inputs, source, threat, batch_size=batch_size, device=device)
+    source = Attacked(carry.x_adv, inputs.clean_logits, carry.success, carry.n_forward, carry.n_backward,
+                      carry.seconds)
+    judged = rejudge(harness, inputs, source, threat, batch_size=batch_size, device=device,
+                     spill=kwargs.get("spill"), only=carry.success)
     carried = judged.success & carry.success
-    out = attack_samples(harness, attack, inputs, threat, batch_size=batch_size, device=device, skip=carried, **kwargs)
+    out = attack_samples(harness, attack, inputs, threat, batch_size=batch_size, device=device, skip=carried,
+                         into=judged.x_adv, **kwargs)
     rows = carried.nonzero().squeeze(1)
-    for name in ("x_adv", "logits", "success"):
+    for name in ("logits", "success"):
         getattr(out, name)[rows] = getattr(judged, name)[rows]
     for name in ("n_forward", "n_backward", "seconds"):
         getattr(out, name)[rows] = getattr(carry, name)[rows]
@@ -166,8 +184,15 @@ def attack_with_carry(harness: Harness, attack: Attack, inputs: ModelInputs, thr
 
 def minimum_norms(inputs: ModelInputs, unbounded: Attacked, norm: Norm) -> torch.Tensor:
     """[n] smallest adversarial ``norm`` found per sample (inf where the attack found none)."""
-    norms = flat_norm((unbounded.x_adv - inputs.x).double(), norm)
+    norms = perturbation_norms(unbounded.x_adv, inputs.x, norm)
     return torch.where(unbounded.success, norms, torch.full_like(norms, math.inf))
+
+
+def perturbation_norms(x_adv: Adversarials, x: torch.Tensor, norm: Norm) -> torch.Tensor:
+    """float64 [n] ``||x_adv - x||`` per sample, computed a chunk of rows at a time (in float64: the
+    difference of two float32 images, exactly)."""
+    parts = [flat_norm((x_adv[a:b] - x[a:b]).double(), norm) for a, b in row_chunks(x_adv)]
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
 
 
 def cell_rows(cell: Cell, inputs: ModelInputs, attacked: Attacked, min_norm: torch.Tensor | None) -> pd.DataFrame:
@@ -179,7 +204,7 @@ def cell_rows(cell: Cell, inputs: ModelInputs, attacked: Attacked, min_norm: tor
     correct = clean_pred == inputs.y
     robust = correct & (adv_pred == inputs.y)
     confidence = attacked.logits.softmax(dim=1).gather(1, adv_pred[:, None]).squeeze(1)
-    pnorm = flat_norm((attacked.x_adv - inputs.x).double(), cell.norm)
+    pnorm = perturbation_norms(attacked.x_adv, inputs.x, cell.norm)
     targets = inputs.targets if inputs.targets is not None else torch.full((n,), -1, dtype=torch.int64)
     data: dict[str, Any] = {
         "dataset": inputs.dataset,
@@ -242,10 +267,16 @@ class ModelCaches:
     unbounded: dict[tuple[str, str], tuple[Attacked, torch.Tensor]] = field(default_factory=dict)
     fits: dict[tuple[str, float | None], int] = field(default_factory=dict)
 
+    def release(self) -> None:
+        """Free the unbounded runs' adversarials (their spill files) once the model's cells are done."""
+        for attacked, _ in self.unbounded.values():
+            discard(attacked.x_adv)
+        self.unbounded.clear()
+
 
 def run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch.device, train_split,
-             caches: ModelCaches, progress: CellProgress | None = None,
-             carry: Carry | None = None) -> tuple[pd.DataFrame, torch.Tensor, float]:
+             caches: ModelCaches, progress: CellProgress | None = None, carry: Carry | None = None,
+             spill: Spill | None = None) -> tuple[pd.DataFrame, Adversarials, float]:
     """Attack (or reuse the unbounded run of a minimum-norm attack), then judge at the cell's eps.
 
     On a CUDA out-of-memory error the whole cell runs again from its start with half the batch (the
@@ -256,8 +287,10 @@ def run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch
         session: the model's :class:`~advbench.engine.session.ModelSession`.
         train_split: ``() -> (x [N, ...], y [N])`` the dataset's train split, for attacks that fit.
         carry: what the next smaller eps of this (attack, norm) broke (:mod:`advbench.engine.carry`).
+        spill: where adversarials are kept (:mod:`advbench.engine.spill`; ``None``: in memory).
     Returns:
-        (rows, projected adversarials [n, C, H, W] on the CPU, the attack's wall seconds).
+        (rows, projected adversarials [n, C, H, W] on the CPU (a spill file with ``spill``), the attack's
+        wall seconds).
     """
     kept = (dict(caches.unbounded), dict(caches.fits))
 
@@ -271,7 +304,7 @@ def run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch
                 isolation.deadline = deadline
             return _run_cell(cell, attack, spec, session, config=config, device=device, train_split=train_split,
                              caches=caches, progress=progress, deadline=deadline, isolation=isolation,
-                             batch_size=batch_size, carry=carry)
+                             batch_size=batch_size, carry=carry, spill=spill)
 
     (rows, x_adv, wall), session.accel.batch_size = halving(attempt, session.accel.batch_size,
                                                             session.accel.backoffs.append)
@@ -280,9 +313,9 @@ def run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch
 
 def _run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torch.device, train_split,
               caches: ModelCaches, progress, deadline: Deadline | None, isolation: Isolation | None,
-              batch_size: int, carry: Carry | None):
+              batch_size: int, carry: Carry | None, spill: Spill | None):
     harness, inputs = session.harness, session.inputs
-    common = dict(batch_size=batch_size, device=device, deadline=deadline, isolation=isolation)
+    common = dict(batch_size=batch_size, device=device, deadline=deadline, isolation=isolation, spill=spill)
     threat = ThreatModel(cell.norm, cell.eps)
     if spec.minimum_norm:
         key = (cell.attack, cell.norm.value)
@@ -294,7 +327,7 @@ def _run_cell(cell: Cell, attack: Attack, spec, session, *, config, device: torc
                                            progress=progress, **common)
             caches.unbounded[key] = (unbounded, minimum_norms(inputs, unbounded, cell.norm))
         unbounded, min_norm = caches.unbounded[key]
-        judged = rejudge(harness, inputs, unbounded, threat, batch_size=batch_size, device=device)
+        judged = rejudge(harness, inputs, unbounded, threat, batch_size=batch_size, device=device, spill=spill)
         return cell_rows(cell, inputs, judged, min_norm), judged.x_adv, unbounded.wall
     gen = torch.Generator(device=device).manual_seed(cell_seed(config.seed, cell))
     with global_rng(cell_seed(config.seed, cell), device):

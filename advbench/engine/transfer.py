@@ -21,19 +21,21 @@ import pandas as pd
 import torch
 
 from .session import predict
+from .spill import Adversarials
 
 MATRIX_COLUMNS = ("attack", "norm", "eps", "source", "target", "target_accuracy", "success_rate", "n_samples", "n_target_correct")
 
 
 @dataclass
 class AdversarialStore:
-    """Projected adversarials of the white-box cells, kept in memory for the matrix.
+    """Projected adversarials of the white-box cells, kept for the matrix.
 
     Attributes:
-        cells: (model, attack, norm, eps) -> x_adv [n, C, H, W] on the CPU.
+        cells: (model, attack, norm, eps) -> x_adv [n, C, H, W] on the CPU: a tensor, or a spill file
+            (:mod:`~advbench.engine.spill`) that the matrix reads a batch at a time.
     """
 
-    cells: dict[tuple[str, str, str, float], torch.Tensor]
+    cells: dict[tuple[str, str, str, float], Adversarials]
 
     def sources(self) -> list[str]:
         return sorted({key[0] for key in self.cells}, key=[k[0] for k in self.cells].index)

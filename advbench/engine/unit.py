@@ -24,6 +24,7 @@ from .recorder import CellResult
 from .resolve import ResolvedRun
 from .runner import CellProgress, ModelCaches, run_cell
 from .session import ModelSession, open_session
+from .spill import Spill
 
 
 @dataclass
@@ -60,11 +61,15 @@ class UnitWorker:
     Args:
         config: the run's configuration. resolved: its names resolved on this process's host (built attacks).
         samples: (sample_ids [n], x [n, C, H, W], y [n]) of the run, on the CPU.
+        spill: where cells' adversarials are kept (:mod:`~.spill`; the driver reads them, so only an executor
+            whose workers share the driver's file system passes one); ``None``: in memory, returned with the cell.
     """
 
     def __init__(self, config: RunConfig, resolved: ResolvedRun,
-                 samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor], device: torch.device) -> None:
+                 samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor], device: torch.device,
+                 spill: Spill | None = None) -> None:
         self.config, self.resolved, self.samples, self.device = config, resolved, samples, device
+        self.spill = spill
         self.session: ModelSession | None = None
         self.caches = ModelCaches()
 
@@ -101,7 +106,7 @@ class UnitWorker:
                 rows, x_adv, seconds = run_cell(
                     cell, self.resolved.attacks[cell.attack], self.resolved.attack_specs[cell.attack], self.session,
                     config=self.config, device=self.device, train_split=lambda: train_split(dataset),
-                    caches=self.caches, progress=progress, carry=carry,
+                    caches=self.caches, progress=progress, carry=carry, spill=self.spill,
                 )
             except BaseException as exc:  # noqa: BLE001 - one failing cell must not stop the run; a real Ctrl-C does
                 if watch.is_real(exc):
@@ -120,6 +125,7 @@ class UnitWorker:
 
     def close(self) -> None:
         """Let the open model go (its memory, on the device too, is freed with it)."""
+        self.caches.release()
         self.session, self.caches = None, ModelCaches()
 
 
