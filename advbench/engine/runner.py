@@ -35,7 +35,6 @@ from .carry import Carry
 from .harness import Harness, attack_goal, scatter_extras
 from .interrupts import Deadline
 from .isolate import Isolation
-from .memory import return_freed_memory
 from .plan import Cell
 from .session import ModelInputs
 from .spill import Adversarials, Spill, discard, row_chunks, spill_or_clone
@@ -121,8 +120,6 @@ def attack_samples(harness: Harness, attack: Attack, inputs: ModelInputs, threat
         out.n_backward[idx] = verdict.n_backward.cpu()
         out.seconds[idx] = (time.perf_counter() - t0) / idx.numel()
         scatter_extras(verdict.extras, idx.tolist(), n, into=out.extras)
-        del verdict
-        return_freed_memory()  # memory follows the batch, not the number of batches (:mod:`.memory`)
         if progress is not None:
             progress.batch_done(idx.numel())
     out.wall = time.perf_counter() - start
