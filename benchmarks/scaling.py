@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 #: glibc serves every allocation above this size by mmap and returns it on free (its default threshold rises with
 #: the largest block freed, up to 32 MiB, and memory below it stays in the heap): the peak then follows the live
-#: tensors rather than what the allocator kept. Runs take about 1.5x as long under it, so it is not a default.
+#: tensors rather than what the allocator kept. Runs take 1.4-2x as long under it, so it is not a default.
 LIVE_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
