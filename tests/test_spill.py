@@ -128,9 +128,33 @@ def test_every_stored_success_is_an_adversarial_inside_its_ball(tmp_path):
         order = torch.tensor([pos[int(s)] for s in rows["sample_id"]])
         adv, x = x_adv[order], x_all[torch.tensor(rows["sample_id"].to_numpy().copy())]
         norms = (adv - x).double().flatten(1).abs().amax(dim=1)
-        assert torch.allclose(norms, torch.as_tensor(rows["perturbation_norm"].to_numpy()), atol=1e-9)
-        assert (norms <= torch.as_tensor(rows["eps"].to_numpy()) + 1e-6).all()
+        assert torch.allclose(norms, torch.tensor(rows["perturbation_norm"].to_numpy().copy()), atol=1e-9)
+        assert (norms <= torch.tensor(rows["eps"].to_numpy().copy()) + 1e-6).all()
         with torch.no_grad():
             pred = model(adv).argmax(dim=1)
         success = torch.tensor(rows["success"].to_numpy().copy())
-        assert (pred[success] != torch.as_tensor(rows["label"].to_numpy())[success]).all()
+        assert (pred[success] != torch.tensor(rows["label"].to_numpy().copy())[success]).all()
+
+
+def test_a_full_disk_while_spilling_stops_the_run_and_keeps_its_finished_cells(tmp_path, monkeypatch):
+    import errno
+
+    import advbench.engine.spill as spill_module
+    from advbench.errors import StorageError
+    from advbench.results import load_manifest
+
+    real, calls = spill_module.AdversarialFile._create, []
+
+    def full_at_the_third_file(path, x, sample_ids):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, x, sample_ids)
+
+    monkeypatch.setattr(spill_module.AdversarialFile, "_create", staticmethod(full_at_the_third_file))
+    with pytest.raises(StorageError, match=r"^no space left on device writing .*\.spill.*: free space or pass another --out"):
+        advbench.evaluate("cnn.mnist5k_std", "fgsm", "0.05,0.1,0.2", n_samples=20, out=tmp_path / "run")
+    manifest = load_manifest(tmp_path / "run")
+    assert "no space left" in manifest["stopped"]["reason"]
+    assert len(list((tmp_path / "run" / "cells").glob("*.parquet"))) == 2  # the two cells before it are kept
+    assert not (tmp_path / "run" / ".spill").exists()

@@ -101,13 +101,14 @@ def execute(config: RunConfig, host, reporter: Reporter | None = None, executor:
     sample_ids, x, y = select_samples(resolved.dataset, config.split, config.n_samples, config.seed,
                                       config.dataset_options)
     recorder = Recorder.open(config, host, resolved, (sample_ids, x, y), device)
-    # adversarials on disk a batch at a time: memory does not grow with the sample count (:mod:`.spill`)
-    spill = Spill(recorder.run_dir)
     threads = choose_threads(config.threads)
     recorder.manifest["threads"] = threads.to_json()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads.threads)
+    spill = None
     try:
+        # adversarials on disk a batch at a time: memory does not grow with the sample count (:mod:`.spill`)
+        spill = Spill(recorder.run_dir)
         transfer_attack = pick_transfer_attack(config, resolved.attack_specs)
         # the matrix holds target accuracies: an unlabelled run (the noise dataset) has none to show
         keep = (config.transfer_matrix and transfer_attack is not None and bool((y >= 0).any())
@@ -134,7 +135,8 @@ def execute(config: RunConfig, host, reporter: Reporter | None = None, executor:
         raise
     finally:
         torch.set_num_threads(previous_threads)
-        spill.close()
+        if spill is not None:
+            spill.close()
         recorder.close()
     reporter.run_finished()
     return RunOutcome(rows, resolved.plan, recorder.failures, recorder.run_dir, recorder.manifest, run.flags, transfer,

@@ -30,6 +30,9 @@ from typing import Union
 import numpy as np
 import torch
 
+from ..errors import StorageError
+from ..oserrors import os_error_message
+
 #: safetensors' dtype names (the dtypes a cell's adversarials can have).
 _DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16"}
 _FROM_NAME = {name: dtype for dtype, name in _DTYPES.items()}
@@ -59,6 +62,13 @@ class AdversarialFile:
 
     @classmethod
     def create(cls, path: Path, x: torch.Tensor, sample_ids: torch.Tensor) -> "AdversarialFile":
+        try:
+            return cls._create(path, x, sample_ids)
+        except OSError as exc:
+            raise _storage_error(exc, path) from exc
+
+    @classmethod
+    def _create(cls, path: Path, x: torch.Tensor, sample_ids: torch.Tensor) -> "AdversarialFile":
         """A new file of x's shape and dtype, every row set to x's (a sample nobody attacks keeps x), and
         ``sample_id`` written after the rows.
 
@@ -174,12 +184,23 @@ class AdversarialFile:
             raise PermissionError(f"{self.path} holds a stored cell's adversarials and is not written again")
         view = memoryview(values.contiguous().numpy().reshape(-1)).cast("B")  # the tensor's own bytes
         done, offset = 0, self.offset + row * self.row_bytes
-        with open(self.path, "r+b", buffering=0) as f:
-            while done < len(view):
-                done += os.pwrite(f.fileno(), view[done:], offset + done)
+        try:
+            with open(self.path, "r+b", buffering=0) as f:
+                while done < len(view):
+                    done += os.pwrite(f.fileno(), view[done:], offset + done)
+        except OSError as exc:
+            raise _storage_error(exc, self.path) from exc
 
 
 Adversarials = Union[torch.Tensor, AdversarialFile]
+
+
+def _storage_error(exc: OSError, path: Path) -> StorageError:
+    """A failed spill write as the run store's one line (a full disk stops the run; finished cells are kept)."""
+    line = os_error_message(exc, None, path) or f"{exc.strerror or exc} writing {path}"
+    if ".spill" not in Path(path).parts:  # an in-memory run's scratch: the temporary directory filled up
+        line += " (an in-memory run keeps its adversarials in the temporary directory: set TMPDIR to a larger disk)"
+    return StorageError(line)
 
 
 def _runs(rows: list[int]) -> list[tuple[int, int]]:
@@ -201,13 +222,16 @@ class Spill:
     """
 
     def __init__(self, run_dir: Path | None) -> None:
-        if run_dir is not None:
-            root = Path(run_dir) / ".spill"
-            shutil.rmtree(root, ignore_errors=True)  # an interrupted run's leftovers (the run dir is locked)
-            root.mkdir(parents=True)
-            self.root = root
-        else:
-            self.root = Path(tempfile.mkdtemp(prefix="advbench-spill-"))
+        try:
+            if run_dir is not None:
+                root = Path(run_dir) / ".spill"
+                shutil.rmtree(root, ignore_errors=True)  # an interrupted run's leftovers (the run dir is locked)
+                root.mkdir(parents=True)
+                self.root = root
+            else:
+                self.root = Path(tempfile.mkdtemp(prefix="advbench-spill-"))
+        except OSError as exc:
+            raise _storage_error(exc, Path(run_dir or tempfile.gettempdir()) / ".spill") from exc
         self._count = 0
 
     def new(self, x: torch.Tensor, sample_ids: torch.Tensor) -> AdversarialFile:

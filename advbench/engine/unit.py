@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..errors import AdvbenchError, ConfigError
+from ..errors import AdvbenchError, ConfigError, StorageError
 from .carry import Carry
 from .config import RunConfig
 from .fingerprint import ModelDigests, model_digests
@@ -109,8 +109,8 @@ class UnitWorker:
                     caches=self.caches, progress=progress, carry=carry, spill=self.spill,
                 )
             except BaseException as exc:  # noqa: BLE001 - one failing cell must not stop the run; a real Ctrl-C does
-                if watch.is_real(exc):
-                    raise
+                if watch.is_real(exc) or isinstance(exc, StorageError):
+                    raise  # a full disk (spill files) stops the run as the store's own write errors do
                 message = f"cell {cell} {'' if isinstance(exc, CellTimeout) else 'failed: '}{one_line(exc)}"
                 return Failed(message, traceback.format_exc())
         gallery = None
