@@ -10,8 +10,8 @@ instead, which the cell fills batch by batch (``a[idx] = batch``) and its reader
 The file is a safetensors file from its first byte (``sample_id`` [n], ``x_adv`` [n, C, H, W]), byte for byte
 the file :func:`safetensors.torch.save_file` writes, so the run store takes it as the cell's adversarials by a
 hard link (no copy; a copy where the link cannot be made), and a stored cell that ``--resume`` reuses is read
-back through the same class. Plain ``pread``/``pwrite``, not a memory map: pages of a mapped file count
-towards the process's resident memory, the page cache behind ``pread`` does not.
+back through the same class. Plain reads and writes into the tensors' own buffers, not a memory map: pages of a
+mapped file count towards the process's resident memory, the page cache behind a read does not.
 
 Where no run directory is written (an in-memory run, a Ray worker, :func:`advbench.attack`), adversarials stay
 tensors: every function here that takes "adversarials" takes either (``torch.Tensor`` has the same indexing).
@@ -20,7 +20,6 @@ tensors: every function here that takes "adversarials" takes either (``torch.Ten
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 import tempfile
@@ -62,6 +61,12 @@ class AdversarialFile:
 
     @classmethod
     def create(cls, path: Path, x: torch.Tensor, sample_ids: torch.Tensor) -> "AdversarialFile":
+        """A new file of x's shape and dtype (float16/32/64), ``sample_id`` first and every row set to x's (a
+        sample nobody attacks keeps x). An OS error (a full disk) is a :class:`~advbench.errors.StorageError`.
+
+        Args:
+            x: [n, C, H, W] clean inputs (CPU). sample_ids: int64 [n].
+        """
         try:
             return cls._create(path, x, sample_ids)
         except OSError as exc:
@@ -69,13 +74,7 @@ class AdversarialFile:
 
     @classmethod
     def _create(cls, path: Path, x: torch.Tensor, sample_ids: torch.Tensor) -> "AdversarialFile":
-        """A new file of x's shape and dtype, every row set to x's (a sample nobody attacks keeps x), and
-        ``sample_id`` written after the rows.
-
-        Args:
-            x: [n, C, H, W] clean inputs (CPU). sample_ids: int64 [n].
-        """
-        if x.dtype not in _DTYPES or x.dtype not in _NUMPY:
+        if x.dtype not in _NUMPY:
             raise TypeError(f"adversarials of dtype {x.dtype} cannot be spilled to a file")
         n = x.shape[0]
         data = int(np.prod(x.shape[1:], dtype=np.int64)) * x.element_size() * n
@@ -172,9 +171,10 @@ class AdversarialFile:
         view = memoryview(out.numpy().reshape(-1)).cast("B")  # read straight into the tensor: no bytes copy
         done, offset = 0, self.offset + row * self.row_bytes
         with open(self.path, "rb", buffering=0) as f:
+            f.seek(offset)
             while done < len(view):
-                got = os.preadv(f.fileno(), [view[done:]], offset + done)
-                if got == 0:
+                got = f.readinto(view[done:])
+                if not got:
                     raise OSError(f"{self.path} is shorter than its header says (a truncated adversarials file)")
                 done += got
         return out
@@ -186,8 +186,9 @@ class AdversarialFile:
         done, offset = 0, self.offset + row * self.row_bytes
         try:
             with open(self.path, "r+b", buffering=0) as f:
+                f.seek(offset)
                 while done < len(view):
-                    done += os.pwrite(f.fileno(), view[done:], offset + done)
+                    done += f.write(view[done:])
         except OSError as exc:
             raise _storage_error(exc, self.path) from exc
 
@@ -244,8 +245,9 @@ class Spill:
 
 
 def spill_or_clone(spill: Spill | None, x: torch.Tensor, sample_ids: torch.Tensor) -> Adversarials:
-    """Where a cell's adversarials go: a new file of ``spill``, or (no spill) a copy of x in memory."""
-    return x.clone() if spill is None else spill.new(x, sample_ids)
+    """Where a cell's adversarials go: a new file of ``spill``, or (no spill, or a dtype the file does not take:
+    bfloat16) a copy of x in memory."""
+    return x.clone() if spill is None or x.dtype not in _NUMPY else spill.new(x, sample_ids)
 
 
 def materialise(adversarials: Adversarials | None) -> torch.Tensor | None:
