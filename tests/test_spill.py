@@ -145,11 +145,11 @@ def test_a_full_disk_while_spilling_stops_the_run_and_keeps_its_finished_cells(t
 
     real, calls = spill_module.AdversarialFile._create, []
 
-    def full_at_the_third_file(path, x, sample_ids):
+    def full_at_the_third_file(path, x, sample_ids, fill):
         calls.append(path)
         if len(calls) == 3:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real(path, x, sample_ids)
+        return real(path, x, sample_ids, fill)
 
     monkeypatch.setattr(spill_module.AdversarialFile, "_create", staticmethod(full_at_the_third_file))
     with pytest.raises(StorageError, match=r"^no space left on device writing .*\.spill.*: free space or pass another --out"):

@@ -131,7 +131,7 @@ def rejudge(harness: Harness, inputs: ModelInputs, unbounded: Attacked, threat: 
     """A minimum-norm attack's unbounded adversarials, projected into ``threat`` and judged again (in batches;
     ``only``: bool [n], the rows whose adversarial is judged, x standing in for the others)."""
     n = inputs.x.shape[0]
-    x_adv = spill_or_clone(spill, inputs.x, inputs.sample_ids)
+    x_adv = spill_or_clone(spill, inputs.x, inputs.sample_ids, fill=False)  # every row is written below
     logits, success = inputs.clean_logits.clone(), torch.zeros(n, dtype=torch.bool)
     attacked = inputs.attacked
     for begin in range(0, n, batch_size):

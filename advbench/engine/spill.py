@@ -60,20 +60,21 @@ class AdversarialFile:
     # -- making and opening -----------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, path: Path, x: torch.Tensor, sample_ids: torch.Tensor) -> "AdversarialFile":
+    def create(cls, path: Path, x: torch.Tensor, sample_ids: torch.Tensor, *, fill: bool = True) -> "AdversarialFile":
         """A new file of x's shape and dtype (float16/32/64), ``sample_id`` first and every row set to x's (a
-        sample nobody attacks keeps x). An OS error (a full disk) is a :class:`~advbench.errors.StorageError`.
+        sample nobody attacks keeps x; ``fill=False``: left at zero, for a writer that writes every row). An OS
+        error (a full disk) is a :class:`~advbench.errors.StorageError`.
 
         Args:
             x: [n, C, H, W] clean inputs (CPU). sample_ids: int64 [n].
         """
         try:
-            return cls._create(path, x, sample_ids)
+            return cls._create(path, x, sample_ids, fill)
         except OSError as exc:
             raise _storage_error(exc, path) from exc
 
     @classmethod
-    def _create(cls, path: Path, x: torch.Tensor, sample_ids: torch.Tensor) -> "AdversarialFile":
+    def _create(cls, path: Path, x: torch.Tensor, sample_ids: torch.Tensor, fill: bool) -> "AdversarialFile":
         if x.dtype not in _NUMPY:
             raise TypeError(f"adversarials of dtype {x.dtype} cannot be spilled to a file")
         n = x.shape[0]
@@ -90,8 +91,9 @@ class AdversarialFile:
             f.write(struct.pack("<Q", len(raw)) + raw)
             f.write(sample_ids.to(torch.int64).contiguous().numpy().astype("<i8").tobytes())
             f.truncate(out.offset + data)
-        for start in range(0, n, out.chunk_rows()):
-            out[start : start + out.chunk_rows()] = x[start : start + out.chunk_rows()]
+        if fill:
+            for start, stop in row_chunks(out):
+                out[start:stop] = x[start:stop]
         return out
 
     @classmethod
@@ -235,19 +237,22 @@ class Spill:
             raise _storage_error(exc, Path(run_dir or tempfile.gettempdir()) / ".spill") from exc
         self._count = 0
 
-    def new(self, x: torch.Tensor, sample_ids: torch.Tensor) -> AdversarialFile:
-        """A new file for one cell's adversarials, every row set to x's (see :meth:`AdversarialFile.create`)."""
+    def new(self, x: torch.Tensor, sample_ids: torch.Tensor, *, fill: bool = True) -> AdversarialFile:
+        """A new file for one cell's adversarials, its rows x's (see :meth:`AdversarialFile.create`)."""
         self._count += 1
-        return AdversarialFile.create(self.root / f"{self._count:06d}.safetensors", x, sample_ids)
+        return AdversarialFile.create(self.root / f"{self._count:06d}.safetensors", x, sample_ids, fill=fill)
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def spill_or_clone(spill: Spill | None, x: torch.Tensor, sample_ids: torch.Tensor) -> Adversarials:
+def spill_or_clone(spill: Spill | None, x: torch.Tensor, sample_ids: torch.Tensor, *,
+                   fill: bool = True) -> Adversarials:
     """Where a cell's adversarials go: a new file of ``spill``, or (no spill, or a dtype the file does not take:
-    bfloat16) a copy of x in memory."""
-    return x.clone() if spill is None or x.dtype not in _NUMPY else spill.new(x, sample_ids)
+    bfloat16) a copy of x in memory; ``fill=False`` for a writer that writes every row (no copy of x)."""
+    if spill is None or x.dtype not in _NUMPY:
+        return x.clone() if fill else torch.empty_like(x)
+    return spill.new(x, sample_ids, fill=fill)
 
 
 def materialise(adversarials: Adversarials | None) -> torch.Tensor | None:
