@@ -112,15 +112,6 @@ class RunStore:
     def adversarials_path(self, key: str) -> Path:
         return self.run_dir / ADV_DIR / f"{key}.safetensors"
 
-    def read_adversarials(self, key: str):
-        """x_adv [n, C, H, W] of a finished cell, or ``None`` if it was not saved."""
-        path = self.adversarials_path(key)
-        if not path.is_file():
-            return None
-        from safetensors.torch import load_file
-
-        return load_file(str(path))["x_adv"]
-
     def write_cell(self, key: str, rows: pd.DataFrame, x_adv=None, sample_ids=None,
                    fingerprint: dict[str, Any] | None = None) -> None:
         """Write a finished cell: its adversarials, its rows, then (last) its fingerprint record, so a crash
