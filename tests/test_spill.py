@@ -158,3 +158,11 @@ def test_a_full_disk_while_spilling_stops_the_run_and_keeps_its_finished_cells(t
     assert "no space left" in manifest["stopped"]["reason"]
     assert len(list((tmp_path / "run" / "cells").glob("*.parquet"))) == 2  # the two cells before it are kept
     assert not (tmp_path / "run" / ".spill").exists()
+
+
+def test_a_truncated_stored_file_is_refused_when_opened(tmp_path):
+    path = tmp_path / "stored.safetensors"
+    save_file({"x_adv": torch.rand(6, 1, 3, 3), "sample_id": torch.arange(6)}, str(path))
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(OSError, match="shorter than its header"):
+        AdversarialFile.open(path)

@@ -98,13 +98,17 @@ class AdversarialFile:
 
     @classmethod
     def open(cls, path: Path) -> "AdversarialFile":
-        """A stored cell's adversarials (a safetensors file with ``x_adv``), read-only, never deleted here."""
+        """A stored cell's adversarials (a safetensors file with ``x_adv``), read-only, never deleted here; a file
+        shorter than its header says (an interrupted copy) raises ``OSError``."""
         with open(path, "rb") as f:
             (size,) = struct.unpack("<Q", f.read(8))
             header = json.loads(f.read(size))
         entry = header["x_adv"]
-        return cls(path, tuple(entry["shape"]), _FROM_NAME[entry["dtype"]], 8 + size + entry["data_offsets"][0],
-                   owned=False)
+        found = cls(path, tuple(entry["shape"]), _FROM_NAME[entry["dtype"]], 8 + size + entry["data_offsets"][0],
+                    owned=False)
+        if Path(path).stat().st_size < found.offset + found.shape[0] * found.row_bytes:
+            raise OSError(f"{path} is shorter than its header says")
+        return found
 
     # -- tensor-like access -------------------------------------------------------------------------------
 
