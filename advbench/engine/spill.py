@@ -270,11 +270,11 @@ def discard(adversarials: Adversarials | None) -> None:
         adversarials.discard()
 
 
-def row_chunks(adversarials: Adversarials, batch_size: int | None = None):
-    """(start, stop) row ranges covering all of ``adversarials``: ``batch_size`` rows, or for a file
-    :meth:`AdversarialFile.chunk_rows`, or for a tensor all rows at once."""
+def row_chunks(adversarials: Adversarials) -> list[tuple[int, int]]:
+    """(start, stop) row ranges covering all of ``adversarials``: for a file :meth:`AdversarialFile.chunk_rows`
+    rows each, for a tensor all rows at once (it is in memory already)."""
     n = adversarials.shape[0]
-    size = batch_size or (adversarials.chunk_rows() if isinstance(adversarials, AdversarialFile) else max(n, 1))
+    size = adversarials.chunk_rows() if isinstance(adversarials, AdversarialFile) else max(n, 1)
     return [(start, min(n, start + size)) for start in range(0, n, size)]
 
 
