@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import advbench
-from advbench.models.pooling import ChannelsLastMaxPool2d, channels_last_pools, eligible
+from advbench.models.pooling import ChannelsLastMaxPool2d, _pair, channels_last_pools, eligible, strided_max_pool
 
 
 def _with_ties(shape, seed=0):
@@ -42,6 +42,30 @@ def test_outputs_and_input_gradients_are_bit_identical(kwargs, shape):
     assert torch.equal(a.grad, b.grad)
     with torch.no_grad():
         assert torch.equal(reference(x), fast(x))
+
+
+@pytest.mark.parametrize("kernel,shape", [(2, (7, 5, 28, 28)), (2, (3, 4, 13, 15)), ((2, 3), (2, 3, 12, 14)),
+                                          (3, (2, 2, 10, 11)), (2, (1, 1, 2, 2))])
+def test_the_no_autograd_path_gives_the_reference_values_with_ties_and_nan(kernel, shape):
+    # strided maxima (no layout copy): the same values as PyTorch's NCHW kernel, floor mode on odd sizes, NaN kept
+    reference, fast = nn.MaxPool2d(kernel), nn.MaxPool2d(kernel)
+    channels_last_pools(fast)
+    x = _with_ties(shape)
+    x[0, 0, 0, 0] = float("nan")
+    x[-1, -1, -1, -1] = -0.0
+    with torch.no_grad():
+        want, got = reference(x), fast(x)
+    assert got.shape == want.shape and got.is_contiguous()
+    assert torch.equal(got.isnan(), want.isnan()) and want.isnan().any()
+    assert torch.equal(got.nan_to_num(), want.nan_to_num())
+    assert torch.equal(strided_max_pool(x, _pair(kernel)).nan_to_num(), want.nan_to_num())
+
+
+def test_too_small_an_input_fails_as_pytorch_does():
+    fast = nn.MaxPool2d(3)
+    channels_last_pools(fast)
+    with torch.no_grad(), pytest.raises(RuntimeError):
+        fast(torch.zeros(1, 1, 2, 2))
 
 
 @pytest.mark.parametrize("pool", [

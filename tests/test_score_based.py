@@ -160,6 +160,51 @@ def test_square_side_and_eta_pattern():
     assert (pattern[:2] > 0).all() and (pattern[2:] < 0).all()
 
 
+def _reference_linf_proposal(x0, x_best, eps, s, generator):
+    """Square's linf proposal on the whole image (advbench before the windowed version; the authors'
+    formulation): the windowed one must draw the same random numbers and return the same bits."""
+    from advbench.attacks.score_based import _rademacher
+    from advbench.attacks.square import _square_mask
+    from advbench.norms import per_sample
+
+    m, c, h, w = x0.shape
+    vh = torch.randint(0, h - s + 1, (m,), generator=generator)
+    vw = torch.randint(0, w - s + 1, (m,), generator=generator)
+    mask = _square_mask(vh, vw, s, h, w)
+    lo, hi = (x0 - eps).clamp_min(0), (x0 + eps).clamp_max(1)
+    sign = _rademacher((m, c, 1, 1), generator, x0)
+    x_new = torch.where(mask, x_best + 2 * eps * sign, x_best).clamp(lo, hi)
+    for _ in range(10):
+        same = (x_new == x_best).flatten(1).all(dim=1)
+        if not bool(same.any()):
+            break
+        same = per_sample(same, x0)
+        sign = torch.where(same, _rademacher((m, c, 1, 1), generator, x0), sign)
+        x_new = torch.where(mask & same, x_best + 2 * eps * sign, x_new).clamp(lo, hi)
+    return x_new
+
+
+@pytest.mark.parametrize("c,s", [(1, 1), (1, 2), (1, 5), (1, 25), (3, 1), (3, 4), (3, 8)])
+def test_square_linf_proposal_is_bit_identical_to_the_full_image_one(c, s):
+    # MNIST-like images (most pixels exactly 0, some 1) with x_best on the ball's vertices, where many squares
+    # would change nothing and are redrawn: the redraw rounds must consume the generator identically.
+    torch.manual_seed(c * 100 + s)
+    h = w = 28 if c == 1 else 12
+    x0 = torch.rand(64, c, h, w)
+    x0 = torch.where(x0 < 0.6, 0.0, torch.where(x0 > 0.9, 1.0, x0))
+    eps = 0.3
+    x_best = (x0 + eps * torch.randint(0, 2, (64, c, h, w)).mul(2).sub(1)).clamp(0, 1)
+    x_best = torch.where(torch.rand(64, c, h, w) < 0.3, x0, x_best)  # some pixels back at x0
+    square = Square()
+    for seed in range(3):
+        g_new, g_ref = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        got = square._linf_proposal(x0, x_best, eps, s, g_new)
+        want = _reference_linf_proposal(x0, x_best, eps, s, g_ref)
+        assert torch.equal(got, want)
+        assert torch.equal(g_new.get_state(), g_ref.get_state())  # the same draws: later iterations agree too
+        assert (got - x0).abs().max() <= eps + 1e-6 and got.min() >= 0 and got.max() <= 1
+
+
 def test_score_loss_margin_is_the_logit_margin():
     logits = torch.tensor([[3.0, 1.0, -2.0], [0.5, 2.5, 2.0]])
     goal = Goal(labels=torch.tensor([0, 2]))

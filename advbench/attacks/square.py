@@ -166,23 +166,33 @@ class Square(Attack):
     # -- linf ----------------------------------------------------------------------------------------
     def _linf_proposal(self, x0: torch.Tensor, x_best: torch.Tensor, eps: float, s: int,
                        generator: torch.Generator) -> torch.Tensor:
-        """[M, C, H, W]: x_best with one random s x s square per sample set to +-2 eps per channel, clipped."""
+        """[M, C, H, W]: x_best with one random s x s square per sample set to +-2 eps per channel, clipped.
+
+        Only the squares are computed ([M, s, s, C] windows): x_best already lies in the ball and [0, 1], so
+        clipping leaves it unchanged outside them. Per call it draws the positions, then the signs, then new
+        signs for every sample in each redraw round, exactly as the full-image formulation does (the
+        reference implementation in ``tests/test_score_based.py``), so results are bit for bit the same.
+        """
         m, c, h, w = x0.shape
         vh = torch.randint(0, h - s + 1, (m,), generator=generator, device=x0.device)
         vw = torch.randint(0, w - s + 1, (m,), generator=generator, device=x0.device)
-        mask = _square_mask(vh, vw, s, h, w)
-        lo, hi = (x0 - eps).clamp_min(0), (x0 + eps).clamp_max(1)
-        sign = _rademacher((m, c, 1, 1), generator, x0)
-        x_new = torch.where(mask, x_best + 2 * eps * sign, x_best).clamp(lo, hi)
+        window = _window_index(vh, vw, s)
+        x0w = x0.permute(0, 2, 3, 1)[window]  # [M, s, s, C]
+        best = x_best.permute(0, 2, 3, 1)[window]
+        lo, hi = (x0w - eps).clamp_min(0), (x0w + eps).clamp_max(1)
+        sign = _rademacher((m, c, 1, 1), generator, x0).view(m, 1, 1, c)
+        new = (best + 2 * eps * sign).clamp(lo, hi)
         # The authors' code redraws the signs of a square that would leave the image unchanged (common on
         # MNIST, where most pixels sit at 0): a query spent on it can only be wasted. No query is made here.
         for _ in range(10):
-            same = (x_new == x_best).flatten(1).all(dim=1)
+            same = (new == best).flatten(1).all(dim=1)
             if not bool(same.any()):
                 break
-            same = per_sample(same, x0)
-            sign = torch.where(same, _rademacher((m, c, 1, 1), generator, x0), sign)
-            x_new = torch.where(mask & same, x_best + 2 * eps * sign, x_new).clamp(lo, hi)
+            same = per_sample(same, best)
+            sign = torch.where(same, _rademacher((m, c, 1, 1), generator, x0).view(m, 1, 1, c), sign)
+            new = torch.where(same, (best + 2 * eps * sign).clamp(lo, hi), new)
+        x_new = x_best.clone()
+        x_new.permute(0, 2, 3, 1)[window] = new
         return x_new
 
     # -- l2 ------------------------------------------------------------------------------------------
