@@ -57,13 +57,13 @@ def project_to_hyperplane(points: torch.Tensor, w: torch.Tensor, b: torch.Tensor
     aw = w.abs()
     # Room to move: down to 0 where w > 0, up to 1 where w < 0 (w = 0 contributes nothing either way).
     room = torch.where(w > 0, points, 1.0 - points).clamp_min(0.0)
-    q = torch.ones_like(w) if norm is Norm.LINF else aw
+    linf = norm is Norm.LINF  # q = 1: the products and quotients by q below are skipped (they are exact)
     # Breakpoint of coordinate i: the lam at which it saturates. Zero-weight coordinates are put first with
     # breakpoint 0 so they never enter a 0 * inf product; they add nothing to any sum below.
-    brk = torch.where(aw > 0, room / q.clamp_min(torch.finfo(w.dtype).tiny), torch.zeros_like(w))
+    brk = torch.where(aw > 0, room if linf else room / aw.clamp_min(torch.finfo(w.dtype).tiny), 0.0)
     brk_s, order = brk.sort(dim=1)
     gain_s = (aw * room).gather(1, order)  # reduction bought by saturating coordinate i
-    slope_s = (aw * q).gather(1, order)  # d(reduction)/d(lam) while coordinate i is unsaturated
+    slope_s = (aw if linf else aw * aw).gather(1, order)  # d(reduction)/d(lam) while coordinate i is unsaturated
     sat = gain_s.cumsum(1)  # reduction of the coordinates saturated at breakpoint k (inclusive)
     tail_incl = slope_s.flip(1).cumsum(1).flip(1)  # slope of coordinates k.. (exact zeros stay zero)
     tail_after = torch.cat((tail_incl[:, 1:], torch.zeros_like(tail_incl[:, :1])), 1)
@@ -75,7 +75,7 @@ def project_to_hyperplane(points: torch.Tensor, w: torch.Tensor, b: torch.Tensor
     lam = (r[:, None] - sat_before) / tail_incl.gather(1, jc).clamp_min(torch.finfo(w.dtype).tiny)
     lo = torch.where(jc > 0, brk_s.gather(1, (jc - 1).clamp_min(0)), torch.zeros_like(lam))
     lam = torch.maximum(torch.minimum(lam, brk_s.gather(1, jc)), lo)  # stay in the bracketing interval
-    move = torch.where(feasible[:, None], torch.minimum(lam * q, room), room)
+    move = torch.where(feasible[:, None], torch.minimum(lam if linf else lam * aw, room), room)
     return -torch.sign(w) * move
 
 
