@@ -171,8 +171,10 @@ class Oracle:
     access: str = ""
 
     def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], num_classes: int, ledger: QueryLedger,
-                 positions: torch.Tensor | None = None, cost: int = 1) -> None:
+                 positions: torch.Tensor | None = None, cost: int = 1,
+                 judge: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self._forward = forward  # the model's forward, in a closure (see make_oracle)
+        self._judge = judge  # the harness's float32 forward where the attack's differs (bf16), else None
         self._cost = int(cost)  # model passes per query and row (EOT: one per draw)
         self._ledger = ledger
         self._positions = positions  # None: the ledger's whole batch, in order
@@ -226,14 +228,15 @@ class Oracle:
         return self._view(ORACLES[access], self._positions)
 
     def _view(self, cls: type["Oracle"], positions: torch.Tensor | None) -> "Oracle":
-        return cls(self._forward, self.num_classes, self._ledger, positions, self._cost)
+        return cls(self._forward, self.num_classes, self._ledger, positions, self._cost, self._judge)
 
     def _transformed(self, wrap: Callable[[Callable], Callable], passes: int) -> "Oracle":
         """For the harness: the same rows with the forward ``wrap(forward)``, which runs the model ``passes``
         times per query (Expectation over Transformation); every query is charged that many passes."""
         if passes < 1:
             raise AttackError(f"a transformed oracle makes at least one pass per query, got {passes}")
-        return type(self)(wrap(self._forward), self.num_classes, self._ledger, self._positions, self._cost * passes)
+        return type(self)(wrap(self._forward), self.num_classes, self._ledger, self._positions, self._cost * passes,
+                          self._judge)
 
     def _ledger_rows(self, local: torch.Tensor | None) -> torch.Tensor | None:
         """Ledger positions of local rows ``local`` (``None``: every row of this oracle)."""
@@ -244,11 +247,16 @@ class Oracle:
     # -- queries -------------------------------------------------------------------------------------
     def _query(self, x: torch.Tensor, index: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits [N, K], ledger index [N]) for one counted forward query."""
+        idx = self._charge(x, index)
+        return self._forward(x), idx
+
+    def _charge(self, x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+        """Count one forward query for the rows ``x`` [N, ...] at ``index``; returns their ledger index [N]."""
         local = check_index(x, index, self.batch_size, self.device, type(self).__name__)
         rows = self._ledger_rows(local)
         idx = self._ledger.all if rows is None else rows
         self._ledger.charge(idx, self._cost)
-        return self._forward(x), idx
+        return idx
 
 
 class GradientOracle(Oracle):
@@ -303,11 +311,13 @@ ORACLES: dict[str, type[Oracle]] = {"gradient": GradientOracle, "score": ScoreOr
 
 
 def make_oracle(access: str, model: torch.nn.Module, batch_size: int, num_classes: int, device,
-                budget: Budget | None = None, ledger: QueryLedger | None = None) -> Oracle:
+                budget: Budget | None = None, ledger: QueryLedger | None = None,
+                judge: torch.nn.Module | None = None) -> Oracle:
     """The oracle for an access level over a batch of ``batch_size``, with a fresh ledger unless one is given.
 
     Attacks may build one over a model of their own (a transfer attack's surrogate); its queries then count on
-    that oracle's own ledger, never on the target's.
+    that oracle's own ledger, never on the target's. ``judge``: for the harness, the float32 model where
+    ``model`` is a reduced-precision forward of it (``--precision bf16``); :func:`judge_logits` uses it.
     """
     try:
         cls = ORACLES[access]
@@ -318,23 +328,33 @@ def make_oracle(access: str, model: torch.nn.Module, batch_size: int, num_classe
     elif ledger.batch_size != batch_size:
         raise AttackError(f"ledger of {ledger.batch_size} rows for an oracle over {batch_size}")
     # The model lives only in this closure: no attribute of the oracle leads back to it.
-    return cls(lambda x: model(x), num_classes, ledger)
+    return cls(lambda x: model(x), num_classes, ledger, judge=None if judge is None else (lambda x: judge(x)))
 
 
 def judge_logits(oracle: Oracle, x: torch.Tensor, *, counted: bool) -> torch.Tensor:
     """The harness's own look at the model behind ``oracle`` for all its rows: logits [B, K], no autograd.
 
     For the harness (``advbench.engine.harness``) only: it judges a cascade member's candidates whatever the
-    member's access level. ``counted`` charges one forward query per row (the cascade learns the verdict).
+    member's access level, in float32 (by the oracle's judge where its forward runs in bf16). ``counted``
+    charges one forward query per row (the cascade learns the verdict).
     """
     with torch.no_grad():
         if counted:
-            logits, _ = oracle._query(x, None)
-            return logits
+            oracle._charge(x, None)
+        return (oracle._forward if oracle._judge is None else oracle._judge)(x)
+
+
+def attack_precision_logits(oracle: Oracle, x: torch.Tensor) -> torch.Tensor | None:
+    """For the harness: logits [B, K] of all the oracle's rows by the attack's own reduced-precision forward, or
+    ``None`` when the oracle's forward is the judge's (float32). Counted: one more model pass per row."""
+    if oracle._judge is None:
+        return None
+    with torch.no_grad():
+        oracle._charge(x, None)
         return oracle._forward(x)
 
 
 __all__ = [
     "Budget", "QueryBudgetExhausted", "QueryLedger", "Oracle", "GradientOracle", "ScoreOracle", "LabelOracle",
-    "ORACLES", "make_oracle", "judge_logits", "check_index",
+    "ORACLES", "make_oracle", "judge_logits", "attack_precision_logits", "check_index",
 ]

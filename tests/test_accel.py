@@ -71,6 +71,54 @@ def test_a_bf16_success_float32_refuses_is_attacked_again_in_float32(cnn, mnist_
     assert low.success[kept].all() and (low.n_backward[kept] == ref.n_backward[kept]).all()
 
 
+def test_a_bf16_ensemble_judges_members_in_float32_and_passes_refused_samples_on(cnn, mnist_test, monkeypatch):
+    # Under autocast the lying model says "class 0" for everything, so FGSM's bf16 candidates look adversarial
+    # in bf16 and float32 refuses most. They must not leave the cascade: PGD (the next member, still in bf16)
+    # attacks them, and what no member breaks in float32 is attacked again in float32 by the harness.
+    from advbench.engine import harness as harness_module, resolve
+    from advbench.plugins import make_host
+    from advbench.testing import build_attack
+
+    keep = (mnist_test[1] != 0).nonzero().squeeze(1)[:48]
+    x, y = mnist_test[0][keep], mnist_test[1][keep]
+    model = _LiesUnderAutocast(cnn)
+    calls = []
+    member = harness_module.run_member
+
+    def spy(attack, oracle, xs, goal, threat, generator):
+        verdict = member(attack, oracle, xs, goal, threat, generator)
+        calls.append((attack.name, xs.shape[0], oracle._judge is not None, verdict))
+        return verdict
+
+    monkeypatch.setattr(resolve, "run_member", spy)  # what the run's attack context hands the ensemble
+    options = dict(members="fgsm,pgd", member_options="pgd.steps=3;pgd.random_start=false")  # deterministic
+    ens = build_attack("ensemble", make_host(autoload=False), **options)
+    threat = ThreatModel(Norm.LINF, 0.2)
+    low = Harness(model, 10, precision="bf16").attack(ens, x, y, threat, torch.Generator().manual_seed(0))
+    bf16_calls = [c for c in calls if c[2]]
+    assert [c[0] for c in bf16_calls] == ["fgsm", "pgd"]
+    fgsm_verdict = bf16_calls[0][3]
+    assert fgsm_verdict.refused.any()  # float32 refused some bf16 "successes"...
+    assert not (fgsm_verdict.refused & fgsm_verdict.success).any()
+    assert bf16_calls[1][1] == int((~fgsm_verdict.success).sum())  # ...and they went on to PGD in bf16
+    with torch.no_grad():
+        fp32_adv = cnn(low.x_adv).argmax(1) != y
+    assert torch.equal(low.success, fp32_adv & low.attacked)  # every verdict holds in float32
+    broken_by = low.extras["broken_by"]
+    assert all(b != "" for b, s in zip(broken_by, low.success.tolist()) if s)
+    # the cascade's float32 judge and the harness agree: what it broke in bf16 is not attacked again
+    rejected = torch.tensor(low.extras["bf16_rejected"])
+    first_round = [c for c in calls if c[2]]
+    broke = int(sum(int(c[3].success.sum()) for c in first_round))
+    assert int((low.attacked & ~rejected & low.success).sum()) == broke
+    # the samples no bf16 member broke kept a refused candidate, so the harness attacked them again in float32:
+    # their verdicts are float32's ensemble's (deterministic members; one borderline flip allowed)
+    ref = Harness(model, 10).attack(build_attack("ensemble", make_host(autoload=False), **options), x, y, threat,
+                                    torch.Generator().manual_seed(0))
+    assert rejected.sum() > 0 and ref.success[rejected].any()
+    assert int((low.success[rejected] != ref.success[rejected]).sum()) <= 1
+
+
 def test_bf16_is_part_of_the_fingerprint_and_counted_in_the_manifest():
     kw = dict(attack_options={"pgd": {"steps": 3}}, n_samples=30)
     fp32 = advbench.evaluate("cnn.mnist5k_std", "pgd", "0.1", **kw)

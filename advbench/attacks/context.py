@@ -34,6 +34,8 @@ class BatchVerdict:
         n_forward, n_backward: int64 [B] queries counted per sample.
         extras: per-sample columns the attack returned beside ``x_adv``.
         budget_exhausted: the attack was stopped at the query budget (its best in-budget points are kept).
+        refused: bool [B] for a cascade member whose passes ran in bf16: candidates bf16 calls adversarial and
+            the float32 judge does not (never successes); ``None`` in float32.
     """
 
     x_adv: "torch.Tensor"
@@ -44,6 +46,7 @@ class BatchVerdict:
     n_backward: "torch.Tensor"
     extras: dict[str, Any] = field(default_factory=dict)
     budget_exhausted: bool = False
+    refused: "torch.Tensor | None" = None
 
     @property
     def adv_pred(self) -> "torch.Tensor":

@@ -92,6 +92,11 @@ class Ensemble(Attack):
     harness re-judges what is returned and has the final word; ``broken_by`` is the ensemble's own verdict
     and agrees with it except, in principle, for a candidate within float rounding of the decision boundary.
 
+    With ``--precision bf16`` the members' passes run in bf16 and their candidates are judged in float32: a
+    candidate only bf16 calls adversarial does not take its sample out of the cascade (the next member attacks
+    it, in the same batch as the rest), and if no later member breaks the sample that candidate is its output,
+    so the harness attacks it again in float32 as it does for any attack's refused success.
+
     Options:
         members: comma-separated registry names, run in order. Unset: the ``version``'s list, where a
             member the current host does not register is skipped (the reason is in ``skipped`` and a
@@ -223,7 +228,8 @@ class Ensemble(Attack):
             threat: the norm and a finite eps (every member, minimum-norm ones included, runs at it).
             generator: seeds one generator per member.
         Returns:
-            AttackOutput with x_adv [B, C, H, W] (x where no member succeeded) and extras
+            AttackOutput with x_adv [B, C, H, W] (x where no member succeeded; in bf16, a refused candidate
+            where one was made) and extras
             ``{"broken_by": list of B member names or ""}``.
         """
         if not math.isfinite(threat.eps):
@@ -248,6 +254,13 @@ class Ensemble(Attack):
                 raise AttackError(f"ensemble member {name!r}: {exc}") from exc
             broken = verdict.success
             x_adv[todo[broken]] = verdict.x_adv[broken]
+            if verdict.refused is not None:
+                # bf16 passes: a candidate float32 refuses stays as the sample's output unless a later member
+                # breaks it, so that the harness, which attacks such samples again in float32, still sees it
+                # (one that did not move is no candidate: the sample keeps an earlier one)
+                moved = (verdict.x_adv != x[todo]).flatten(1).any(dim=1)
+                keep = verdict.refused & moved
+                x_adv[todo[keep]] = verdict.x_adv[keep]
             for i in todo[broken].tolist():  # one host sync per member
                 broken_by[i] = name
             todo = todo[~broken]

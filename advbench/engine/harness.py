@@ -32,7 +32,8 @@ from ..attacks.eot import EOT_SEED_SALT, eot_settings, expectation
 from ..attacks.base import Attack, AttackOutput, Goal
 from ..attacks.context import BatchVerdict
 from ..errors import AttackError
-from ..oracles import Budget, Oracle, QueryBudgetExhausted, QueryLedger, judge_logits, make_oracle
+from ..oracles import (Budget, Oracle, QueryBudgetExhausted, QueryLedger, attack_precision_logits, judge_logits,
+                       make_oracle)
 from ..threat import ThreatModel
 from .interrupts import Deadline
 
@@ -101,16 +102,18 @@ class Harness:
         self.queries = queries
         self.precision = precision
         self._attack_forward = model
+        self._judge = None  # the float32 model, handed to oracles whose forward is not it (bf16)
         if precision == "bf16":
             from .accel import autocast_forward
 
             device = next((p.device for p in model.parameters()), torch.device("cpu")) \
                 if isinstance(model, torch.nn.Module) else torch.device("cpu")
             self._attack_forward = autocast_forward(model, device)
+            self._judge = model
 
     def oracle(self, access: str, batch_size: int, device: torch.device | str) -> Oracle:
         """A fresh oracle of ``access`` over this model for a batch of ``batch_size`` (its own ledger)."""
-        return make_oracle(access, self._attack_forward, batch_size, self.num_classes, device)
+        return make_oracle(access, self._attack_forward, batch_size, self.num_classes, device, judge=self._judge)
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,7 +153,7 @@ class Harness:
         # the harness's own references: an attack that rebinds the ledger's attributes cannot swap these
         n_forward, n_backward = ledger.n_forward, ledger.n_backward
         oracle = with_eot(make_oracle(attack.access, self._attack_forward, x.shape[0], self.num_classes, x.device,
-                                      ledger=ledger), attack, generator)
+                                      ledger=ledger, judge=self._judge), attack, generator)
         x_adv, extras, stopped = x.clone(), {}, False
         if todo.numel():
             view = oracle if every else oracle.subset(todo)
@@ -315,7 +318,10 @@ def run_member(attack: Attack, oracle: Oracle, x: torch.Tensor, goal: Goal, thre
     """The contract for a cascade's member on rows the cascade chose (every row of ``oracle`` is attacked).
 
     The member gets ``oracle`` restricted to its own access level; its output is validated and projected, and
-    judged with one counted forward query per row on ``oracle`` (the cascade learns the verdict).
+    judged with one counted forward query per row on ``oracle`` (the cascade learns the verdict), in float32
+    also when the member's passes run in bf16. There, ``refused`` marks the rows whose candidate the member's
+    own precision calls adversarial and float32 does not: they stay in the cascade for the next member (that
+    second look, in the member's precision, is one more counted pass per row).
 
     Args:
         oracle: the cascade's oracle over exactly the rows of ``x`` [B, ...] (a :meth:`Oracle.subset` view).
@@ -329,7 +335,10 @@ def run_member(attack: Attack, oracle: Oracle, x: torch.Tensor, goal: Goal, thre
     logits = judge_logits(oracle, x_adv, counted=True).float()
     success = goal.is_adversarial(logits)
     attacked = torch.ones_like(success)
-    return BatchVerdict(x_adv, logits, success, attacked, oracle.n_forward, oracle.n_backward, extras)
+    low = attack_precision_logits(oracle, x_adv)
+    refused = None if low is None else goal.is_adversarial(low.float()) & ~success
+    return BatchVerdict(x_adv, logits, success, attacked, oracle.n_forward, oracle.n_backward, extras,
+                        refused=refused)
 
 
 def scatter_extras(extras: dict[str, list[Any]], rows: list[int], n: int,
