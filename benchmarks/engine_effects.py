@@ -1,7 +1,7 @@
 """The one-device settings of issue 14, each measured side by side in one process (ratios, not seconds).
 
     python benchmarks/engine_effects.py [--n-samples 500] [--repeats 2] [--only compaction,carry,bf16,layout]
-                                        [--models A,B | --models zoo]
+                                        [--models A,B | --models zoo] [--seeds N]
 
 * compaction: early stop's dropping of broken rows (:mod:`advbench.attacks.active`) against the same attack with
   it off (``COMPACT_EVERY`` huge: BIM and MI-FGSM as before this change, APGD compacting at its checkpoints only);
@@ -9,7 +9,8 @@
 * carry: eps carry-over on and off, on the embedded default's attacks and eps (fgsm, pgd; 0.1, 0.2, 0.3);
   wall time, queries actually spent (rows not carried) and robust accuracy per cell;
 * bf16: ``--precision bf16`` against fp32 on the shipped zoo (pgd, eps 0.1, 0.2, 0.3): robust accuracy,
-  successes refused by float32 re-judging, wall time;
+  successes refused by float32 re-judging, wall time; with ``--seeds N``, both at seeds 0..N-1 and each cell
+  averaged over them (one seed's difference is mostly PGD's random start, not bf16);
 * layout: the CPU default (max pools on a channels-last copy), a channels-last model and ``torch.compile``
   against the plain module (pgd and square, eps 0.1) on this device: wall-time ratios and identical rows.
 
@@ -92,13 +93,15 @@ def carry(n: int, repeats: int, threads: int) -> None:
     print(diff.round(1).to_string())
 
 
-def bf16(n: int, repeats: int, threads: int) -> None:
-    print(f"\n## bf16 vs fp32 (pgd, eps 0.1, 0.2, 0.3, {n} samples)\n")
+def bf16(n: int, repeats: int, threads: int, seeds: int = 1) -> None:
+    print(f"\n## bf16 vs fp32 (pgd, eps 0.1, 0.2, 0.3, {n} samples" + (f", seeds 0-{seeds - 1}" if seeds > 1 else "")
+          + ")\n")
+    if seeds > 1:
+        return _bf16_seeds(n, threads, seeds)
     runs = {"fp32": [], "bf16": []}
 
     def run(precision: str, out: Path, seed: int = 0):
-        return timed(lambda: advbench.evaluate(list(MODELS), "pgd", "0.1,0.2,0.3", n_samples=n, precision=precision,
-                                               threads=threads, out=out, seed=seed))
+        return _bf16_run(n, threads, precision, out, seed)
 
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
@@ -121,6 +124,55 @@ def bf16(n: int, repeats: int, threads: int) -> None:
     print(f"bf16 - fp32: largest |difference| {diff.abs().max():.1f} pp (target <= 0.5), mean {diff.mean():+.2f} pp "
           f"over {len(diff)} cells, smallest sign-test p {table['p'].min():.3f}; fp32 reseeded: largest "
           f"|difference| {reseed.abs().max():.1f} pp, mean {reseed.mean():+.2f} pp")
+
+
+def _bf16_run(n: int, threads: int, precision: str, out: Path, seed: int):
+    return timed(lambda: advbench.evaluate(list(MODELS), "pgd", "0.1,0.2,0.3", n_samples=n, precision=precision,
+                                           threads=threads, out=out, seed=seed))
+
+
+def _bf16_seeds(n: int, threads: int, seeds: int) -> None:
+    """bf16 against fp32 at ``seeds`` seeds each (paired: seed s in both): each cell's robust accuracy averaged
+    over the seeds, so that the comparison is not one draw of PGD's random starts. With n below the split's size
+    the seed also draws the samples: use the whole split (1,000)."""
+    robust: dict[str, list[pd.Series]] = {"fp32": [], "bf16": []}
+    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    rows: dict[str, list[pd.DataFrame]] = {"fp32": [], "bf16": []}
+    refused = wrong = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(seeds):
+            for p in (("fp32", "bf16") if seed % 2 == 0 else ("bf16", "fp32")):
+                out = Path(tmp) / f"{p}-{seed}"
+                result, t = _bf16_run(n, threads, p, out, seed)
+                robust[p].append(_robust(result.rows) * 100)
+                times[p].append(t)
+                rows[p].append(result.rows)
+                if p == "bf16":
+                    refused += int(result.manifest["bf16_rejected"])
+                    wrong += _fails_fp32(result.rows, out)
+    per_seed = pd.concat([b - a for a, b in zip(robust["fp32"], robust["bf16"])], axis=1)  # [cells, seeds] pp
+    fp32 = pd.concat(robust["fp32"], axis=1)
+    bf16_runs = pd.concat(robust["bf16"], axis=1)
+    diff = per_seed.mean(axis=1)
+    se = per_seed.std(axis=1, ddof=1) / seeds**0.5
+    pooled = [_discordant(a, b) for a, b in zip(rows["fp32"], rows["bf16"])]
+    only_a = sum(d["robust only fp32"] for d in pooled)
+    only_b = sum(d["robust only bf16"] for d in pooled)
+    from scipy.stats import binomtest
+
+    p_values = [binomtest(int(x), int(x + y)).pvalue if x + y else 1.0 for x, y in zip(only_a, only_b)]
+    ratio = statistics.median(times["bf16"]) / statistics.median(times["fp32"])
+    print(f"bf16/fp32 wall (median over seeds): {ratio:.2f}; bf16 successes float32 refused (attacked again in "
+          f"float32), all seeds: {refused}; recorded successes that fail an independent float32 check: {wrong}")
+    table = pd.DataFrame({
+        f"bf16 - fp32, mean of {seeds} seeds (pp)": diff, "standard error (pp)": se,
+        "fp32 sd over seeds (pp)": fp32.std(axis=1, ddof=1), "bf16 sd over seeds (pp)": bf16_runs.std(axis=1, ddof=1),
+        "robust only fp32 (all seeds)": only_a, "robust only bf16 (all seeds)": only_b,
+        "p": pd.Series(p_values, index=only_a.index)})
+    print(table.round(3).to_string())
+    print(f"bf16 - fp32, mean over {seeds} seeds: largest |difference| {diff.abs().max():.2f} pp (target <= 0.5), "
+          f"mean {diff.mean():+.3f} pp over {len(diff)} cells; smallest pooled sign-test p {min(p_values):.3f}; "
+          f"one seed's |bf16 - fp32| reached {per_seed.abs().max().max():.1f} pp")
 
 
 def _discordant(a, b) -> dict:
@@ -192,6 +244,8 @@ def main() -> None:
     parser.add_argument("--n-samples", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="bf16: compare at this many seeds (paired) and average each cell over them")
     parser.add_argument("--only", default="compaction,carry,bf16,layout")
     parser.add_argument("--models", default=",".join(MODELS),
                         help="models of the carry and bf16 runs (comma-separated), or `zoo`: every shipped mnist-5k "
@@ -201,7 +255,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     steps = {"compaction": compaction, "carry": carry, "bf16": bf16, "layout": layout}
     for name in args.only.split(","):
-        steps[name](args.n_samples, args.repeats, args.threads)
+        if name == "bf16":
+            bf16(args.n_samples, args.repeats, args.threads, args.seeds)
+        else:
+            steps[name](args.n_samples, args.repeats, args.threads)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,28 @@ def test_dry_run_writes_nothing_and_counts_the_passes_a_real_run_records(tmp_pat
     assert next(c for c in plan["cells"] if c["attack"] == "pgd")["passes"] == {"forward": 3, "backward": 3}
 
 
+def test_a_dry_run_measures_with_the_threads_the_run_would_have(monkeypatch):
+    # the calibration and pilots must run with the run's thread choice: with torch's default (every core) on a
+    # shared machine they thrashed and the estimate came out 3-4x the real run (92 s vs 29 s)
+    import torch
+
+    from advbench.engine import estimate as estimate_module
+    from advbench.engine.config import RunConfig
+    from advbench.plugins import get_host
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    during = []
+    calibrate = estimate_module.calibrate
+    monkeypatch.setattr(estimate_module, "calibrate",
+                        lambda *a, **k: (during.append(torch.get_num_threads()), calibrate(*a, **k))[1])
+    config = RunConfig(models=("linear.mnist5k_std",), attacks=("fgsm",), eps=(0.1,), n_samples=16, threads=2,
+                       sanity_checks=False)
+    plan = estimate_module.estimate_run(config, get_host())
+    assert during == [2] and plan.threads == 2 and plan.record()["threads"] == 2
+    assert torch.get_num_threads() == before
+
+
 def test_restarts_are_bounded_by_their_passes(tmp_path):
     """With restarts, a later run attacks only what is still robust: the rows stay within the bound, and the
     bound counts the check of every run's last iterate but the final one's."""

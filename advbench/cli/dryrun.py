@@ -34,7 +34,8 @@ def print_estimate(estimate, fmt: str, config) -> None:
                "expected", "at most", "note"]
     console = out_console()
     console.print(listing_table(f"dry run: {len(estimate.cells)} cells, {estimate.n_samples} samples of "
-                                f"{config.dataset}/{config.split}, batch {config.batch_size}, device {config.device}",
+                                f"{config.dataset}/{config.split}, batch {config.batch_size}, device {config.device}"
+                                f"{f', {estimate.threads} thread' + ('s' if estimate.threads != 1 else '') if estimate.threads else ''}",
                                 columns, rows))
     for reason in estimate.dropped:
         note(f"left out: {reason}")

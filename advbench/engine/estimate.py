@@ -43,6 +43,7 @@ from .resolve import pick_transfer_attack, resolve_run
 from .runner import cell_seed
 from .samples import select_samples
 from .session import ModelSession, open_session
+from .threads import run_threads
 
 #: Fraction of a model's attacked samples a pilot attacks (at least PILOT_MIN of them).
 PILOT_FRACTION = 0.05
@@ -94,6 +95,7 @@ class RunEstimate:
     fixed: dict[str, float] = field(default_factory=dict)
     n_samples: int = 0
     dropped: list[str] = field(default_factory=list)
+    threads: int = 0  # torch's intra-op threads the dry run measured with (the run's choice)
 
     @property
     def upper_s(self) -> float | None:
@@ -117,7 +119,8 @@ class RunEstimate:
     def record(self) -> dict[str, Any]:
         """Plain data (``--format json``)."""
         return {
-            "n_samples": self.n_samples, "expected_s": self.expected_s, "upper_s": self.upper_s,
+            "n_samples": self.n_samples, "threads": self.threads, "expected_s": self.expected_s,
+            "upper_s": self.upper_s,
             "fixed_s": dict(self.fixed), "dropped": list(self.dropped),
             "cells": [{"model": c.cell.model, "attack": c.cell.attack, "norm": c.cell.norm.value, "eps": c.cell.eps,
                        "n_attacked": c.n_attacked,
@@ -128,7 +131,15 @@ class RunEstimate:
 
 
 def estimate_run(config: RunConfig, host) -> RunEstimate:
-    """Resolve ``config`` on ``host``, calibrate on each model, and estimate every cell (writes nothing)."""
+    """Resolve ``config`` on ``host``, calibrate on each model, and estimate every cell (writes nothing), with the
+    intra-op threads the run would have (:func:`~advbench.engine.threads.run_threads`)."""
+    with run_threads(config.threads) as threads:
+        estimate = _estimate_run(config, host)
+    estimate.threads = threads.threads
+    return estimate
+
+
+def _estimate_run(config: RunConfig, host) -> RunEstimate:
     t0 = time.perf_counter()
     resolved = resolve_run(config, host)
     device = torch.device(config.device)

@@ -29,7 +29,7 @@ from .samples import select_samples
 from .scheduler import ModelUnit, schedule
 from .session import load_model, open_session
 from .spill import Spill, discard
-from .threads import choose_threads
+from .threads import run_threads
 from .transfer import AdversarialStore, matrix_frame, transfer_rows
 from .unit import Failed, Opened, UnitWorker, one_line, train_split
 
@@ -100,44 +100,41 @@ def execute(config: RunConfig, host, reporter: Reporter | None = None, executor:
     device = torch.device(config.device)
     sample_ids, x, y = select_samples(resolved.dataset, config.split, config.n_samples, config.seed,
                                       config.dataset_options)
-    recorder = Recorder.open(config, host, resolved, (sample_ids, x, y), device)
-    threads = choose_threads(config.threads)
-    recorder.manifest["threads"] = threads.to_json()
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads.threads)
-    spill = None
-    try:
-        # adversarials on disk a batch at a time: memory does not grow with the sample count (:mod:`.spill`)
-        spill = Spill(recorder.run_dir)
-        transfer_attack = pick_transfer_attack(config, resolved.attack_specs)
-        # the matrix holds target accuracies: an unlabelled run (the noise dataset) has none to show
-        keep = (config.transfer_matrix and transfer_attack is not None and bool((y >= 0).any())
-                and len({c.model for c in resolved.plan.cells}) > 1)
-        run = _Run(config, host, resolved, recorder, reporter, device, sample_ids, x, y,
-                   transfer_attack if keep else None, spill=spill)
-        reporter.run_started(resolved.plan, int(sample_ids.numel()))
-        units = schedule(resolved.plan)
-        (executor or run_locally)(run, units)
-        frames = _in_schedule_order(run, units)
-        rows = pd.concat(frames, ignore_index=True) if frames else empty_rows()
-        transfer = _transfer_matrix(run) if run.adversarials.cells else None
-        if config.sanity_checks:
-            from .sanity import row_flags, transfer_flags
+    with run_threads(config.threads) as threads:  # the cores free for it (a shared machine thrashes otherwise)
+        recorder = Recorder.open(config, host, resolved, (sample_ids, x, y), device)
+        recorder.manifest["threads"] = threads.to_json()
+        spill = None
+        try:
+            # adversarials on disk a batch at a time: memory does not grow with the sample count (:mod:`.spill`)
+            spill = Spill(recorder.run_dir)
+            transfer_attack = pick_transfer_attack(config, resolved.attack_specs)
+            # the matrix holds target accuracies: an unlabelled run (the noise dataset) has none to show
+            keep = (config.transfer_matrix and transfer_attack is not None and bool((y >= 0).any())
+                    and len({c.model for c in resolved.plan.cells}) > 1)
+            run = _Run(config, host, resolved, recorder, reporter, device, sample_ids, x, y,
+                       transfer_attack if keep else None, spill=spill)
+            reporter.run_started(resolved.plan, int(sample_ids.numel()))
+            units = schedule(resolved.plan)
+            (executor or run_locally)(run, units)
+            frames = _in_schedule_order(run, units)
+            rows = pd.concat(frames, ignore_index=True) if frames else empty_rows()
+            transfer = _transfer_matrix(run) if run.adversarials.cells else None
+            if config.sanity_checks:
+                from .sanity import row_flags, transfer_flags
 
-            run.flags.extend(transfer_flags(transfer))
-            run.flags.extend(row_flags(rows, resolved.attack_specs))
-        recorder.finish(rows, run.flags, transfer)
-    except KeyboardInterrupt:
-        recorder.stopped("interrupted (Ctrl-C)")
-        raise
-    except StorageError as exc:
-        recorder.stopped(str(exc))
-        raise
-    finally:
-        torch.set_num_threads(previous_threads)
-        if spill is not None:
-            spill.close()
-        recorder.close()
+                run.flags.extend(transfer_flags(transfer))
+                run.flags.extend(row_flags(rows, resolved.attack_specs))
+            recorder.finish(rows, run.flags, transfer)
+        except KeyboardInterrupt:
+            recorder.stopped("interrupted (Ctrl-C)")
+            raise
+        except StorageError as exc:
+            recorder.stopped(str(exc))
+            raise
+        finally:
+            if spill is not None:
+                spill.close()
+            recorder.close()
     reporter.run_finished()
     return RunOutcome(rows, resolved.plan, recorder.failures, recorder.run_dir, recorder.manifest, run.flags, transfer,
                       recorder.resume_log if config.resume else None)

@@ -17,8 +17,10 @@ from __future__ import annotations
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import ConfigError
 
@@ -126,4 +128,19 @@ def choose_threads(explicit: int | None = None, environ: dict[str, str] | None =
     return ThreadChoice(max(1, min(limit, free)), "auto", cores, quota, None if idle is None else round(idle, 2))
 
 
-__all__ = ["ThreadChoice", "affinity_cores", "cgroup_quota", "choose_threads", "idle_cores"]
+@contextmanager
+def run_threads(explicit: int | None = None) -> Iterator[ThreadChoice]:
+    """torch's intra-op threads set to :func:`choose_threads`'s choice for the body (a run, or a dry run's
+    calibration and pilots, which must measure with the threads the run will have), restored afterwards."""
+    import torch
+
+    choice = choose_threads(explicit)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(choice.threads)
+    try:
+        yield choice
+    finally:
+        torch.set_num_threads(previous)
+
+
+__all__ = ["ThreadChoice", "affinity_cores", "cgroup_quota", "choose_threads", "idle_cores", "run_threads"]
