@@ -106,7 +106,7 @@ def spread_samples(n: int, device: torch.device | str) -> tuple[torch.Tensor, to
 def as_advbench_runs_it(model: torch.nn.Module, device) -> tuple[torch.nn.Module, dict]:
     """(a copy of ``model`` as ``advbench run`` runs it by default, what was applied): the engine's own
     :func:`advbench.engine.session.accelerate` with the default settings (on the CPU: max pools on a
-    channels-last copy, bit-identical numbers). The other library keeps the plain module, as its users have it."""
+    channels-last copy with autograd, strided maxima without; identical numbers). The other library keeps the plain module, as its users have it."""
     import copy
 
     from advbench.engine.config import RunConfig

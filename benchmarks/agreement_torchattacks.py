@@ -300,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         adv_model, applied = (model, {}) if args.plain_model else as_advbench_runs_it(model, device)
         if applied.get("channels_last_pools"):
             notes.append(f"{model_name}: advbench runs it with {applied['channels_last_pools']} max pools on a "
-                         "channels-last copy (advbench.models.pooling; identical numbers), torchattacks the plain module")
+                         "channels-last copy with autograd and strided maxima without (advbench.models.pooling; "
+                         "identical numbers), torchattacks the plain module")
         with torch.no_grad():
             clean_logits = torch.cat([model(x[i : i + args.batch_size]) for i in range(0, n, args.batch_size)]).float()
             clean_pred = clean_logits.argmax(1)

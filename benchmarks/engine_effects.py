@@ -11,7 +11,7 @@
 * bf16: ``--precision bf16`` against fp32 on the shipped zoo (pgd, eps 0.1, 0.2, 0.3): robust accuracy,
   successes refused by float32 re-judging, wall time; with ``--seeds N``, both at seeds 0..N-1 and each cell
   averaged over them (one seed's difference is mostly PGD's random start, not bf16);
-* layout: the CPU default (max pools on a channels-last copy), a channels-last model and ``torch.compile``
+* layout: the CPU default (max pools switched: a channels-last copy with autograd, strided maxima without), a channels-last model and ``torch.compile``
   against the plain module (pgd and square, eps 0.1) on this device: wall-time ratios and identical rows.
 
 Every run uses one intra-op thread unless ``--threads`` says otherwise (a shared machine thrashes with more).
@@ -212,7 +212,8 @@ def _fails_fp32(rows, run_dir: Path) -> int:
 
 def layout(n: int, repeats: int, threads: int) -> None:
     print(f"\n## memory layout and torch.compile (cnn.mnist5k_std, eps 0.1, {n} samples)\n")
-    print("plain: --no-channels-last; pools: the CPU default (max pools on a channels-last copy); "
+    print("plain: --no-channels-last; pools: the CPU default (max pools switched: a channels-last copy with "
+          "autograd, strided maxima without); "
           "channels_last: the whole model; compile: torch.compile of the default\n")
     kinds = {"plain": {"channels_last": False}, "pools": {}, "channels_last": {"channels_last": True},
              "compile": {"compile": True}}

@@ -4,8 +4,8 @@ bf16 autocast for the attacks' passes, and halving the batch on CUDA out-of-memo
 * Channels-last (``--channels-last``; default: on for conv nets on CUDA, where cuDNN's NHWC kernels pay; off on
   the CPU, where it did not pay in our measurements) changes the memory layout of the model's weights, not
   their values (a module's fingerprint digests contiguous copies). By default on the CPU only the max-pool
-  layers run channels-last (:mod:`advbench.models.pooling`: bit-identical outputs and gradients, 2-4x faster
-  pools; ``--no-channels-last`` leaves them too).
+  layers are switched (:mod:`advbench.models.pooling`: a channels-last copy with autograd, strided maxima without;
+  the same outputs and gradients, 2-9x faster pools; ``--no-channels-last`` leaves them too).
 * ``--compile`` wraps the forward in ``torch.compile(dynamic=True)`` (early stop shrinks batches, which would
   otherwise recompile for every size). A forward and an input-gradient backward on two samples compile it up
   front; if that raises, the run goes on with the plain module after a one-line warning.
@@ -31,7 +31,7 @@ class Acceleration:
 
     Attributes:
         channels_last: the module's weights are in channels-last format.
-        channels_last_pools: how many max-pool layers pool on a channels-last copy (CPU default).
+        channels_last_pools: how many max-pool layers are switched to :mod:`advbench.models.pooling` (CPU default).
         compiled: the harness runs ``torch.compile`` of the module. compile_error: why compiling fell back.
         precision: the attacks' arithmetic (``fp32``/``bf16``). batch_size: the batch size last used.
     """
