@@ -5,7 +5,8 @@ bf16 autocast for the attacks' passes, and halving the batch on CUDA out-of-memo
   the CPU, where it did not pay in our measurements) changes the memory layout of the model's weights, not
   their values (a module's fingerprint digests contiguous copies). By default on the CPU only the max-pool
   layers are switched (:mod:`advbench.models.pooling`: a channels-last copy with autograd, strided maxima without;
-  the same outputs and gradients, 2-9x faster pools; ``--no-channels-last`` leaves them too).
+  the same outputs and gradients; pools about 10x faster without autograd, 2-4x with; ``--no-channels-last``
+  leaves them too).
 * ``--compile`` wraps the forward in ``torch.compile(dynamic=True)`` (early stop shrinks batches, which would
   otherwise recompile for every size). A forward and an input-gradient backward on two samples compile it up
   front; if that raises, the run goes on with the plain module after a one-line warning.
