@@ -73,21 +73,83 @@ class Budget:
         norms = flat_norm((x - self.x0[index]).detach(), self.threat.norm)
         ok = adversarial & (norms <= self.threat.eps + 1e-6)
         norms = torch.where(ok, norms, torch.full_like(norms, float("inf")))
-        per_sample = torch.full_like(self.best_norm, float("inf")).scatter_reduce(0, index, norms, "amin")
-        better = ok & (norms == per_sample[index]) & (norms < self.best_norm[index])
-        rows = better.nonzero().squeeze(1)
+        samples, rows = improving_rows(norms, index, self.best_norm)
         if rows.numel():
-            # several rows of one sample can tie: keep the first (scatter of row numbers, amin, over the B
-            # samples: ``index`` holds batch positions, which may exceed the N rows of this query)
-            first = torch.full((self.best_norm.shape[0],), index.numel(), dtype=torch.int64, device=index.device)
-            first = first.scatter_reduce(0, index[rows], rows, "amin")
-            rows = rows[first[index[rows]] == rows]
-            self.best_x[index[rows]] = x[rows].detach().to(self.best_x.dtype)
-            self.best_norm[index[rows]] = norms[rows]
+            self.best_x[samples] = x[rows].detach().to(self.best_x.dtype)
+            self.best_norm[samples] = norms[rows]
 
     def result(self) -> torch.Tensor:
         """[B, C, H, W]: the best adversarial seen per sample, or x where none was."""
         return self.best_x
+
+
+def improving_row(values: torch.Tensor, index: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+    """Per sample, the row of a query that sets its new minimum: int64 [B], N where no row does.
+
+    ``values`` [N] belong to batch positions ``index`` [N] (a sample may have several rows, e.g. a score attack's
+    candidates); ``best`` [B] holds each sample's minimum so far. A sample's row of smallest value is taken if it
+    beats ``best`` (ties between its rows: the first). No host sync.
+    """
+    n = values.shape[0]
+    per_sample = torch.full_like(best, float("inf")).scatter_reduce(0, index, values, "amin")
+    wins = (values == per_sample[index]) & (values < best[index])
+    rows = torch.arange(n, device=index.device)
+    return torch.full(best.shape, n, dtype=torch.int64, device=index.device).scatter_reduce(
+        0, index, torch.where(wins, rows, n), "amin")
+
+
+def improving_rows(values: torch.Tensor, index: torch.Tensor, best: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch positions [M], their rows [M]) of :func:`improving_row`'s improvements, for an update in place of
+    the M improved samples only. One host sync."""
+    row = improving_row(values, index, best)
+    samples = (row < values.shape[0]).nonzero().squeeze(1)
+    return samples, row[samples]
+
+
+class LowestMargin:
+    """Per sample, the queried point whose margin, by the attack's own logits, was the lowest.
+
+    For ``--precision bf16``: an attack stops early and picks its output by bf16 logits, so an iterate float32
+    would call adversarial is passed by wherever bf16 does not (the harness's float32 look at the output misses it;
+    only successes bf16 reports and float32 refuses are attacked again). The harness judges this point in float32
+    for the samples the output did not break. Costs one copy of the batch and a margin per queried row.
+
+    Args:
+        goal: the batch's goal. x0: [B, C, H, W] the clean batch (the point kept until a query is seen).
+    """
+
+    def __init__(self, goal: "Goal", x0: torch.Tensor) -> None:
+        self.goal = goal
+        self.x = x0.clone()
+        self.margin = torch.full((x0.shape[0],), float("inf"), device=x0.device)
+
+    def observe(self, x: torch.Tensor, index: torch.Tensor, logits: torch.Tensor) -> None:
+        """Keep, per sample, the row of ``x`` [N, ...] (batch positions ``index`` [N]) of lowest margin."""
+        if x.shape[0] == 0:
+            return
+        margins = self.goal.margin(logits.detach().float(), index)
+        # on a GPU no host sync inside the attack's loop; on the CPU (where a sync is free) only improved samples
+        (self._update_gathered if x.is_cuda else self._update_rows)(x.detach(), index, margins)
+
+    def _update_gathered(self, x: torch.Tensor, index: torch.Tensor, margins: torch.Tensor) -> None:
+        """Every sample's improving row gathered, kept where it improves: [B]-sized work, no host sync."""
+        row = improving_row(margins, index, self.margin)
+        took = row < x.shape[0]
+        row = row.clamp_max(x.shape[0] - 1)
+        self.x = torch.where(took.view(-1, *([1] * (x.dim() - 1))), x[row].to(self.x.dtype), self.x)
+        self.margin = torch.where(took, margins[row], self.margin)
+
+    def _update_rows(self, x: torch.Tensor, index: torch.Tensor, margins: torch.Tensor) -> None:
+        """Only the improved samples written: work in their number, one host sync."""
+        samples, rows = improving_rows(margins, index, self.margin)
+        if rows.numel():
+            self.x[samples] = x[rows].to(self.x.dtype)
+            self.margin[samples] = margins[rows]
+
+    @property
+    def seen(self) -> torch.Tensor:
+        """bool [B]: samples with a queried point kept."""
+        return torch.isfinite(self.margin)
 
 
 class QueryLedger:
@@ -99,8 +161,9 @@ class QueryLedger:
     """
 
     def __init__(self, batch_size: int, device: torch.device | str, budget: Budget | None = None,
-                 on_query: Callable[[], None] | None = None) -> None:
+                 on_query: Callable[[], None] | None = None, lowest: "LowestMargin | None" = None) -> None:
         self.on_query = on_query  # called before every query (the --cell-timeout check, progress reports)
+        self.lowest = lowest  # bf16: the queried point of lowest margin per sample (see LowestMargin)
         self.batch_size = int(batch_size)
         self.device = torch.device(device)
         self.n_forward = torch.zeros(self.batch_size, dtype=torch.int64, device=self.device)
@@ -127,7 +190,9 @@ class QueryLedger:
 
     def observe(self, x: torch.Tensor, index: torch.Tensor, logits: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> None:
-        """Offer queried points to the budget's best-in-budget tracker (no-op without a budget)."""
+        """Offer queried points to the budget's best-in-budget tracker and the lowest-margin one (each where set)."""
+        if self.lowest is not None and logits is not None:
+            self.lowest.observe(x, index, logits)
         if self.budget is None:
             return
         goal = self.budget.goal
@@ -355,6 +420,6 @@ def attack_precision_logits(oracle: Oracle, x: torch.Tensor) -> torch.Tensor | N
 
 
 __all__ = [
-    "Budget", "QueryBudgetExhausted", "QueryLedger", "Oracle", "GradientOracle", "ScoreOracle", "LabelOracle",
+    "Budget", "LowestMargin", "improving_row", "improving_rows", "QueryBudgetExhausted", "QueryLedger", "Oracle", "GradientOracle", "ScoreOracle", "LabelOracle",
     "ORACLES", "make_oracle", "judge_logits", "attack_precision_logits", "check_index",
 ]

@@ -119,6 +119,56 @@ def test_a_bf16_ensemble_judges_members_in_float32_and_passes_refused_samples_on
     assert int((low.success[rejected] != ref.success[rejected]).sum()) <= 1
 
 
+class _FavoursTheLabelUnderAutocast(torch.nn.Module):
+    """The model in float32; under autocast the same logits plus 3 on class ``label`` (every sample's label here):
+    margins keep their order, but bf16 calls far fewer points adversarial than float32 does."""
+
+    def __init__(self, model: torch.nn.Module, label: int) -> None:
+        super().__init__()
+        self.model, self.label = model, label
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)
+        if torch.is_autocast_enabled("cpu"):
+            logits = logits + 3.0 * torch.nn.functional.one_hot(torch.tensor(self.label), logits.shape[1])
+        return logits
+
+
+def test_a_bf16_run_takes_a_queried_point_float32_calls_adversarial_that_the_output_passed_by(cnn, mnist_test):
+    # The attack queries known adversarials (found by float32 PGD), then returns x itself: bf16 never called the
+    # queried points adversarial, so only the lowest-margin point, judged in float32, can record the success.
+    from dataclasses import dataclass
+
+    from advbench.attacks.base import Attack
+
+    label = int(mnist_test[1].mode().values)
+    keep = (mnist_test[1] == label).nonzero().squeeze(1)[:40]
+    x, y = mnist_test[0][keep], mnist_test[1][keep]
+    threat = ThreatModel(Norm.LINF, 0.2)
+    found = Harness(cnn, 10).attack(PGD(steps=20), x, y, threat, torch.Generator().manual_seed(0))
+    assert found.success.sum() >= 5
+
+    @dataclass
+    class QueriesThenGivesUp(Attack):
+        name = "queries_then_gives_up"
+
+        def run(self, oracle, xs, goal, threat, generator):
+            oracle(found.x_adv[: xs.shape[0]])  # every row in order: the known adversarials
+            oracle(xs)  # and the clean points, of higher margin
+            return xs.clone()
+
+    model = _FavoursTheLabelUnderAutocast(cnn, label)
+    fp32 = Harness(model, 10).attack(QueriesThenGivesUp(), x, y, threat, torch.Generator())
+    low = Harness(model, 10, precision="bf16").attack(QueriesThenGivesUp(), x, y, threat, torch.Generator())
+    assert not fp32.success.any()  # float32 takes only what the attack returns
+    recovered = torch.tensor(low.extras["bf16_recovered"])
+    assert torch.equal(low.success, found.success & low.attacked) and torch.equal(recovered, low.success)
+    assert torch.equal(low.x_adv[low.success], found.x_adv[low.success])
+    with torch.no_grad():
+        assert (cnn(low.x_adv[low.success]).argmax(1) != label).all()  # each holds in float32
+    assert not any(low.extras["bf16_rejected"])
+
+
 def test_bf16_is_part_of_the_fingerprint_and_counted_in_the_manifest():
     kw = dict(attack_options={"pgd": {"steps": 3}}, n_samples=30)
     fp32 = advbench.evaluate("cnn.mnist5k_std", "pgd", "0.1", **kw)

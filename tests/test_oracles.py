@@ -72,3 +72,50 @@ def test_restricted_views_share_counters_and_enforce_access():
     oracle.restricted("score")(torch.rand(1, 3, 2, 2), index=torch.tensor([1]))
     assert oracle.n_forward.tolist() == [1, 2]
     assert oracle.restricted("gradient") is oracle
+
+
+# -- the lowest-margin point of a bf16 run ---------------------------------------------------------------
+
+def test_goal_margin_is_negative_exactly_where_the_top1_goal_holds():
+    from advbench.attacks.base import Goal
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(200, 10, generator=g)
+    labels = torch.randint(0, 10, (200,), generator=g)
+    for goal in (Goal(labels=labels), Goal(labels=labels, targets=(labels + 1) % 10)):
+        margin = goal.margin(logits)
+        assert torch.equal(margin < 0, goal.is_adversarial(logits))  # no exact ties in random logits
+    assert Goal(labels=torch.tensor([0])).margin(torch.tensor([[2.0, 5.0, 1.0]])).item() == -3.0
+    assert Goal(labels=torch.tensor([0]), targets=torch.tensor([2])).margin(torch.tensor([[2.0, 5.0, 1.0]])).item() == 4.0
+
+
+def test_the_lowest_margin_point_per_sample_is_kept_with_or_without_host_syncs():
+    # queries of several rows per sample (a score attack's candidates) and of subsets, in random order: both
+    # update strategies (the GPU's gathered one, the CPU's in place) keep, per sample, the first row of lowest margin
+    from advbench.attacks.base import Goal
+    from advbench.oracles import LowestMargin
+
+    g = torch.Generator().manual_seed(1)
+    b = 12
+    labels = torch.randint(0, 5, (b,), generator=g)
+    goal = Goal(labels=labels)
+    x0 = torch.rand(b, 1, 4, 4, generator=g)
+    gathered, in_place = LowestMargin(goal, x0), LowestMargin(goal, x0)
+    best = torch.full((b,), float("inf"))
+    best_x = x0.clone()
+    for _ in range(30):
+        n = int(torch.randint(1, 3 * b, (1,), generator=g))
+        index = torch.randint(0, b, (n,), generator=g)
+        x = torch.rand(n, 1, 4, 4, generator=g)
+        logits = torch.randn(n, 5, generator=g).round()  # rounded: ties between rows happen
+        gathered._update_gathered(x, index, goal.margin(logits, index))
+        in_place.observe(x, index, logits)
+        m = goal.margin(logits, index)
+        for s in range(b):  # the reference, one sample at a time
+            rows = (index == s).nonzero().squeeze(1)
+            if rows.numel() and m[rows].min() < best[s]:
+                r = rows[m[rows].argmin()]  # argmin: the first of equal minima
+                best[s], best_x[s] = m[r], x[r]
+    assert torch.equal(gathered.margin, best) and torch.equal(in_place.margin, best)
+    assert torch.equal(gathered.x, best_x) and torch.equal(in_place.x, best_x)
+    assert torch.equal(in_place.seen, torch.isfinite(best))

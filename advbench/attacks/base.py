@@ -65,6 +65,18 @@ class Goal:
             ok = ok & (logits.softmax(dim=1).gather(1, pred[:, None]).squeeze(1) >= self.min_confidence)
         return ok
 
+    def margin(self, logits: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """[N]: how far each row of ``logits`` [N, K] is from the goal, in logits; <= 0 where its top-1 condition
+        holds (ties aside; ``min_confidence`` is not part of it). Untargeted: the label's logit minus the largest
+        other; targeted: the largest other logit minus the target's."""
+        if self.targets is not None:
+            cls = self.targets if index is None else self.targets[index]
+        else:
+            cls = self.labels if index is None else self.labels[index]
+        own = logits.gather(1, cls[:, None]).squeeze(1)
+        other = logits.scatter(1, cls[:, None], float("-inf")).amax(dim=1)
+        return other - own if self.targets is not None else own - other
+
     def subset(self, index: torch.Tensor) -> "Goal":
         """The goal for rows ``index`` of the batch."""
         return Goal(self.labels[index], None if self.targets is None else self.targets[index], self.min_confidence)

@@ -32,8 +32,8 @@ from ..attacks.eot import EOT_SEED_SALT, eot_settings, expectation
 from ..attacks.base import Attack, AttackOutput, Goal
 from ..attacks.context import BatchVerdict
 from ..errors import AttackError
-from ..oracles import (Budget, Oracle, QueryBudgetExhausted, QueryLedger, attack_precision_logits, judge_logits,
-                       make_oracle)
+from ..oracles import (Budget, LowestMargin, Oracle, QueryBudgetExhausted, QueryLedger, attack_precision_logits,
+                       judge_logits, make_oracle)
 from ..threat import ThreatModel
 from .interrupts import Deadline
 
@@ -92,7 +92,9 @@ class Harness:
             to float32, see :func:`~advbench.engine.accel.autocast_forward`), while the harness judges in
             float32; a batch's extra column ``bf16_rejected`` marks the samples that bf16 judges adversarial
             and float32 does not. Those are attacked once more in float32 (their queries added to their
-            rows; not under a ``queries`` budget, where they stay recorded as not broken).
+            rows; not under a ``queries`` budget, where they stay recorded as not broken). Where the output
+            breaks nothing, the queried point of lowest bf16 margin is judged in float32 too, and taken if
+            adversarial (column ``bf16_recovered``).
     """
 
     def __init__(self, model: torch.nn.Module, num_classes: int, *, queries: int | None = None,
@@ -149,7 +151,8 @@ class Harness:
         todo = attacked.nonzero().squeeze(1)
         every = bool(todo.numel() == x.shape[0])
         budget = Budget(self.queries, goal, x, threat) if self.queries is not None else None
-        ledger = QueryLedger(x.shape[0], x.device, budget, on_query=_each_query(deadline, on_query))
+        lowest = LowestMargin(goal, x) if self.precision != "fp32" else None
+        ledger = QueryLedger(x.shape[0], x.device, budget, on_query=_each_query(deadline, on_query), lowest=lowest)
         # the harness's own references: an attack that rebinds the ledger's attributes cannot swap these
         n_forward, n_backward = ledger.n_forward, ledger.n_backward
         oracle = with_eot(make_oracle(attack.access, self._attack_forward, x.shape[0], self.num_classes, x.device,
@@ -191,6 +194,10 @@ class Harness:
                     if key in extras:
                         for row, value in zip(rows, values):
                             extras[key][row] = value
+            # bf16 may also pass by an iterate float32 calls adversarial (it stops and chooses by bf16 logits):
+            # the queried point of lowest bf16 margin is judged in float32 where the output broke nothing
+            judged, recovered = self._recovered(judged, lowest, x, goal, threat, attacked)
+            extras["bf16_recovered"] = recovered.tolist()
         return BatchVerdict(judged.x_adv, judged.logits, judged.success, attacked, n_forward, n_backward, extras,
                             stopped)
 
@@ -208,6 +215,25 @@ class Harness:
         if changed.numel():
             logits[changed] = self.logits(projected[changed])
         return Judgement(projected, logits, goal.is_adversarial(logits) & attacked)
+
+    def _recovered(self, judged: Judgement, lowest: LowestMargin, x: torch.Tensor, goal: Goal, threat: ThreatModel,
+                   attacked: torch.Tensor) -> tuple[Judgement, torch.Tensor]:
+        """(``judged`` with, for attacked samples it leaves unbroken, the lowest-margin queried point where float32
+        calls it adversarial (projected into ``threat``), bool [B] of those samples)."""
+        recovered = torch.zeros_like(judged.success)
+        rows = (attacked & ~judged.success & lowest.seen).nonzero().squeeze(1)
+        if rows.numel() == 0:
+            return judged, recovered
+        candidate = threat.project(lowest.x[rows], x[rows])
+        logits = self.logits(candidate)
+        hit = goal.is_adversarial(logits, rows)
+        rows, candidate, logits = rows[hit], candidate[hit], logits[hit]
+        if rows.numel() == 0:
+            return judged, recovered
+        x_adv, all_logits, success = judged.x_adv.clone(), judged.logits.clone(), judged.success.clone()
+        x_adv[rows], all_logits[rows], success[rows] = candidate, logits, True
+        recovered[rows] = True
+        return Judgement(x_adv, all_logits, success), recovered
 
     @torch.no_grad()
     def _rejected(self, judged: Judgement, x: torch.Tensor, goal: Goal, attacked: torch.Tensor) -> torch.Tensor:

@@ -186,6 +186,8 @@ class Recorder:
         self.manifest["failures"] = [{"cells": f.cells, "message": f.message} for f in self.failures]
         if "bf16_rejected" in rows.columns:  # successes of the bf16 attack that float32 judging refused
             self.manifest["bf16_rejected"] = int(rows["bf16_rejected"].fillna(False).astype(bool).sum())
+        if "bf16_recovered" in rows.columns:  # successes taken from the lowest-margin point bf16 passed by
+            self.manifest["bf16_recovered"] = int(rows["bf16_recovered"].fillna(False).astype(bool).sum())
         if self.config.resume:
             self.manifest["resume"] = self.resume_log
         self.manifest["finished"] = now_utc()
