@@ -32,11 +32,11 @@ def print_estimate(estimate, fmt: str, config) -> None:
              _seconds(c.expected_s), _seconds(c.upper_s), c.note] for c in estimate.cells)
     columns = ["model", "attack", "eps", "attacked", "passes/sample (fwd/bwd, at most)", "pilot mean (fwd/bwd)",
                "expected", "at most", "note"]
+    threads = "" if not estimate.threads else f", {estimate.threads} thread{'' if estimate.threads == 1 else 's'}"
     console = out_console()
     console.print(listing_table(f"dry run: {len(estimate.cells)} cells, {estimate.n_samples} samples of "
                                 f"{config.dataset}/{config.split}, batch {config.batch_size}, device {config.device}"
-                                f"{f', {estimate.threads} thread' + ('s' if estimate.threads != 1 else '') if estimate.threads else ''}",
-                                columns, rows))
+                                f"{threads}", columns, rows))
     for reason in estimate.dropped:
         note(f"left out: {reason}")
     for what, seconds in estimate.fixed.items():
